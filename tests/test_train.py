@@ -1,0 +1,140 @@
+"""Training and export end to end: tiny encoder on a real slice of tweets (fast), the real encoder (slow)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfbert.data_tables import DataError, load_tweets
+from tfbert.train import build_parser, train
+
+QUIET = dict(log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def tweets_csv(tmp_path_factory) -> Path:
+    df, _ = load_tweets()
+    sample = df.groupby("label").sample(150, random_state=0)
+    path = tmp_path_factory.mktemp("data") / "tweets.csv"
+    sample.rename(columns={"text": "tweet", "label": "mood"}).to_csv(path, index=False)
+    return path
+
+
+def _args(*argv):
+    return build_parser().parse_args(["--verbose", "0", *argv])
+
+
+def _load_in_fresh_process(path, texts, signature="serving_default", **extra):
+    code = ("import json,sys,tensorflow as tf,tensorflow_text\n"
+            "a=json.loads(sys.argv[1]); m=tf.saved_model.load(a['path'])\n"
+            "r=m.signatures[a['sig']](**{k: tf.constant(v) for k, v in a['inputs'].items()})\n"
+            "print(json.dumps({k: v.numpy().astype(str).tolist() if v.dtype==tf.string else v.numpy().tolist()"
+            " for k, v in r.items()}))\n"
+            "assert 'tfbert' not in sys.modules")
+    inputs = {"text": texts, **extra}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps({"path": str(path), "sig": signature, "inputs": inputs})],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_pair, tweets_csv):
+    out = tmp_path_factory.mktemp("out")
+    summary = train(_args("--task", "classify", "--train-file", str(tweets_csv), "--text-column", "tweet",
+                          "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16",
+                          "--learning-rate", "5e-3", "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir", str(out),
+                          "--model-name", "moods"), **QUIET)
+    return out, summary
+
+
+def test_training_lowers_the_loss_and_writes_the_run_folder(trained):
+    out, summary = trained
+    run = Path(summary["run_dir"])
+    assert run == out / "moods" / "runs" / "1"
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == summary["epochs_run"] == 3  # 360 train rows / 16 = 23 steps: 3 epochs reach 60 steps
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0] - 0.05
+    for name in ("config.json", "metrics.json", "training_curves.png", "confusion_matrix.png"):
+        assert (run / name).stat().st_size > 100, name
+    assert any((run / "logs").rglob("events.out.tfevents.*"))
+    assert not (out / "moods" / "runs" / "in-progress").exists()
+    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    assert metrics["n"] == 45 and 0 <= metrics["accuracy"] <= 1
+    assert json.loads((run / "config.json").read_text())["labels"] == ["negative", "neutral", "positive"]
+
+
+def test_export_serves_raw_strings_in_a_process_without_tfbert(trained):
+    out, summary = trained
+    version = Path(summary["export"])
+    assert version == out / "moods" / "1"
+    assert (version / "assets" / "labels.txt").read_text().split() == ["negative", "neutral", "positive"]
+    texts = ["I love this", "", "worst day ever 😡", "x" * 5000]
+    res = _load_in_fresh_process(version, texts)
+    probs = np.array(res["probabilities"])
+    assert probs.shape == (4, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert set(res["label"]) <= {"negative", "neutral", "positive"}
+    assert [["negative", "neutral", "positive"][i] for i in res["label_id"]] == res["label"]
+    assert res["label_id"] == probs.argmax(1).tolist()
+
+
+def test_second_export_gets_the_next_version_and_keeps_the_first(trained, tiny_pair, tweets_csv):
+    out, summary = trained
+    first = Path(summary["export"])
+    stamp = (first / "saved_model.pb").stat().st_mtime_ns
+    again = train(_args("--task", "classify", "--train-file", str(tweets_csv), "--text-column", "tweet",
+                        "--label-column", "mood", "--encoder", str(tiny_pair), "--epochs", "1", "--min-steps", "0",
+                        "--max-train-examples", "64", "--output-dir", str(out), "--model-name", "moods"), **QUIET)
+    assert Path(again["export"]) == out / "moods" / "2"
+    assert (first / "saved_model.pb").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (out / "moods").iterdir()) == ["1", "2", "runs"]
+
+
+def test_sentence_pairs_get_a_pairs_signature(tmp_path, tiny_pair):
+    rng = np.random.default_rng(0)
+    words = ["cat", "dog", "car", "tree", "house", "river"]
+    rows = [{"a": " ".join(rng.choice(words, 4)), "b": " ".join(rng.choice(words, 3)), "label": int(i % 2)}
+            for i in range(120)]
+    pd.DataFrame(rows).to_json(tmp_path / "pairs.jsonl", orient="records", lines=True)
+    summary = train(_args("--task", "classify", "--train-file", str(tmp_path / "pairs.jsonl"), "--text-column", "a",
+                          "--text-b-column", "b", "--encoder", str(tiny_pair), "--epochs", "1", "--min-steps", "0",
+                          "--batch-size", "16", "--output-dir", str(tmp_path / "out")), **QUIET)
+    res = _load_in_fresh_process(summary["export"], ["cat dog", "tree"], "serving_pairs", text_b=["car", "river house"])
+    assert np.array(res["probabilities"]).shape == (2, 2) and set(res["label"]) <= {"0", "1"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--learning-rate", "-1"], "--learning-rate must be positive"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--max-seq-length", "129"], "above the encoder's maximum of 128"),
+    (["--task", "classify"], "--task classify needs --train-file"),
+    (["--task", "classify", "--train-file", "missing.csv"], "missing.csv"),
+])
+def test_bad_flags_and_files_exit_2_with_a_clear_message(argv, message, tiny_pair, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tfbert.train", "--encoder", str(tiny_pair), "--output-dir",
+                        str(tmp_path), *argv], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not any(p.name.isdigit() for p in tmp_path.rglob("*"))
+
+
+def test_help_documents_every_flag_with_its_default():
+    text = " ".join(build_parser().format_help().split())
+    for flag in ("--train-file", "--valid-file", "--test-file", "--text-column", "--label-column", "--text-b-column",
+                 "--output-dir", "--model-name", "--seed", "--max-train-examples", "--epochs", "--batch-size",
+                 "--learning-rate", "--max-seq-length", "--dropout", "--encoder", "--freeze-encoder",
+                 "--class-weights", "--pooling", "--min-steps"):
+        assert flag in text, flag
+    assert "(default: 5e-05)" in text and "(default: saved_models)" in text
+
+
+@pytest.mark.slow
+def test_real_encoder_learns_sentiment_on_a_small_slice(tmp_path, tweets_csv):
+    summary = train(_args("--task", "classify", "--train-file", str(tweets_csv), "--text-column", "tweet",
+                          "--label-column", "mood", "--epochs", "2", "--min-steps", "0", "--batch-size", "16",
+                          "--output-dir", str(tmp_path)), **QUIET)
+    test = summary["test"]
+    majority = max(test["per_class"][c]["support"] for c in test["labels"]) / test["n"]
+    assert test["accuracy"] > majority + 0.15, (test["accuracy"], majority)

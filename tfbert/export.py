@@ -1,0 +1,128 @@
+"""Export a trained classifier as a SavedModel that serves raw strings (TF Serving layout, atomic, verified).
+
+<output>/<name>/<version>/ holds saved_model.pb, variables/ and assets/labels.txt. Signatures:
+  serving_default(text: string[batch]) -> probabilities float32[batch, classes], label string[batch], label_id int64[batch]
+  serving_pairs(text, text_b)          -> the same, for models trained on sentence pairs
+The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
+fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from tfbert.atomic import atomic_directory
+from tfbert.pipeline import TextPipeline
+
+LABELS_FILE = "labels.txt"
+CHECK_TEXTS = ["", "   ", "a perfectly ordinary sentence", "Ünïcödé 👍🏽 日本語 \x00\x07", "word " * 400]
+_TEXT = tf.TensorSpec([None], tf.string, name="text")
+_TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
+
+
+class ClassifierServer(tf.Module):
+    """Raw strings -> preprocess model -> trained classifier core -> softmax, label names."""
+
+    def __init__(self, preprocess_handle: str, core, labels: list[str], max_seq_length: int, labels_file: Path):
+        super().__init__()
+        self.preprocess = hub.load(preprocess_handle)
+        self.core = core
+        self.labels_asset = tf.saved_model.Asset(str(labels_file))
+        self._labels = list(labels)
+        self._single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, pad_multiple=1)
+        self._pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, pad_multiple=1)
+
+    def _outputs(self, inputs):
+        probabilities = tf.nn.softmax(tf.cast(self.core(inputs, training=False), tf.float32), axis=-1)
+        label_id = tf.argmax(probabilities, axis=-1)
+        return {"probabilities": probabilities, "label_id": label_id,
+                "label": tf.gather(tf.constant(self._labels), label_id)}
+
+    @tf.function(input_signature=[_TEXT])
+    def serve(self, text):
+        return self._outputs(self._single.encode(text))
+
+    @tf.function(input_signature=[_TEXT, _TEXT_B])
+    def serve_pairs(self, text, text_b):
+        return self._outputs(self._pairs.encode(text, text_b))
+
+
+# Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.
+_CHECK_SCRIPT = r"""
+import json, sys
+import tensorflow as tf, tensorflow_text  # noqa: F401
+assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
+args = json.loads(sys.argv[1])
+model = tf.saved_model.load(args["path"])
+out = {}
+for name, inputs in args["calls"].items():
+    fn = model.signatures[name]
+    res = fn(**{k: tf.constant(v, tf.string) for k, v in inputs.items()})
+    out[name] = {k: (v.numpy().astype(str).tolist() if v.dtype == tf.string else v.numpy().tolist()) for k, v in res.items()}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT, json.dumps({"path": str(path), "calls": calls})],
+                          capture_output=True, text=True, env=env, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"exported model failed to load/run in a fresh process:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT"):])
+
+
+def next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
+                      has_pairs: bool = False, log=print) -> Path:
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    while True:
+        version = base / str(next_version(base))
+        try:
+            with atomic_directory(version) as tmp:
+                _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log)
+            break
+        except FileExistsError:
+            continue  # another export took this version number meanwhile: take the next one
+    log(f"exported {version}")
+    return version
+
+
+def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log) -> None:
+    labels_file = tmp / LABELS_FILE
+    labels_file.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+    server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, labels_file)
+    signatures = {"serving_default": server.serve.get_concrete_function()}
+    if has_pairs:
+        signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()
+    model_dir = tmp / "model"
+    tf.saved_model.save(server, str(model_dir), signatures=signatures)
+    labels_file.unlink()  # copied into model/assets by the save
+    for item in model_dir.iterdir():  # flatten: the version folder itself is the SavedModel
+        item.rename(tmp / item.name)
+    model_dir.rmdir()
+
+    log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
+    calls = {"serving_default": {"text": CHECK_TEXTS}}
+    if has_pairs:
+        calls["serving_pairs"] = {"text": CHECK_TEXTS, "text_b": CHECK_TEXTS[::-1]}
+    got = verify_in_fresh_process(tmp, calls)
+    expected = server.serve(tf.constant(CHECK_TEXTS))["probabilities"].numpy()
+    probs = np.array(got["serving_default"]["probabilities"])
+    if probs.shape != (len(CHECK_TEXTS), len(labels)) or not np.allclose(probs.sum(-1), 1, atol=1e-4) \
+            or np.abs(probs - expected).max() > 1e-4 or not set(got["serving_default"]["label"]) <= set(labels):
+        raise RuntimeError(f"exported model answers differ from the trained model (got {probs}, expected {expected})")

@@ -1,0 +1,225 @@
+"""Fine-tune a TF Hub BERT encoder on text classification and export a SavedModel that serves raw text.
+
+    python -m tfbert.train --task sentiment                       # built-in tweets, embedded MiniLM encoder
+    python -m tfbert.train --task classify --train-file data.csv --text-column review --label-column stars
+
+Writes <output-dir>/<model-name>/<version>/ (the SavedModel) and <output-dir>/<model-name>/runs/<version>/
+(config, metrics, plots, TensorBoard logs). An interrupted run resumes when started again with the same
+command: its state lives in <output-dir>/<model-name>/runs/in-progress/ until the export succeeds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+TASKS = {
+    "sentiment": "single-text classification; default data: the built-in tweet corpus (negative/neutral/positive)",
+    "classify": "single-text or sentence-pair classification on your own files (--train-file required)",
+}
+# Settings that do not change what is trained: a resumed run may differ in these.
+NON_ESSENTIAL = {"verbose", "debug"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfbert.registry import DEFAULT_ENCODER
+    ap = argparse.ArgumentParser(prog="python -m tfbert.train", description=__doc__,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--task", choices=sorted(TASKS), default="sentiment",
+                    help="; ".join(f"{k}: {v}" for k, v in TASKS.items()))
+    d = ap.add_argument_group("data")
+    d.add_argument("--train-file", help="CSV, TSV, JSONL or Parquet; default for sentiment: the built-in tweets")
+    d.add_argument("--valid-file", help="validation file; default: a stratified split of the train file")
+    d.add_argument("--test-file", help="test file; default: a stratified split of the train file")
+    d.add_argument("--text-column", default="text", help="column holding the text")
+    d.add_argument("--text-b-column", help="second text column: trains on sentence pairs")
+    d.add_argument("--label-column", default="label", help="column holding the label (strings or ints)")
+    d.add_argument("--max-train-examples", type=int, help="stratified subsample of the training split, for quick runs")
+    m = ap.add_argument_group("model")
+    m.add_argument("--encoder", default=DEFAULT_ENCODER,
+                   help="registered name, converted pair directory, Hugging Face checkpoint directory or TF Hub URL")
+    m.add_argument("--preprocess", help="preprocess handle, when --encoder is an unregistered URL or directory")
+    m.add_argument("--max-seq-length", type=int, default=128, help="longest packed input; batches pad to their own longest")
+    m.add_argument("--pooling", choices=["pooled", "cls", "mean"], default="pooled",
+                   help="pooled_output of the encoder, the [CLS] vector, or the mean over tokens")
+    m.add_argument("--dropout", type=float, default=0.1, help="dropout before the classification layer")
+    m.add_argument("--freeze-encoder", action="store_true", help="train the classification head only")
+    t = ap.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=2, help="training epochs (raised to reach --min-steps)")
+    t.add_argument("--min-steps", type=int, default=300,
+                   help="minimum optimisation steps: small data sets get more epochs instead of too few updates")
+    t.add_argument("--batch-size", type=int, default=32, help="examples per training step")
+    t.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate of AdamW")
+    t.add_argument("--warmup-fraction", type=float, default=0.1, help="share of steps with linear warm-up")
+    t.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (not on LayerNorm/bias)")
+    t.add_argument("--class-weights", choices=["none", "balanced"], default="none",
+                   help="balanced: weight the loss by inverse class frequency, for imbalanced labels")
+    t.add_argument("--patience", type=int, default=3, help="epochs without a better validation macro-F1 before stopping")
+    t.add_argument("--seed", type=int, default=0, help="seed for splits, shuffling and initialisation")
+    o = ap.add_argument_group("output")
+    o.add_argument("--output-dir", default="saved_models", help="exports go to OUTPUT_DIR/MODEL_NAME/VERSION")
+    o.add_argument("--model-name", help="default: the task name")
+    o.add_argument("--verbose", type=int, choices=[0, 1, 2],
+                   help="Keras progress: 1 = bars, 2 = a line per epoch; default 1 on a terminal, else 2")
+    o.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return ap
+
+
+def validate_args(a: argparse.Namespace) -> None:
+    from tfbert.data_tables import DataError
+    checks = [(a.epochs >= 1, "--epochs must be at least 1"), (a.batch_size >= 1, "--batch-size must be at least 1"),
+              (a.learning_rate > 0, "--learning-rate must be positive"), (a.min_steps >= 0, "--min-steps must be >= 0"),
+              (0 <= a.dropout < 1, "--dropout must be in [0, 1)"), (0 <= a.warmup_fraction < 1, "--warmup-fraction must be in [0, 1)"),
+              (a.max_seq_length >= 3, "--max-seq-length must be at least 3"),
+              (a.max_train_examples is None or a.max_train_examples >= 1, "--max-train-examples must be at least 1"),
+              (a.task != "classify" or a.train_file, "--task classify needs --train-file")]
+    for ok, message in checks:
+        if not ok:
+            raise DataError(message)
+
+
+def _encoder_max_length(encoder_handle: str) -> int | None:
+    from tfbert.convert import read_metadata
+    meta = read_metadata(Path(encoder_handle).parent) if not encoder_handle.startswith(("http:", "https:")) else {}
+    return meta.get("config", {}).get("max_position_embeddings")
+
+
+def _prepare_run_dir(run_dir: Path, config: dict, log) -> None:
+    """Resume the in-progress run with the same settings; set a different one aside rather than mix them."""
+    saved = run_dir / "config.json"
+    if saved.is_file():
+        previous = json.loads(saved.read_text())
+        same = {k: v for k, v in previous.items() if k not in NON_ESSENTIAL} == \
+               {k: v for k, v in config.items() if k not in NON_ESSENTIAL}
+        if same:
+            log(f"resuming the interrupted run in {run_dir}")
+            return
+        aside = run_dir.with_name(f"abandoned-{time.strftime('%Y%m%d-%H%M%S')}")
+        log(f"warning: {run_dir} holds an interrupted run with other settings; moved it to {aside}")
+        run_dir.rename(aside)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(config, indent=2))
+
+
+def train(a: argparse.Namespace, log=print) -> dict:
+    """Runs the whole job; returns a summary with the export path and test metrics."""
+    validate_args(a)
+    t_start = time.time()
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_hub as hub
+    import tf_keras as keras
+
+    from tfbert import reports
+    from tfbert.callbacks import MacroF1, ProgressLog
+    from tfbert.data_tables import DataError, class_weights, load_dataset
+    from tfbert.export import export_classifier
+    from tfbert.model import build_classifier, make_optimizer
+    from tfbert.pipeline import TextPipeline, steps_per_epoch
+    from tfbert.registry import resolve_encoder
+
+    keras.utils.set_random_seed(a.seed)
+    data = load_dataset(a.train_file, a.valid_file, a.test_file, text_column=a.text_column, label_column=a.label_column,
+                        text_b_column=a.text_b_column, seed=a.seed, max_train_examples=a.max_train_examples,
+                        min_rows=a.batch_size)
+    for note in data.notes:
+        log(f"data: {note}")
+    log(f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; labels {data.labels}")
+
+    handles = resolve_encoder(a.encoder, a.preprocess, log=log)
+    limit = _encoder_max_length(handles.encoder)
+    if limit and a.max_seq_length > limit:
+        raise DataError(f"--max-seq-length {a.max_seq_length} is above the encoder's maximum of {limit} positions")
+
+    base = Path(a.output_dir) / (a.model_name or a.task)
+    run_dir = base / "runs" / "in-progress"
+    config = {k: v for k, v in vars(a).items()}
+    config.update(encoder_handles={"preprocess": handles.preprocess, "encoder": handles.encoder}, labels=data.labels)
+    _prepare_run_dir(run_dir, config, log)
+
+    pipe = TextPipeline(hub.load(handles.preprocess), a.max_seq_length, data.has_pairs)
+    train_ds = pipe.dataset(data.train, a.batch_size, shuffle=True, seed=a.seed)
+    valid_ds = pipe.dataset(data.valid, 2 * a.batch_size)
+    steps = steps_per_epoch(len(data.train), a.batch_size)
+    epochs = max(a.epochs, math.ceil(a.min_steps / steps))
+    if epochs > a.epochs:
+        log(f"training for up to {epochs} epochs ({steps} steps each) to reach --min-steps {a.min_steps}")
+
+    model = build_classifier(handles.encoder, len(data.labels), dropout=a.dropout, pooling=a.pooling,
+                             freeze_encoder=a.freeze_encoder, seed=a.seed)
+    model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    best = run_dir / "checkpoints" / "best"
+    callbacks = [
+        MacroF1(valid_ds, data.valid["label_id"].to_numpy()),  # first: the callbacks below read val_macro_f1
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_macro_f1", mode="max", save_best_only=True,
+                                        save_weights_only=True, verbose=0),
+        keras.callbacks.EarlyStopping(monitor="val_macro_f1", mode="max", patience=a.patience),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=50, profile_batch=0),
+    ]
+    verbose = a.verbose if a.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    if verbose == 2:
+        callbacks.append(ProgressLog(steps, a.batch_size, every=max(10, steps // 10), log=log))
+    weights = class_weights(data.train, len(data.labels)) if a.class_weights == "balanced" else None
+    t_fit = time.time()
+    model.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=callbacks, class_weight=weights,
+              verbose=verbose)
+    fit_seconds = time.time() - t_fit
+    model.load_weights(str(best)).expect_partial()
+
+    test_ds = pipe.dataset(data.test, 2 * a.batch_size)
+    predicted = np.argmax(model.predict(test_ds, verbose=0), axis=-1)
+    metrics = reports.classification_metrics(data.test["label_id"].to_numpy(), predicted, data.labels)
+    log(reports.format_report(metrics))
+
+    version = export_classifier(model, handles.preprocess, data.labels, base, max_seq_length=a.max_seq_length,
+                                has_pairs=data.has_pairs, log=log)
+    history = _read_history(run_dir / "history.csv")
+    reports.plot_history(history, run_dir / "training_curves.png")
+    reports.plot_confusion_matrix(metrics["confusion_matrix"], data.labels, run_dir / "confusion_matrix.png")
+    summary = {"export": str(version), "test": metrics, "epochs_run": len(history.get("loss", [])),
+               "train_rows": len(data.train), "fit_seconds": round(fit_seconds, 1),
+               "total_seconds": round(time.time() - t_start, 1), "data_notes": data.notes}
+    reports.write_json(run_dir / "metrics.json", summary)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    final_run = base / "runs" / version.name
+    run_dir.rename(final_run)
+    summary["run_dir"] = str(final_run)
+    log(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; model: {version}; "
+        f"run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
+    return summary
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    import pandas as pd
+    if not path.is_file():
+        return {}
+    df = pd.read_csv(path)
+    return {c: df[c].astype(float).tolist() for c in df.columns if c != "epoch"}
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfbert.checkpoint import CheckpointError
+    from tfbert.data_tables import DataError
+    from tfbert.registry import EncoderError
+    try:
+        train(a)
+    except (DataError, EncoderError, CheckpointError) as e:
+        if a.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
