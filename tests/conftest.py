@@ -33,6 +33,34 @@ def minilm_pair() -> Path:
     return Path(resolve_encoder("minilm-l6").encoder).parent
 
 
+@pytest.fixture(scope="session")
+def tweets_csv(tmp_path_factory) -> Path:
+    """450 real tweets (150 per class) as a user CSV with non-default column names (tweet, mood)."""
+    from tfbert.data_tables import load_tweets
+    df, _ = load_tweets()
+    sample = df.groupby("label").sample(150, random_state=0)
+    path = tmp_path_factory.mktemp("data") / "tweets.csv"
+    sample.rename(columns={"text": "tweet", "label": "mood"}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_pair, tweets_csv):
+    """The tiny encoder fine-tuned on 450 real tweets through the public train() entry point, and exported."""
+    from tfbert.train import build_parser, train
+    out = tmp_path_factory.mktemp("out")
+    args = build_parser().parse_args([
+        "--verbose", "0", "--task", "classify", "--train-file", str(tweets_csv), "--text-column", "tweet",
+        "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16", "--learning-rate", "5e-3",
+        "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir", str(out), "--model-name", "moods"])
+    return out, train(args, log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def trained_export(trained) -> Path:
+    return Path(trained[1]["export"])
+
+
 def write_hf_checkpoint(directory: Path, vocab_file: Path, *, layers=1, hidden=8, heads=2, inter=16,
                         with_pooler=True, config_overrides=None, seed=0) -> Path:
     """A small random checkpoint in Hugging Face layout (names and [out, in] shapes of BertModel)."""

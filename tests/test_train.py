@@ -8,19 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfbert.data_tables import DataError, load_tweets
 from tfbert.train import build_parser, train
 
 QUIET = dict(log=lambda *_: None)
-
-
-@pytest.fixture(scope="module")
-def tweets_csv(tmp_path_factory) -> Path:
-    df, _ = load_tweets()
-    sample = df.groupby("label").sample(150, random_state=0)
-    path = tmp_path_factory.mktemp("data") / "tweets.csv"
-    sample.rename(columns={"text": "tweet", "label": "mood"}).to_csv(path, index=False)
-    return path
 
 
 def _args(*argv):
@@ -38,16 +28,6 @@ def _load_in_fresh_process(path, texts, signature="serving_default", **extra):
     out = subprocess.run([sys.executable, "-c", code, json.dumps({"path": str(path), "sig": signature, "inputs": inputs})],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_pair, tweets_csv):
-    out = tmp_path_factory.mktemp("out")
-    summary = train(_args("--task", "classify", "--train-file", str(tweets_csv), "--text-column", "tweet",
-                          "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16",
-                          "--learning-rate", "5e-3", "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir", str(out),
-                          "--model-name", "moods"), **QUIET)
-    return out, summary
 
 
 def test_training_lowers_the_loss_and_writes_the_run_folder(trained):

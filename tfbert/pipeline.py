@@ -15,6 +15,12 @@ AUTOTUNE = tf.data.AUTOTUNE
 BUCKET_BOUNDARIES = (16, 24, 32, 40, 48, 64, 96)
 
 
+def load_preprocess(handles_or_path):
+    """The preprocess SavedModel of an EncoderHandles (or a path/URL), loaded with TF Hub."""
+    import tensorflow_hub as hub
+    return hub.load(getattr(handles_or_path, "preprocess", handles_or_path))
+
+
 class TextPipeline:
     """Turns DataFrames (text[, text_b], label_id) into batched encoder inputs for one preprocess model."""
 

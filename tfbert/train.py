@@ -21,6 +21,7 @@ from pathlib import Path
 TASKS = {
     "sentiment": "single-text classification; default data: the built-in tweet corpus (negative/neutral/positive)",
     "classify": "single-text or sentence-pair classification on your own files (--train-file required)",
+    "ner": "named-entity recognition (BIO tags; CoNLL or JSONL files); default data: the built-in Twitter NER corpus",
 }
 # Settings that do not change what is trained: a resumed run may differ in these.
 NON_ESSENTIAL = {"verbose", "debug"}
@@ -108,11 +109,12 @@ def _prepare_run_dir(run_dir: Path, config: dict, log) -> None:
 
 def train(a: argparse.Namespace, log=print) -> dict:
     """Runs the whole job; returns a summary with the export path and test metrics."""
+    if a.task == "ner":
+        from tfbert.ner import train_ner; return train_ner(a, log=log)  # noqa: E702
     validate_args(a)
     t_start = time.time()
     import numpy as np
     import tensorflow as tf
-    import tensorflow_hub as hub
     import tf_keras as keras
 
     from tfbert import reports
@@ -120,7 +122,7 @@ def train(a: argparse.Namespace, log=print) -> dict:
     from tfbert.data_tables import DataError, class_weights, load_dataset
     from tfbert.export import export_classifier
     from tfbert.model import build_classifier, make_optimizer
-    from tfbert.pipeline import TextPipeline, steps_per_epoch
+    from tfbert.pipeline import TextPipeline, load_preprocess, steps_per_epoch
     from tfbert.registry import resolve_encoder
 
     keras.utils.set_random_seed(a.seed)
@@ -142,7 +144,7 @@ def train(a: argparse.Namespace, log=print) -> dict:
     config.update(encoder_handles={"preprocess": handles.preprocess, "encoder": handles.encoder}, labels=data.labels)
     _prepare_run_dir(run_dir, config, log)
 
-    pipe = TextPipeline(hub.load(handles.preprocess), a.max_seq_length, data.has_pairs)
+    pipe = TextPipeline(load_preprocess(handles), a.max_seq_length, data.has_pairs)
     train_ds = pipe.dataset(data.train, a.batch_size, shuffle=True, seed=a.seed)
     valid_ds = pipe.dataset(data.valid, 2 * a.batch_size)
     steps = steps_per_epoch(len(data.train), a.batch_size)
@@ -169,9 +171,14 @@ def train(a: argparse.Namespace, log=print) -> dict:
         callbacks.append(ProgressLog(steps, a.batch_size, every=max(10, steps // 10), log=log))
     weights = class_weights(data.train, len(data.labels)) if a.class_weights == "balanced" else None
     t_fit = time.time()
-    model.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=callbacks, class_weight=weights,
-              verbose=verbose)
-    fit_seconds = time.time() - t_fit
+    trained_marker = run_dir / "training_done.json"
+    if trained_marker.is_file():  # killed after training (during test or export): do not train again
+        log(f"training already finished in {run_dir}; evaluating and exporting its best weights")
+    else:
+        model.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=callbacks, class_weight=weights,
+                  verbose=verbose)
+        reports.write_json(trained_marker, {"fit_seconds": round(time.time() - t_fit, 1)})
+    fit_seconds = json.loads(trained_marker.read_text())["fit_seconds"]
     model.load_weights(str(best)).expect_partial()
 
     test_ds = pipe.dataset(data.test, 2 * a.batch_size)
@@ -195,6 +202,20 @@ def train(a: argparse.Namespace, log=print) -> dict:
     log(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; model: {version}; "
         f"run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
     return summary
+
+
+def fine_tune(log=print, **settings) -> dict:
+    """The whole job as a function: `settings` are the CLI flags as keywords (train_file=..., epochs=...).
+
+    Unknown names raise TypeError; defaults are the CLI's. Returns the summary (export path, test metrics, run dir).
+    """
+    a = build_parser().parse_args([])
+    unknown = sorted(set(settings) - set(vars(a)))
+    if unknown:
+        raise TypeError(f"unknown settings {unknown}; see `python -m tfbert.train --help`")
+    for key, value in settings.items():
+        setattr(a, key, value)
+    return train(a, log=log)
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:
