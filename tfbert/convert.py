@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tfbert.checkpoint import BertConfig, CheckpointError, read_checkpoint
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: the preprocess model has tokenize_with_offsets
 METADATA_FILE = "tfbert.json"
 VERIFY_SENTENCES = ["The converter checks this sentence after saving.", "Ünïcödé, emoji 👍 and 日本語."]
 
@@ -61,6 +61,9 @@ def convert(source: str | Path, output: str | Path, *, random_init: bool = False
                 "weights": "random init" if random_init else "checkpoint", "pooled_output": pooler}
     with atomic_directory(output, overwrite=overwrite) as tmp:
         tf.saved_model.save(preprocess, str(tmp / "preprocess"))
+        # Dropout ops traced now get fixed op seeds from this graph seed: fine-tuning runs with the same
+        # --seed then repeat exactly (an unseeded random op differs from process to process).
+        tf.random.set_seed(seed)
         encoder.save(str(tmp / "encoder"), save_format="tf", include_optimizer=False)
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         _verify(tmp, preprocess, encoder)

@@ -3,6 +3,7 @@
 Interface (as https://www.tensorflow.org/hub/common_saved_model_apis/text describes for BERT preprocessors):
   obj(strings)                          -> {input_word_ids, input_mask, input_type_ids}, int32 [batch, 128]
   obj.tokenize(strings)                 -> int32 RaggedTensor [batch, words, wordpieces]
+  obj.tokenize_with_offsets(strings)    -> (the same ids, start and limit int64 byte offsets into the input strings)
   obj.tokenize.get_special_tokens_dict() -> {vocab_size, padding_id, start_of_sequence_id, end_of_segment_id, mask_id}
   obj.bert_pack_inputs([seg_a(, seg_b)], seq_length=N) -> the packed dict, round-robin truncated to N
 The SavedModel needs only tensorflow and tensorflow_text to load (TF Serving 2.20+ embeds the text ops).
@@ -62,6 +63,55 @@ class _Tokenize(tf.Module):
         return tf.cast(self._tokenizer.tokenize(sentences), tf.int32)
 
 
+def _normalize_chars(chars, lower_case: bool):
+    """Per character, what BertTokenizer's basic tokenizer does to the whole string before splitting it."""
+    if lower_case:  # the same three steps as text.BasicTokenizer.lower_case
+        chars = text.normalize_utf8(text.case_fold_utf8(chars), "NFD")
+        chars = tf.strings.regex_replace(chars, r"\p{Mn}", "")
+    return tf.strings.regex_replace(chars, r"\p{Cc}|\p{Cf}", " ")
+
+
+class _TokenizeWithOffsets(tf.Module):
+    """tokenize plus byte offsets [start, limit) of every wordpiece in the *original* input string.
+
+    tensorflow_text's own offsets point into the text after case folding, NFD, accent and control-character
+    removal, which changes byte lengths ("É" -> "e", "ß" -> "ss", a zero-width joiner -> " " or nothing).
+    So each character is normalized on its own, the pieces are joined and tokenized by a tokenizer that
+    normalizes nothing more, and offsets are mapped back through the per-character byte lengths. Case folding,
+    NFD and accent stripping act per character, so the ids equal those of `tokenize` (tests check this).
+    """
+
+    def __init__(self, tokenizer: text.BertTokenizer, lower_case: bool):
+        super().__init__()
+        self._tokenizer = tokenizer  # built with lower_case=False: the input arrives normalized
+        self._lower_case = lower_case
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, sentences):
+        codepoints, char_starts = tf.strings.unicode_decode_with_offsets(sentences, "UTF-8", errors="replace")
+        chars = tf.strings.unicode_encode(tf.expand_dims(codepoints, -1), "UTF-8")  # [batch, chars]
+        normalized = _normalize_chars(chars, self._lower_case)
+        ids, starts, limits = self._tokenizer.tokenize_with_offsets(tf.strings.reduce_join(normalized, axis=-1))
+        # Normalized byte b lies in original character c where norm_starts[c] <= b < norm_starts[c + 1]. Keys
+        # 2 * norm_start - empty put a character that normalized to nothing (a stripped accent) just before
+        # the next one, so a start never lands on it and a limit takes it in with the character it follows.
+        norm_len = tf.strings.length(normalized)
+        norm_starts = tf.math.cumsum(norm_len, axis=-1, exclusive=True)
+        keys = (2 * norm_starts - tf.cast(norm_len == 0, tf.int32)).to_tensor(tf.int32.max)
+        orig_starts = tf.concat([char_starts, tf.cast(tf.expand_dims(tf.strings.length(sentences), -1), tf.int64)], axis=-1)
+        orig_starts = orig_starts.to_tensor(-1)  # byte offset of each character, then the string's length
+
+        def to_original(offsets, side):
+            flat = offsets.merge_dims(-2, -1)  # [batch, pieces]
+            char = tf.searchsorted(keys, 2 * tf.cast(flat, tf.int32).to_tensor(), side=side, out_type=tf.int64)
+            char = tf.maximum(char - 1, 0) if side == "right" else char  # start: its character (0: padding);
+            # limit: rounded up to a whole character
+            byte = tf.gather(orig_starts, char, batch_dims=1)
+            return offsets.with_flat_values(tf.RaggedTensor.from_tensor(byte, flat.row_lengths()).flat_values)
+
+        return tf.cast(ids, tf.int32), to_original(starts, "right"), to_original(limits, "left")
+
+
 class _PackInputs(tf.Module):
     def __init__(self, special: dict[str, int], default_seq_length: int):
         super().__init__()
@@ -90,6 +140,8 @@ class BertPreprocess(tf.Module):
                                           tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
         tokenizer = text.BertTokenizer(table, token_out_type=tf.int64, lower_case=do_lower_case)
         self.tokenize = _Tokenize(tokenizer, special)
+        self.tokenize_with_offsets = _TokenizeWithOffsets(
+            text.BertTokenizer(table, token_out_type=tf.int64, lower_case=False), do_lower_case)
         self.bert_pack_inputs = _PackInputs(special, default_seq_length)
         self._default_seq_length = default_seq_length
         self.vocab_file = tf.saved_model.Asset(str(vocab_file))
