@@ -252,7 +252,7 @@ def test_few_float_labels_and_integer_floats_are_classes(tmp_path):
 
 def test_min_rows(tmp_path):
     p = write_csv(tmp_path / "small.csv", make_frame({"a": 10, "b": 10}))
-    with pytest.raises(DataError, match=r"small\.csv: only 16 train rows.*min_rows=32"):
+    with pytest.raises(DataError, match=r"small\.csv: only 16 train rows.*fewer than 32 \(one batch, --batch-size\)"):
         load_dataset(p, min_rows=32)
     assert len(load_dataset(p, min_rows=16).train) == 16
 

@@ -286,7 +286,7 @@ def _require_columns(df: pd.DataFrame, path, columns: dict[str, str]) -> None:
                 )
             raise DataError(
                 f"{_name(path)}: no column {col!r} ({option}). Columns in the file: "
-                f"{', '.join(repr(c) for c in present)}. Pass the right name with {option}=...{hint}"
+                f"{', '.join(repr(c) for c in present)}. Pass the right name with --{option.replace('_', '-')} ({option}=... in Python){hint}"
             )
 
 
@@ -445,7 +445,7 @@ def load_dataset(
         if not out["text"].str.strip().astype(bool).any():
             raise DataError(
                 f"{_name(path)}: text column {text_column!r} is empty in all {len(df)} rows. "
-                f"Check text_column (columns in the file: {', '.join(map(repr, df.columns))})."
+                f"Check --text-column (columns in the file: {', '.join(map(repr, df.columns))})."
             )
         empty = ~out["text"].str.strip().astype(bool)
         if has_pairs:
@@ -474,7 +474,7 @@ def load_dataset(
     if len(classes) < 2:
         raise DataError(
             f"{_name(train_path)}: label column {label_column!r} has a single class ({classes[0]!r}) "
-            f"in {len(train)} rows; classification needs at least two classes. Check label_column."
+            f"in {len(train)} rows; classification needs at least two classes. Check --label-column."
         )
     labels = _sort_labels(classes, int_like_all)
 
@@ -511,7 +511,7 @@ def load_dataset(
     if len(train) < min_rows:
         raise DataError(
             f"{_name(train_path)}: only {len(train)} train rows after cleaning and splitting, fewer than "
-            f"min_rows={min_rows} (the batch size). Add data, lower the batch size, or lower valid/test fractions."
+            f"{min_rows} (one batch, --batch-size). Add data, lower the batch size, or lower valid/test fractions."
         )
 
     label_to_id = {lab: i for i, lab in enumerate(labels)}
