@@ -1,12 +1,10 @@
 """notebooks/finetune_sentiment.ipynb: runs top to bottom (tiny encoder, small data) and is committed without outputs."""
 import ast
 import json
-import os
 import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 
 import tfbert
 

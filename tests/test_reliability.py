@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from conftest import write_hf_checkpoint

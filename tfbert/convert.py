@@ -107,18 +107,15 @@ def main(argv=None) -> int:
                         ("--max-position-embeddings", "max_position_embeddings")):
         ap.add_argument(flag, type=int, dest=field, help=f"with --random-init: override {field} (default: checkpoint's)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
-    a = ap.parse_args(argv)
-    overrides = {f.name: getattr(a, f.name) for f in dataclasses.fields(BertConfig)
-                 if getattr(a, f.name, None) is not None}
-    try:
+    from tfbert.cli import run_cli
+
+    def run(a):
+        overrides = {f.name: getattr(a, f.name) for f in dataclasses.fields(BertConfig)
+                     if getattr(a, f.name, None) is not None}
         convert(a.source, a.output, random_init=a.random_init, seed=a.seed, overrides=overrides or None,
                 overwrite=a.overwrite)
-    except (CheckpointError, FileExistsError) as e:
-        if a.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_cli(ap, run, argv, errors=(CheckpointError, FileExistsError))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ Also home of the helpers the predict CLI shares (column checks, error handling).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import pandas as pd
 
+from tfbert.cli import run_cli
 from tfbert.data_tables import DataError, _as_text, _is_missing_label, _normalize_labels, _row_refs, read_table
 
 __all__ = ["main", "build_parser", "label_ids", "require_columns", "run_cli"]
@@ -41,24 +41,6 @@ def require_columns(df: pd.DataFrame, source, columns: dict) -> None:
 def print_notes(df: pd.DataFrame) -> None:
     for note in df.attrs.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
-
-
-def run_cli(parser: argparse.ArgumentParser, run, argv=None) -> int:
-    """Parse ``argv`` and call ``run(args)``; expected failures become one ``error: ...`` line and exit code 2.
-
-    ``--debug`` re-raises instead, to show the traceback.
-    """
-    args = parser.parse_args(argv)
-    # Quiets TensorFlow's C++ logging where it honours the variable; the user's setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        return run(args) or 0
-    except (ValueError, OSError) as e:  # DataError is a ValueError; FileNotFoundError an OSError
-        if args.debug:
-            raise
-        msg = " ".join(str(e).split("\n")) or type(e).__name__
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -96,7 +96,7 @@ def _run(args) -> int:
         raise ValueError(f"--output {args.output}: unsupported extension; use one of {', '.join(OUTPUT_EXTENSIONS)}.")
 
     model_dir = resolve_model_dir(args.model)
-    labels = read_labels(model_dir)
+    read_labels(model_dir)  # fail fast (before importing TensorFlow) when assets/labels.txt is missing
     if args.input_file:
         rows = read_table(args.input_file)
         print_notes(rows)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -114,7 +113,6 @@ def train(a: argparse.Namespace, log=print) -> dict:
     validate_args(a)
     t_start = time.time()
     import numpy as np
-    import tensorflow as tf
     import tf_keras as keras
 
     from tfbert import reports
@@ -227,19 +225,14 @@ def _read_history(path: Path) -> dict[str, list[float]]:
 
 
 def main(argv=None) -> int:
-    a = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfbert.checkpoint import CheckpointError
+    from tfbert.cli import run_cli
     from tfbert.data_tables import DataError
     from tfbert.registry import EncoderError
-    try:
-        train(a)
-    except (DataError, EncoderError, CheckpointError) as e:
-        if a.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    def run(a):
+        train(a)  # its summary is for API callers; the CLI's result is the exit code
+
+    return run_cli(build_parser(), run, argv, errors=(DataError, EncoderError, CheckpointError))
 
 
 if __name__ == "__main__":
