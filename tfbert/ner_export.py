@@ -1,0 +1,164 @@
+"""Export a trained tagger as a SavedModel that finds entities in raw strings (TF Serving layout, atomic, verified).
+
+<output>/<name>/<version>/ holds saved_model.pb, variables/ and assets/tags.txt. One signature:
+  serving_default(text: string [batch]) ->
+    entity_text   string  [batch, max_entities]  the entity as written in the input ("" = padding)
+    entity_type   string  [batch, max_entities]  e.g. "person" ("" = padding)
+    entity_start  int64   [batch, max_entities]  character offset of its first character (-1 = padding)
+    entity_end    int64   [batch, max_entities]  character offset just after it: text[start:end] (-1 = padding)
+    entity_score  float32 [batch, max_entities]  mean over its words of the predicted tag's probability (0 = padding)
+    num_entities  int32   [batch]
+max_entities is the largest count in the batch (0 when no input has an entity). Offsets count Unicode code
+points, as Python string indices do. Words are the tokenizer's own (whitespace and punctuation split), each
+tagged by its first wordpiece; tags are read into entities the way seqeval reads them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from tfbert.atomic import atomic_directory
+from tfbert.export import next_version, verify_in_fresh_process
+from tfbert.ner_data import entity_types
+from tfbert.pipeline import TextPipeline
+
+TAGS_FILE = "tags.txt"
+OUTPUTS = ("entity_text", "entity_type", "entity_start", "entity_end", "entity_score", "num_entities")
+# ASCII only: verify_in_fresh_process decodes string outputs as ASCII. Non-ASCII offsets are checked in-process.
+CHECK_TEXTS = ["", "   ", "John Smith flew from New York to Paris with Apple Inc .", "word " * 400]
+NON_ASCII_CHECK = ["Zoë Ünïcödé flew to São Paulo 👍🏽 with 日本語 friends \x00\x07 don't"]
+_TEXT = tf.TensorSpec([None], tf.string, name="text")
+
+
+def require_offsets(preprocess, handle: str) -> None:
+    from tfbert.registry import EncoderError
+    if not hasattr(preprocess, "tokenize_with_offsets"):
+        raise EncoderError(f"preprocess model {handle} has no tokenize_with_offsets, which NER exports need for "
+                           "character offsets. Use an encoder converted by tfbert (the default, a Hugging Face "
+                           "directory, or `python -m tfbert.convert`).")
+
+
+class TaggerServer(tf.Module):
+    """Raw strings -> wordpieces with offsets -> trained tagger -> word tags -> entities with character spans."""
+
+    def __init__(self, preprocess_handle: str, core, tags: list[str], max_seq_length: int, tags_file: Path):
+        super().__init__()
+        self.preprocess = hub.load(preprocess_handle)
+        require_offsets(self.preprocess, preprocess_handle)
+        self.core = core
+        self.tags_asset = tf.saved_model.Asset(str(tags_file))
+        self._pipe = TextPipeline(self.preprocess, max_seq_length)
+        types = entity_types(tags)
+        self._types = types
+        # Per tag id: its entity type id (-1 for O) and whether it is a B- tag.
+        self._type_of = [types.index(t[2:]) if t != "O" else -1 for t in tags]
+        self._begins = [t.startswith("B-") for t in tags]
+
+    @tf.function(input_signature=[_TEXT])
+    def serve(self, text):
+        ids, starts, limits = self.preprocess.tokenize_with_offsets(text)  # [batch, words, pieces], byte offsets
+        keep = self._pipe.max_seq_length - 2
+        inputs = self._pipe.pack([ids.merge_dims(-2, -1)[:, :keep]])
+        probs = tf.nn.softmax(tf.cast(self.core(inputs, training=False), tf.float32), axis=-1)
+
+        # Words (flattened over the batch) whose first piece made it into the model's input.
+        words = ids.values  # [words, pieces]
+        row = ids.value_rowids()
+        first = words.row_starts() - tf.gather(ids.merge_dims(-2, -1).row_splits, row)  # piece index in its text
+        kept = first < keep
+        row, first = tf.boolean_mask(row, kept), tf.boolean_mask(first, kept)
+        word_start = tf.boolean_mask(tf.gather(starts.flat_values, words.row_starts()), kept)
+        word_end = tf.boolean_mask(tf.gather(limits.flat_values, words.row_limits() - 1), kept)
+        word_probs = tf.gather_nd(probs, tf.stack([row, first + 1], axis=1))  # +1: [CLS]
+        tag = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
+        score = tf.reduce_max(word_probs, axis=-1)
+
+        # seqeval's reading: a tagged word starts an entity if it is B-, or follows O or another type or row.
+        type_of = tf.gather(tf.constant(self._type_of, tf.int32), tag)
+        same_row = (tf.range(tf.size(row)) > 0) & (row == tf.roll(row, 1, axis=0))
+        prev_type = tf.where(same_row, tf.roll(type_of, 1, axis=0), -1)
+        inside = type_of >= 0
+        starts_entity = inside & (tf.gather(tf.constant(self._begins), tag) | (prev_type != type_of))
+        entity_of_word = tf.cumsum(tf.cast(starts_entity, tf.int32)) - 1
+        n = tf.reduce_sum(tf.cast(starts_entity, tf.int32))
+        segment = tf.boolean_mask(entity_of_word, inside)
+        byte_start = tf.math.unsorted_segment_min(tf.boolean_mask(word_start, inside), segment, n)
+        byte_end = tf.math.unsorted_segment_max(tf.boolean_mask(word_end, inside), segment, n)
+        entity_score = tf.math.unsorted_segment_mean(tf.boolean_mask(score, inside), segment, n)
+        entity_row = tf.boolean_mask(row, starts_entity)
+        entity_type = tf.gather(tf.constant(self._types), tf.boolean_mask(type_of, starts_entity))
+        entity_text = tf.strings.substr(tf.gather(text, entity_row), byte_start, byte_end - byte_start)
+
+        # Byte offsets -> character offsets: count the characters that start before each byte offset.
+        _, char_bytes = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
+        char_bytes = tf.gather(char_bytes.to_tensor(tf.int64.max), entity_row)
+        start = tf.searchsorted(char_bytes, byte_start[:, None], side="left", out_type=tf.int64)[:, 0]
+        end = tf.searchsorted(char_bytes, byte_end[:, None], side="left", out_type=tf.int64)[:, 0]
+
+        batch = tf.shape(text, out_type=tf.int64)[0]
+
+        def padded(values, pad):
+            return tf.RaggedTensor.from_value_rowids(values, entity_row, nrows=batch).to_tensor(pad)
+
+        return {"entity_text": padded(entity_text, ""), "entity_type": padded(entity_type, ""),
+                "entity_start": padded(start, -1), "entity_end": padded(end, -1),
+                "entity_score": padded(entity_score, 0.0),
+                "num_entities": tf.cast(tf.math.bincount(tf.cast(entity_row, tf.int32), minlength=tf.cast(batch, tf.int32),
+                                                         maxlength=tf.cast(batch, tf.int32)), tf.int32)}
+
+
+def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *, max_seq_length: int,
+                  log=print) -> Path:
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    while True:
+        version = base / str(next_version(base))
+        try:
+            with atomic_directory(version) as tmp:
+                _write(tmp, core, preprocess_handle, tags, max_seq_length, log)
+            break
+        except FileExistsError:
+            continue  # another export took this version number meanwhile: take the next one
+    log(f"exported {version}")
+    return version
+
+
+def _as_lists(outputs: dict) -> dict:
+    return {k: (np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(v.numpy()).tolist()
+                if v.dtype == tf.string else v.numpy().tolist()) for k, v in outputs.items()}
+
+
+def _same(got: dict, expected: dict) -> bool:
+    for key in OUTPUTS:
+        a, b = np.array(got[key]), np.array(expected[key])
+        if a.shape != b.shape or not (np.allclose(a, b, atol=1e-4) if key == "entity_score" else (a == b).all()):
+            return False
+    return True
+
+
+def _write(tmp: Path, core, preprocess_handle, tags, max_seq_length, log) -> None:
+    tags_file = tmp / TAGS_FILE
+    tags_file.write_text("".join(f"{t}\n" for t in tags), encoding="utf-8")
+    server = TaggerServer(preprocess_handle, core, tags, max_seq_length, tags_file)
+    model_dir = tmp / "model"
+    tf.saved_model.save(server, str(model_dir), signatures={"serving_default": server.serve.get_concrete_function()})
+    tags_file.unlink()  # copied into model/assets by the save
+    for item in model_dir.iterdir():  # flatten: the version folder itself is the SavedModel
+        item.rename(tmp / item.name)
+    model_dir.rmdir()
+
+    log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
+    got = verify_in_fresh_process(tmp, {"serving_default": {"text": CHECK_TEXTS}})["serving_default"]
+    expected = _as_lists(server.serve(tf.constant(CHECK_TEXTS)))
+    loaded = tf.saved_model.load(str(tmp)).signatures["serving_default"]
+    non_ascii = _as_lists(loaded(text=tf.constant(NON_ASCII_CHECK)))
+    spans_ok = all(NON_ASCII_CHECK[i][s:e] == t for i in range(len(NON_ASCII_CHECK))
+                   for s, e, t in zip(non_ascii["entity_start"][i], non_ascii["entity_end"][i],
+                                      non_ascii["entity_text"][i]) if s >= 0)
+    if not _same(got, expected) or not _same(non_ascii, _as_lists(server.serve(tf.constant(NON_ASCII_CHECK)))) \
+            or not spans_ok:
+        raise RuntimeError(f"exported model answers differ from the trained model (got {got}, expected {expected})")
