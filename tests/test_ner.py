@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfbert.data_tables import DataError
-from tfbert.ner import IGNORE, align, apply_ner_defaults, continuation_tags, pack_tagged, unk_id
+from tfbert.ner import IGNORE, align, continuation_tags, pack_tagged, unk_id
 from tfbert.ner_data import load_ner_dataset, read_sentences, tag_vocabulary
 from tfbert.ner_metrics import entity_metrics
 from tfbert.pipeline import TextPipeline
@@ -220,10 +220,17 @@ def _args(*argv):
     return build_parser().parse_args(["--verbose", "0", "--task", "ner", *argv])
 
 
-def test_ner_defaults_apply_only_to_flags_left_at_their_default():
-    a = _args("--learning-rate", "3e-5")
-    apply_ner_defaults(a, **QUIET)
-    assert a.learning_rate == 3e-5 and a.epochs > 2 and a.model_name is None
+def test_task_defaults_fill_only_flags_not_given():
+    from tfbert.train import apply_task_defaults
+    a = _args("--learning-rate", "5e-5", "--epochs", "2")  # explicit values equal to the classification defaults
+    apply_task_defaults(a)
+    assert a.learning_rate == 5e-5 and a.epochs == 2 and a.patience == 5 and a.model_name is None
+    b = _args()
+    apply_task_defaults(b)
+    assert (b.epochs, b.learning_rate) == (12, 3e-4)
+    c = build_parser().parse_args(["--task", "classify"])
+    apply_task_defaults(c)
+    assert (c.epochs, c.learning_rate, c.patience) == (2, 5e-5, 3)
 
 
 @pytest.fixture(scope="module")

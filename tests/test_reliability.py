@@ -81,7 +81,8 @@ def test_export_that_loses_a_race_takes_the_next_version(tmp_path, monkeypatch, 
         (tmp_path / "m" / "2" / "saved_model.pb").write_bytes(b"the winner's")
         original(tmp, *args)
     monkeypatch.setattr(export, "_write", racing_write)
-    path = export.export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b"], tmp_path / "m",
+    # Non-ASCII labels also exercise the UTF-8 decoding of the fresh-process check.
+    path = export.export_classifier(core, str(tiny_pair / "preprocess"), ["négatif", "положительный"], tmp_path / "m",
                                     max_seq_length=32, log=lambda *_: None)
     assert path == tmp_path / "m" / "3"
     assert (tmp_path / "m" / "1" / "saved_model.pb").read_bytes() == b"someone else's"

@@ -107,7 +107,8 @@ def test_help_documents_every_flag_with_its_default():
                  "--learning-rate", "--max-seq-length", "--dropout", "--encoder", "--freeze-encoder",
                  "--class-weights", "--pooling", "--min-steps"):
         assert flag in text, flag
-    assert "(default: 5e-05)" in text and "(default: saved_models)" in text
+    assert "(default: 5e-05; ner: 3e-04)" in text and "(default: saved_models)" in text
+    assert "(default: None)" not in text
 
 
 @pytest.mark.slow

@@ -57,6 +57,7 @@ class ClassifierServer(tf.Module):
 # Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.
 _CHECK_SCRIPT = r"""
 import json, sys
+import numpy as np
 import tensorflow as tf, tensorflow_text  # noqa: F401
 assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
 args = json.loads(sys.argv[1])
@@ -65,7 +66,9 @@ out = {}
 for name, inputs in args["calls"].items():
     fn = model.signatures[name]
     res = fn(**{k: tf.constant(v, tf.string) for k, v in inputs.items()})
-    out[name] = {k: (v.numpy().astype(str).tolist() if v.dtype == tf.string else v.numpy().tolist()) for k, v in res.items()}
+    # Labels may be non-ASCII: decode as UTF-8 (numpy's astype(str) only handles ASCII).
+    out[name] = {k: (np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string
+                     else v.numpy().tolist()) for k, v in res.items()}
 print("RESULT" + json.dumps(out))
 """
 

@@ -29,9 +29,6 @@ from tfbert.ner_metrics import entity_f1, entity_metrics, format_ner_report
 from tfbert.pipeline import AUTOTUNE, BUCKET_BOUNDARIES, TextPipeline
 
 IGNORE = -1  # label of the positions without a word tag
-# Defaults for --task ner where the flag was left at its (classification) default: ~1.9k short sentences need
-# more passes, and a token head learns faster with a higher peak rate.
-NER_DEFAULTS = {"epochs": 12, "learning_rate": 3e-4, "patience": 5}
 
 
 # --------------------------------------------------------------------------- alignment
@@ -183,18 +180,6 @@ class EntityF1(keras.callbacks.Callback):
 # --------------------------------------------------------------------------- the job
 
 
-def apply_ner_defaults(a: argparse.Namespace, log=print) -> None:
-    """Flags left at the parser's default get the NER defaults (an explicit value equal to the classification
-    default is indistinguishable from none and is replaced too)."""
-    changed = []
-    for key, value in NER_DEFAULTS.items():
-        if getattr(a, key) == _parser_default(key) and value != getattr(a, key):
-            setattr(a, key, value)
-            changed.append(f"--{key.replace('_', '-')} {value}")
-    if changed:
-        log(f"ner defaults: {', '.join(changed)}")
-
-
 def train_ner(a: argparse.Namespace, log=print) -> dict:
     """`python -m tfbert.train --task ner`: the whole job; returns a summary with the export path and test metrics."""
     from tfbert import reports
@@ -206,7 +191,6 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
     from tfbert.registry import resolve_encoder
     from tfbert.train import _encoder_max_length, _prepare_run_dir, _read_history, validate_args
 
-    apply_ner_defaults(a, log)
     validate_args(a)
     t_start = time.time()
     keras.utils.set_random_seed(a.seed)
@@ -239,10 +223,10 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
     aligned = {name: align(preprocess, [s.tokens for s in split], [[tag_index[t] for t in s.tags] for s in split], unk,
                            continuation_tags(data.tags) if name == "train" else None)
                for name, split in (("train", data.train), ("valid", data.valid), ("test", data.test))}
-    cut = {name: sum(int(n) > a.max_seq_length - 2 for n in al.ids.row_lengths().numpy()) for name, al in aligned.items()}
+    cut = {name: int(np.sum(al.ids.row_lengths().numpy() > a.max_seq_length - 2)) for name, al in aligned.items()}
     if any(cut.values()):
-        log(f"data: sentences longer than --max-seq-length {a.max_seq_length} wordpieces (their tail words count as O): "
-            + ", ".join(f"{k} {v}" for k, v in cut.items()))
+        log(f"data: sentences longer than --max-seq-length {a.max_seq_length} wordpieces (their tail words count "
+            "as O): " + ", ".join(f"{k} {v}" for k, v in cut.items()))
     pipe = TextPipeline(preprocess, a.max_seq_length)
     train_ds = tagging_dataset(pipe, aligned["train"], a.batch_size, shuffle=True, seed=a.seed)
     valid_ds = tagging_dataset(pipe, aligned["valid"], 2 * a.batch_size)

@@ -178,8 +178,9 @@ def _split(sentences: list[Sentence], fractions: tuple[float, float], seed: int)
     return picked[n_valid + n_test:], picked[:n_valid], picked[n_valid:n_valid + n_test]
 
 
-def load_ner_dataset(train_file=None, valid_file=None, test_file=None, *, seed: int = 0, valid_fraction: float = 0.1,
-                     test_fraction: float = 0.1, max_train_examples: int | None = None, min_sentences: int = 1) -> NerDataset:
+def load_ner_dataset(train_file=None, valid_file=None, test_file=None, *, seed: int = 0,
+                     valid_fraction: float = 0.1, test_fraction: float = 0.1, max_train_examples: int | None = None,
+                     min_sentences: int = 1) -> NerDataset:
     """Reads and validates the files (default: the built-in corpus) and splits off missing valid/test parts
     (seeded, 80/10/10 by default). ``max_train_examples`` subsamples the training sentences only."""
     notes: list[str] = []
@@ -188,7 +189,8 @@ def load_ner_dataset(train_file=None, valid_file=None, test_file=None, *, seed: 
             raise DataError("--valid-file/--test-file need --train-file as well.")
         path = builtin_path()
         splits = {"train": (f"built-in corpus {path.name}", load_builtin())}
-        notes.append(f"Built-in corpus: {path} from the {BUILTIN_PACKAGE} package, {len(splits['train'][1])} sentences.")
+        notes.append(f"Built-in corpus: {path} from the {BUILTIN_PACKAGE} package, "
+                     f"{len(splits['train'][1])} sentences.")
     else:
         splits = {name: (Path(f).name, read_sentences(f))
                   for name, f in (("train", train_file), ("valid", valid_file), ("test", test_file)) if f}

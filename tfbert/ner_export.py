@@ -106,8 +106,8 @@ class TaggerServer(tf.Module):
         return {"entity_text": padded(entity_text, ""), "entity_type": padded(entity_type, ""),
                 "entity_start": padded(start, -1), "entity_end": padded(end, -1),
                 "entity_score": padded(entity_score, 0.0),
-                "num_entities": tf.cast(tf.math.bincount(tf.cast(entity_row, tf.int32), minlength=tf.cast(batch, tf.int32),
-                                                         maxlength=tf.cast(batch, tf.int32)), tf.int32)}
+                "num_entities": tf.math.bincount(tf.cast(entity_row, tf.int32), minlength=tf.cast(batch, tf.int32),
+                                                 maxlength=tf.cast(batch, tf.int32))}
 
 
 def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *, max_seq_length: int,
