@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import tf_keras as keras
@@ -48,3 +49,24 @@ class ProgressLog(keras.callbacks.Callback):
         left = (self.steps - done) * elapsed / done
         self.log(f"epoch {self.epoch + 1} step {done}/{self.steps} loss {logs.get('loss', float('nan')):.4f} "
                  f"{rate:.1f} examples/s, {left:.0f}s left in epoch")
+
+
+def training_callbacks(run_dir: Path, metric: keras.callbacks.Callback, monitor: str, *, patience: int,
+                       steps_per_epoch: int, batch_size: int, verbose: int, log=print):
+    """The callbacks every task trains with, and the path of its best weights.
+
+    `metric` (which writes `monitor` into the epoch logs) comes first: the checkpoint and early stopping read it.
+    """
+    best = run_dir / "checkpoints" / "best"
+    callbacks = [
+        metric,
+        keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode="max", save_best_only=True,
+                                        save_weights_only=True, verbose=0),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=50, profile_batch=0),
+    ]
+    if verbose == 2:
+        callbacks.append(ProgressLog(steps_per_epoch, batch_size, every=max(10, steps_per_epoch // 10), log=log))
+    return callbacks, best

@@ -88,21 +88,31 @@ def next_version(base: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
-                      has_pairs: bool = False, log=print) -> Path:
-    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
+def publish_next_version(base: str | Path, write, log=print) -> Path:
+    """Calls `write(tmp_dir)` and publishes tmp_dir as the next free integer version under `base`.
+
+    Shared by every exporter: a version folder appears only whole (one rename); a version number taken by a
+    concurrent export meanwhile makes this one write again under the next number.
+    """
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     while True:
         version = base / str(next_version(base))
         try:
             with atomic_directory(version) as tmp:
-                _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log)
+                write(tmp)
             break
         except FileExistsError:
             continue  # another export took this version number meanwhile: take the next one
     log(f"exported {version}")
     return version
+
+
+def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
+                      has_pairs: bool = False, log=print) -> Path:
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
+    return publish_next_version(
+        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log), log)
 
 
 def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log) -> None:

@@ -183,7 +183,7 @@ class EntityF1(keras.callbacks.Callback):
 def train_ner(a: argparse.Namespace, log=print) -> dict:
     """`python -m tfbert.train --task ner`: the whole job; returns a summary with the export path and test metrics."""
     from tfbert import reports
-    from tfbert.callbacks import ProgressLog
+    from tfbert.callbacks import training_callbacks
     from tfbert.data_tables import DataError
     from tfbert.model import make_optimizer
     from tfbert.ner_data import load_ner_dataset
@@ -239,19 +239,10 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
                          seed=a.seed)
     model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
                   loss=masked_tag_loss, metrics=[TagAccuracy()])
-    best = run_dir / "checkpoints" / "best"
-    callbacks = [
-        EntityF1(valid_ds, [s.tags for s in data.valid], data.tags),  # first: the callbacks below read it
-        keras.callbacks.ModelCheckpoint(str(best), monitor="val_entity_f1", mode="max", save_best_only=True,
-                                        save_weights_only=True, verbose=0),
-        keras.callbacks.EarlyStopping(monitor="val_entity_f1", mode="max", patience=a.patience),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=50, profile_batch=0),
-    ]
     verbose = a.verbose if a.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    if verbose == 2:
-        callbacks.append(ProgressLog(steps, a.batch_size, every=max(10, steps // 10), log=log))
+    callbacks, best = training_callbacks(run_dir, EntityF1(valid_ds, [s.tags for s in data.valid], data.tags),
+                                         "val_entity_f1", patience=a.patience, steps_per_epoch=steps,
+                                         batch_size=a.batch_size, verbose=verbose, log=log)
     t_fit = time.time()
     trained_marker = run_dir / "training_done.json"  # as in classification: killed after training -> no retraining
     if trained_marker.is_file():

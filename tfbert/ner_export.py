@@ -20,8 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.atomic import atomic_directory
-from tfbert.export import next_version, verify_in_fresh_process
+from tfbert.export import publish_next_version, verify_in_fresh_process
 from tfbert.ner_data import entity_types
 from tfbert.pipeline import TextPipeline
 
@@ -113,18 +112,7 @@ class TaggerServer(tf.Module):
 def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *, max_seq_length: int,
                   log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
-    while True:
-        version = base / str(next_version(base))
-        try:
-            with atomic_directory(version) as tmp:
-                _write(tmp, core, preprocess_handle, tags, max_seq_length, log)
-            break
-        except FileExistsError:
-            continue  # another export took this version number meanwhile: take the next one
-    log(f"exported {version}")
-    return version
+    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, max_seq_length, log), log)
 
 
 def _as_lists(outputs: dict) -> dict:

@@ -135,7 +135,7 @@ def train(a: argparse.Namespace, log=print) -> dict:
     import tf_keras as keras
 
     from tfbert import reports
-    from tfbert.callbacks import MacroF1, ProgressLog
+    from tfbert.callbacks import MacroF1, training_callbacks
     from tfbert.data_tables import DataError, class_weights, load_dataset
     from tfbert.export import export_classifier
     from tfbert.model import build_classifier, make_optimizer
@@ -173,19 +173,10 @@ def train(a: argparse.Namespace, log=print) -> dict:
                              freeze_encoder=a.freeze_encoder, seed=a.seed)
     model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    best = run_dir / "checkpoints" / "best"
-    callbacks = [
-        MacroF1(valid_ds, data.valid["label_id"].to_numpy()),  # first: the callbacks below read val_macro_f1
-        keras.callbacks.ModelCheckpoint(str(best), monitor="val_macro_f1", mode="max", save_best_only=True,
-                                        save_weights_only=True, verbose=0),
-        keras.callbacks.EarlyStopping(monitor="val_macro_f1", mode="max", patience=a.patience),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=50, profile_batch=0),
-    ]
     verbose = a.verbose if a.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    if verbose == 2:
-        callbacks.append(ProgressLog(steps, a.batch_size, every=max(10, steps // 10), log=log))
+    macro_f1 = MacroF1(valid_ds, data.valid["label_id"].to_numpy())
+    callbacks, best = training_callbacks(run_dir, macro_f1, "val_macro_f1", patience=a.patience,
+                                         steps_per_epoch=steps, batch_size=a.batch_size, verbose=verbose, log=log)
     weights = class_weights(data.train, len(data.labels)) if a.class_weights == "balanced" else None
     t_fit = time.time()
     trained_marker = run_dir / "training_done.json"
