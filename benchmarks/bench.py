@@ -3,7 +3,8 @@
 
     python benchmarks/bench.py                                   # default encoder, built-in tweets, 100 steps
     python benchmarks/bench.py --train-file a.csv --test-file b.csv --text-column review --label-column stars
-    python benchmarks/bench.py --levers                          # also the bf16 / grappler-AMP / thread prototypes
+    python benchmarks/bench.py --variant fp32                    # also the fp32 encoder (default: tfbert's own)
+    python benchmarks/bench.py --levers                          # fp32, grappler-AMP, thread settings, ...
     python benchmarks/bench.py --reference-json ref.json         # reuse an existing reference result
 
 Every measured phase runs in its own subprocess (its peak RSS is the child's ru_maxrss from os.wait4, plus
@@ -16,9 +17,10 @@ VmHWM read inside the child at phase boundaries):
 Then the reference (/work/shared/bench/hf_reference.py --mode bench, its own venv) runs on the very same
 train/test splits (written as CSV, columns text,label), and the ratios tfbert / reference-best go into the JSON.
 
-Lever prototypes (--variant, --levers) live here, not in tfbert/: bf16-policy (encoder converted under the
-Keras mixed_bfloat16 policy), onednn-amp (grappler auto_mixed_precision_onednn_bfloat16), thread settings,
-TF_ENABLE_ONEDNN_OPTS. XLA jit_compile is not benchmarked (with per-batch dynamic shapes it recompiles per
+The default variant is what `python -m tfbert.train` does (--precision auto: the bf16 encoder on a CPU with
+native bf16). Other variants: fp32 / bf16 (tfbert's converter at that precision), and prototypes that live
+here, not in tfbert/: onednn-amp (grappler auto_mixed_precision_onednn_bfloat16 over the fp32 encoder),
+thread settings, TF_ENABLE_ONEDNN_OPTS, lean-export, native-encoder. XLA jit_compile is not benchmarked (with per-batch dynamic shapes it recompiles per
 shape: > 500 s for one 54-step epoch here).
 """
 from __future__ import annotations
@@ -47,17 +49,22 @@ DEFAULT_REFERENCE_PYTHON = "/work/refvenv/bin/python"
 # native_encoder = tfbert.bert.build_encoder in-process instead of hub.KerasLayer over the converted SavedModel).
 VARIANTS = {
     "default": {},
-    "bf16-policy": {"precision": "bf16-policy"},
+    "fp32": {"precision": "fp32"},
+    "bf16": {"precision": "bf16"},
     "onednn-amp": {"precision": "onednn-amp"},
     "intra2-inter1": {"intra": 2, "inter": 1},
     "intra1-inter2": {"intra": 1, "inter": 2},
     "onednn-off": {"onednn": 0},
     "lean-export": {"lean_export": 1},
     "native-encoder": {"native_encoder": 1},
-    "bf16-policy+intra2-inter1": {"precision": "bf16-policy", "intra": 2, "inter": 1},
 }
-LEVERS = ["bf16-policy", "onednn-amp", "intra2-inter1", "intra1-inter2", "onednn-off", "lean-export", "native-encoder"]
-PRECISIONS = ("fp32", "bf16-policy", "onednn-amp")
+LEVERS = ["fp32", "onednn-amp", "intra2-inter1", "intra1-inter2", "onednn-off", "lean-export", "native-encoder"]
+PRECISIONS = ("auto", "fp32", "bf16", "onednn-amp")
+
+
+def encoder_precision(precision: str) -> str:
+    """The precision tfbert builds the encoder in for a variant's precision setting."""
+    return "fp32" if precision == "onednn-amp" else precision
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -164,10 +171,6 @@ def phase_train(spec: dict) -> dict:
     encoder, preprocess = spec["encoder"], spec["preprocess"]
     out = {"labels": data.labels, "n_train": len(data.train), "n_test": len(data.test)}
 
-    if spec.get("precision") == "bf16-policy" and not spec.get("native_encoder"):
-        out["bf16_policy"] = convert_bf16(tf, keras, spec, work / "bf16-pair", log)
-        encoder = str(work / "bf16-pair" / "encoder")
-
     pipe = TextPipeline(hub.load(preprocess), spec["max_seq_length"])
     shapes: list = []  # (batch, padded length, real tokens) of each batch, in the order fit consumes them
 
@@ -182,7 +185,7 @@ def phase_train(spec: dict) -> dict:
     train_ds = pipe.dataset(data.train, bs, shuffle=True, seed=seed).map(record)
     epoch_steps = steps_per_epoch(len(data.train), bs)
     if spec.get("native_encoder"):  # prototype: the Keras encoder built in-process instead of hub.KerasLayer
-        model = native_classifier(tf, keras, spec, len(data.labels), bf16=spec.get("precision") == "bf16-policy")
+        model = native_classifier(tf, keras, spec, len(data.labels))
     else:
         model = build_classifier(encoder, len(data.labels), seed=seed)
     model.compile(make_optimizer(spec["learning_rate"], epoch_steps),
@@ -229,17 +232,12 @@ def phase_train(spec: dict) -> dict:
     return out
 
 
-def native_classifier(tf, keras, spec, n_classes: int, bf16: bool = False):
+def native_classifier(tf, keras, spec, n_classes: int):
     """build_classifier's default (pooled) head over tfbert.bert.build_encoder itself, no SavedModel round trip."""
     from tfbert.bert import INPUT_KEYS, build_encoder, load_hf_weights
     from tfbert.checkpoint import read_checkpoint
     ckpt = read_checkpoint(spec["checkpoint_source"])
-    if bf16:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        encoder = build_encoder(ckpt.config, seed=spec["seed"])
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    encoder = build_encoder(ckpt.config, seed=spec["seed"], precision=spec["encoder_precision"])
     load_hf_weights(encoder, ckpt.config, ckpt.load_weights(), str(ckpt.weights_file))
     inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
     x = encoder(inputs)["pooled_output"]
@@ -249,57 +247,9 @@ def native_classifier(tf, keras, spec, n_classes: int, bf16: bool = False):
     return keras.Model(inputs, logits, name="classifier")
 
 
-def convert_bf16(tf, keras, spec, target: Path, log) -> dict:
-    """Prototype of lever (a): tfbert.convert.convert under the Keras mixed_bfloat16 policy.
-
-    convert() verifies the saved pair against the in-memory model with max abs diff < 1e-5, an fp32 bound:
-    in bf16 the saved graph (other op fusions) differs by about one bf16 ulp, so that check is wrapped here
-    to record its verdict and apply a bf16 bound (relative 2e-2 of the output range) instead.
-    """
-    import tensorflow_hub as hub
-    import tfbert.convert as conv
-    info = {}
-    strict = conv._verify
-
-    def verify(directory, preprocess, encoder):
-        try:
-            strict(directory, preprocess, encoder)
-            info["convert_verify_1e-5"] = "passed"
-        except RuntimeError as e:
-            info["convert_verify_1e-5"] = f"failed: {e}"
-        sentences = tf.constant(conv.VERIFY_SENTENCES)
-        expected = tf.cast(encoder(preprocess(sentences), training=False)["sequence_output"], tf.float32).numpy()
-        loaded = hub.load(str(directory / "encoder"))
-        got = tf.cast(loaded(hub.load(str(directory / "preprocess"))(sentences), training=False)["sequence_output"],
-                      tf.float32).numpy()
-        diff, scale = float(np.max(np.abs(got - expected))), float(np.max(np.abs(expected)))
-        info["saved_vs_memory_max_abs_diff"], info["output_max_abs"] = diff, scale
-        if not diff < 2e-2 * scale:
-            raise RuntimeError(f"bf16 saved encoder differs from the in-memory one by {diff:g} (scale {scale:g})")
-
-    t = time.perf_counter()
-    conv._verify = verify
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        conv.convert(spec["checkpoint_source"], target, log=log)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")  # head, loss and optimizer stay fp32
-        conv._verify = strict
-    info["convert_seconds"] = time.perf_counter() - t
-    # How far the bf16 encoder is from the fp32 one (pooled_output, which the classifier reads).
-    pre = hub.load(spec["preprocess"])
-    sentences = tf.constant(conv.VERIFY_SENTENCES + ["what a great day", "this is awful, never again"])
-    ref = hub.load(spec["encoder"])(pre(sentences), training=False)["pooled_output"].numpy()
-    got = tf.cast(hub.load(str(target / "encoder"))(pre(sentences), training=False)["pooled_output"], tf.float32).numpy()
-    info["pooled_output_max_abs_diff_vs_fp32"] = float(np.max(np.abs(got - ref)))
-    info["pooled_output_cosine_min_vs_fp32"] = float(np.min(np.sum(got * ref, -1) /
-                                                            (np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1))))
-    return info
-
-
 def train_breakdown(tf, keras, model, pipe, data, spec) -> dict:
     """Per-step time split on the same fixed batches: input pipeline, forward, backward, optimizer."""
-    k = spec.get("breakdown_batches", 40)
+    k = spec.get("breakdown_batches", 30)
     ds = pipe.dataset(data.train, spec["batch_size"], shuffle=True, seed=spec["seed"] + 1)
     t = time.perf_counter()
     batches = list(ds.take(k))
@@ -336,7 +286,7 @@ def train_breakdown(tf, keras, model, pipe, data, spec) -> dict:
         opt.apply_gradients(zip(grads, variables))
 
     def timed(fn, per_batch=True):
-        for x, y in batches[:3]:
+        for x, y in batches:  # warm-up over every batch: oneDNN creates primitives per shape on first sight
             (fn(x, y) if per_batch else fn())
         total = 0.0
         for x, y in batches:
@@ -355,7 +305,8 @@ def train_breakdown(tf, keras, model, pipe, data, spec) -> dict:
     res["backward_ms"] = res["forward_backward_ms"] - res["forward_ms"]
     res["optimizer_alternatives_ms"] = optimizer_alternatives(tf, keras, model, grads, spec)
     if spec.get("profile", True):
-        res["op_profile"] = profile_ops(tf, full_step, batches[:6], Path(spec["work_dir"]) / "profile")
+        res["op_profile"] = profile_ops(tf, lambda b: full_step(*b).numpy(), batches[:6],
+                                        Path(spec["work_dir"]) / "profile")
     return res
 
 
@@ -393,13 +344,14 @@ def optimizer_alternatives(tf, keras, model, grads, spec) -> dict:
     return out
 
 
-def profile_ops(tf, step_fn, batches, logdir: Path, top: int = 15) -> dict:
-    """tf.profiler trace of a few training steps, self time aggregated by op type (framework_op_stats)."""
-    for x, y in batches[:2]:
-        step_fn(x, y)
+def profile_ops(tf, call, items, logdir: Path, top: int = 15) -> dict:
+    """tf.profiler trace of call(item) over items (e.g. training steps), self time aggregated by op type and by
+    op name (the profiler's framework_op_stats tool). call must wait for its result."""
+    for item in items:  # every shape once before tracing (oneDNN primitive creation)
+        call(item)
     tf.profiler.experimental.start(str(logdir))
-    for x, y in batches:
-        step_fn(x, y).numpy()
+    for item in items:
+        call(item)
     tf.profiler.experimental.stop()
     try:
         from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
@@ -420,7 +372,7 @@ def profile_ops(tf, step_fn, batches, logdir: Path, top: int = 15) -> dict:
         by_type[r["type"]] = by_type.get(r["type"], 0.0) + float(r["total_self_time"])
         by_name[r["operation"]] = by_name.get(r["operation"], 0.0) + float(r["total_self_time"])
     total = sum(by_type.values()) or 1.0
-    steps = len(batches)
+    steps = len(items)
     return {"steps": steps, "self_ms_per_step": total / 1000 / steps,
             "by_type": [[k, round(v / 1000 / steps, 2), round(v / total, 3)]
                         for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])[:top]],
@@ -493,14 +445,18 @@ def phase_infer(spec: dict) -> dict:
     out["latency_ms_p99_b1"] = percentile(lat, 99)
     out["latency_ms_mean_b1"] = sum(lat) / len(lat)
     out["latency_examples"] = len(lat)
-    out["vm_hwm_mb"] = vm_hwm_mb()
+    out["vm_hwm_mb"] = vm_hwm_mb()  # the phase's peak: measured before the profiler adds its buffers
+    if spec.get("profile"):
+        out["op_profile_b64"] = profile_ops(tf, lambda b: serve(text=b)["label_id"].numpy(), batches[2:8],
+                                            Path(spec["work_dir"]) / "profile-infer")
     return out
 
 
 # --------------------------------------------------------------------------- phase: interleaved A/B
 
-AB_CONFIGS = {"hub-fp32": {}, "native-fp32": {"native_encoder": 1}, "hub-bf16": {"precision": "bf16-policy"},
-              "native-bf16": {"native_encoder": 1, "precision": "bf16-policy"}}
+AB_CONFIGS = {"fp32": {"encoder_precision": "fp32"}, "bf16": {"encoder_precision": "bf16"},
+              "native-fp32": {"native_encoder": 1, "encoder_precision": "fp32"},
+              "native-bf16": {"native_encoder": 1, "encoder_precision": "bf16"}}
 
 
 def phase_ab(spec: dict) -> dict:
@@ -533,13 +489,9 @@ def phase_ab(spec: dict) -> dict:
     for name in spec.get("ab_configs", list(AB_CONFIGS)):
         cfg = {**spec, **AB_CONFIGS[name]}
         if cfg.get("native_encoder"):
-            model = native_classifier(tf, keras, cfg, len(data.labels), bf16=cfg.get("precision") == "bf16-policy")
+            model = native_classifier(tf, keras, cfg, len(data.labels))
         else:
-            encoder = spec["encoder"]
-            if cfg.get("precision") == "bf16-policy":
-                info[name] = convert_bf16(tf, keras, cfg, work / f"{name}-pair", log)
-                encoder = str(work / f"{name}-pair" / "encoder")
-            model = build_classifier(encoder, len(data.labels), seed=seed)
+            model = build_classifier(spec["encoders"][cfg["encoder_precision"]], len(data.labels), seed=seed)
         opt = make_optimizer(spec["learning_rate"], steps_per_epoch(len(data.train), bs))
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -571,7 +523,7 @@ def phase_ab(spec: dict) -> dict:
     for step, serve in runners.values():  # warm-up: every batch shape once
         run_train(step)
         run_serve(serve)
-    rounds = spec.get("ab_rounds", 5)
+    rounds = spec.get("ab_rounds", 7)
     times = {name: {"train": [], "serve": []} for name in runners}
     for r in range(rounds):
         order = list(runners) if r % 2 == 0 else list(runners)[::-1]
@@ -584,13 +536,17 @@ def phase_ab(spec: dict) -> dict:
     n_serve = sum(int(b.shape[0]) for b in infer_batches)
     out = {"rounds": rounds, "train_batches": len(batches), "serve_batches": len(infer_batches), "configs": {}}
     base = list(runners)[0]
-    for name, t in times.items():
-        tr, sv = percentile(t["train"], 50), percentile(t["serve"], 50)
+    for name, t in times.items():  # best round: the least disturbed by other processes; median for reference
+        tr, sv = min(t["train"]), min(t["serve"])
         out["configs"][name] = {"train_examples_per_sec": n_train / tr, "serve_examples_per_sec_b64": n_serve / sv,
-                                "train_speedup_vs_" + base: percentile(times[base]["train"], 50) / tr,
-                                "serve_speedup_vs_" + base: percentile(times[base]["serve"], 50) / sv,
+                                "train_speedup_vs_" + base: min(times[base]["train"]) / tr,
+                                "serve_speedup_vs_" + base: min(times[base]["serve"]) / sv,
+                                "train_speedup_vs_" + base + "_median": percentile(times[base]["train"], 50) /
+                                percentile(t["train"], 50),
+                                "serve_speedup_vs_" + base + "_median": percentile(times[base]["serve"], 50) /
+                                percentile(t["serve"], 50),
                                 "train_seconds_per_round": t["train"], "serve_seconds_per_round": t["serve"],
-                                **({"bf16_policy": info[name]} if name in info else {})}
+                                **({"check": info[name]} if name in info else {})}
     info.pop("_keep")
     out["vm_hwm_mb"] = vm_hwm_mb()
     return out
@@ -669,15 +625,17 @@ def fmt(x, digits=1):
 
 
 def run_variant(name: str, vspec: dict, base: dict, work: Path, peak: dict, cfg: dict | None, n_classes: int,
-                a: argparse.Namespace) -> dict:
+                a: argparse.Namespace, encoder_for) -> dict:
     spec = {**base, **vspec, "work_dir": str(work / name)}
+    enc = encoder_for(vspec.get("precision", "auto"))
+    spec.update(encoder=enc.encoder, preprocess=enc.preprocess, encoder_precision=enc.precision)
     # The forward/backward/optimizer split and op profile: for the default and the precision levers.
     spec["breakdown"] = base["breakdown"] and (name == "default" or "precision" in vspec)
     Path(spec["work_dir"]).mkdir()
     tr = run_phase("train", spec, work, name)
-    inf = run_phase("infer", {**spec, "export_dir": tr["export_dir"]}, work, name)
-    precision = vspec.get("precision", "fp32")
-    peak_gflops = peak["fp32_gflops"] if precision == "fp32" else peak["bf16_gflops"]
+    inf = run_phase("infer", {**spec, "export_dir": tr["export_dir"], "profile": spec["breakdown"]}, work, name)
+    precision = vspec.get("precision", "auto")
+    peak_gflops = peak["fp32_gflops"] if enc.precision == "fp32" else peak["bf16_gflops"]
     s = summarize_train(tr, a.skip, cfg, n_classes, peak_gflops)
     if cfg:
         s["mfu_vs_fp32_peak"] = s["train_tflops_per_sec"] * 1e3 / peak["fp32_gflops"]
@@ -693,13 +651,16 @@ def run_variant(name: str, vspec: dict, base: dict, work: Path, peak: dict, cfg:
         s["infer_pad_fraction_b64"] = 1 - inf["infer_real_tokens"] / sum(
             length * min(64, inf["n_test"] - 64 * i) for i, length in enumerate(inf["infer_padded_lengths"]))
     s["peak_rss_mb"] = {"train": tr["vm_hwm_mb_train"], "train_process_incl_export": tr["peak_rss_mb"],
-                        "infer": inf["peak_rss_mb"]}
+                        "infer": inf["vm_hwm_mb"], "infer_process": inf["peak_rss_mb"]}
     s["other_cpus_during"] = {"train": tr["other_cpus"], "infer": inf["other_cpus"]}
     s["export_seconds"], s["export_mb"] = tr["export_seconds"], tr["export_mb"]
     for k in ("bf16_policy", "breakdown"):
         if k in tr:
             s[k] = tr[k]
-    s["settings"] = {"precision": precision, "intra_op_threads": vspec.get("intra", "TF default (0)"),
+    if "op_profile_b64" in inf:
+        s["infer_op_profile_b64"] = inf["op_profile_b64"]
+    s["settings"] = {"precision": precision, "encoder_precision": enc.precision, "encoder_handle": enc.encoder,
+                     "intra_op_threads": vspec.get("intra", "TF default (0)"),
                      "inter_op_threads": vspec.get("inter", "TF default (0)"),
                      "TF_ENABLE_ONEDNN_OPTS": vspec.get("onednn", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (1)")),
                      **{k: v for k, v in vspec.items() if k not in ("precision", "intra", "inter", "onednn")}}
@@ -766,7 +727,7 @@ def main(argv=None) -> int:
     ap.add_argument("--latency-examples", type=int, default=300, help="batch-1 calls for p50/p99")
     ap.add_argument("--variant", action="append", default=[],
                     help=f"training/inference variant to run besides the default: {', '.join(VARIANTS)} "
-                         "or key=value,... (precision=fp32|bf16-policy|onednn-amp, intra=N, inter=N, onednn=0|1)")
+                         "or key=value,... (precision=auto|fp32|bf16|onednn-amp, intra=N, inter=N, onednn=0|1)")
     ap.add_argument("--levers", action="store_true", help=f"run the lever prototypes: {', '.join(LEVERS)}")
     ap.add_argument("--ab", action="store_true",
                     help=f"also an interleaved in-process A/B of {', '.join(AB_CONFIGS)} (robust to machine load)")
@@ -799,7 +760,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     from tfbert.convert import read_metadata
     from tfbert.data_tables import load_dataset
-    from tfbert.registry import resolve_encoder
+    from tfbert.registry import resolve_encoder, resolve_precision
 
     work = Path(tempfile.mkdtemp(prefix="tfbert-bench-"))  # left in place when a phase fails
     t_start = time.time()
@@ -813,7 +774,16 @@ def main(argv=None) -> int:
     data.test[["text", "label"]].to_csv(test_csv, index=False)
     print(f"data: {len(data.train)} train / {len(data.test)} test rows ({len(data.labels)} classes); splits in {split_dir}")
 
-    handles = resolve_encoder(a.encoder, log=print)
+    encoders = {}
+
+    def encoder_for(precision: str):
+        """tfbert's handles for the encoder at a variant's precision (auto -> what tfbert.train picks)."""
+        p = resolve_precision(encoder_precision(precision), a.encoder)
+        if p not in encoders:
+            encoders[p] = resolve_encoder(a.encoder, log=print, precision=p)
+        return encoders[p]
+
+    handles = encoder_for("fp32")
     meta = read_metadata(Path(handles.encoder).parent)
     cfg, checkpoint = meta.get("config"), meta.get("source")
     base = {"train_file": str(train_csv), "test_file": str(test_csv), "text_column": "text", "label_column": "label",
@@ -828,10 +798,10 @@ def main(argv=None) -> int:
         reference = json.loads(Path(a.reference_json).read_text())
         ref_run = {"source": str(a.reference_json)}
     for i, (name, vspec) in enumerate(variants):
-        if vspec.get("precision") == "bf16-policy" and not checkpoint:
-            print(f"  [{name}] skipped: needs an encoder converted by tfbert (its Hugging Face source)")
+        if vspec.get("precision") == "bf16" and resolve_precision("auto", a.encoder) != "bf16" and not checkpoint:
+            print(f"  [{name}] skipped: bf16 needs an encoder tfbert converts itself")
             continue
-        results[name] = run_variant(name, vspec, base, work, peak, cfg, len(data.labels), a)
+        results[name] = run_variant(name, vspec, base, work, peak, cfg, len(data.labels), a, encoder_for)
         if i == 0 and reference is None and not a.no_reference:  # back to back with the first (default) run
             if not (checkpoint and Path(a.reference_script).is_file() and Path(a.reference_python).is_file()):
                 print("  [reference] skipped: needs the Hugging Face checkpoint behind the encoder, "
@@ -842,7 +812,8 @@ def main(argv=None) -> int:
     ab = None
     if a.ab:
         Path(work / "ab").mkdir()
-        ab = run_phase("ab", {**base, "work_dir": str(work / "ab")}, work, "ab")
+        ab_encoders = {p: encoder_for(p).encoder for p in ("fp32", "bf16")}
+        ab = run_phase("ab", {**base, "work_dir": str(work / "ab"), "encoders": ab_encoders}, work, "ab")
 
     first = next(iter(results), None)
     main_res = results.get(first, {})
@@ -908,7 +879,7 @@ def print_table(results: dict, ref: dict | None, peak: dict, ab: dict | None = N
         print("* reference inference: model time only, tokenization excluded; tfbert's includes tokenization. "
               "Ratios are against the reference's best (fp32 or bf16). Targets: >= 1.5 for both.")
     if ab:
-        print(f"\ninterleaved A/B in one process ({ab['rounds']} rounds, medians; other processes used "
+        print(f"\ninterleaved A/B in one process (best of {ab['rounds']} rounds; other processes used "
               f"{ab['other_cpus']:.2f} CPUs meanwhile)")
         base = next(iter(ab["configs"]))
         print(f"{'config':<12} {'train ex/s':>10} {'x ' + base:>12} {'serve ex/s b64':>15} {'x ' + base:>12}")

@@ -155,3 +155,43 @@ def test_cli_error_is_one_line_and_nonzero(tmp_path):
                         "--output", str(tmp_path / "out")], capture_output=True, text=True)
     assert r.returncode == 2
     assert "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def _ops_with_dtype(saved_model_dir, ops, dtype) -> int:
+    """How many `ops` nodes in the SavedModel's functions compute in `dtype`."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+    nodes = [n for f in sm.meta_graphs[0].graph_def.library.function for n in f.node_def]
+    return sum(1 for n in nodes if n.op in ops and n.attr["T"].type == dtype)
+
+
+def test_bf16_encoder_multiplies_in_bfloat16_returns_float32_and_stays_close(tmp_path, checkpoint_dir, tiny_pair):
+    from conftest import TINY
+    from tensorflow.core.framework import types_pb2
+    out = convert(checkpoint_dir, tmp_path / "bf16", random_init=True, overrides=TINY, precision="bf16",
+                  log=lambda *_: None)  # same seed as tiny_pair: same weights
+    assert read_metadata(out)["precision"] == "bf16"
+    matmuls = {"MatMul", "BatchMatMulV2", "Einsum"}
+    assert _ops_with_dtype(out / "encoder", matmuls, types_pb2.DT_BFLOAT16) > 0
+    assert _ops_with_dtype(tiny_pair / "encoder", matmuls, types_pb2.DT_BFLOAT16) == 0
+
+    inputs = hub.load(str(tiny_pair / "preprocess"))(tf.constant(["a bf16 encoder", "keeps float32 outputs"]))
+    fp32 = hub.load(str(tiny_pair / "encoder"))(inputs)
+    bf16 = hub.load(str(out / "encoder"))(inputs)
+    for key in ("sequence_output", "pooled_output"):
+        assert bf16[key].dtype == tf.float32
+        diff = np.abs(bf16[key].numpy() - fp32[key].numpy()).max()
+        assert 0 < diff < 0.05 * np.abs(fp32[key].numpy()).max(), (key, diff)  # rounded, yet the same function
+    layer = hub.KerasLayer(str(out / "encoder"), trainable=True)
+    assert layer.trainable_weights and all(v.dtype == tf.float32 for v in layer.trainable_weights)
+
+
+def test_exact_gelu_matches_the_erf_definition_in_both_precisions():
+    from tfbert.bert import exact_gelu
+    x = tf.constant(np.linspace(-8, 8, 1001), tf.float32)
+    reference = tf.nn.gelu(x, approximate=False)  # erfc form
+    np.testing.assert_allclose(exact_gelu(x).numpy(), reference.numpy(), atol=1e-6)
+    y = exact_gelu(tf.cast(x, tf.bfloat16))
+    assert y.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(y, tf.float32).numpy(), reference.numpy(), atol=0.04, rtol=0.01)

@@ -50,3 +50,23 @@ def test_cache_reuses_a_converted_pair(tmp_path, monkeypatch, checkpoint_dir):
     # A Hugging Face checkpoint directory given as --encoder is converted into the cache too.
     h = resolve_encoder(str(src), log=logs.append)
     assert Path(h.encoder).parent.parent == tmp_path / "cache"
+    # The bf16 build of the same checkpoint is a separate cache entry; the fp32 one is kept.
+    from tfbert.convert import read_metadata
+    h16 = resolve_encoder(str(src), log=logs.append, precision="bf16")
+    assert h16.precision == "bf16" and Path(h16.encoder).parent != Path(h.encoder).parent
+    assert read_metadata(Path(h16.encoder).parent)["precision"] == "bf16"
+    assert read_metadata(Path(h.encoder).parent)["precision"] == "fp32"
+
+
+def test_precision_auto_picks_bf16_only_where_it_is_native_and_buildable(monkeypatch, tiny_pair, checkpoint_dir):
+    from tfbert import registry
+    monkeypatch.setattr(registry, "cpu_has_bf16", lambda: True)
+    assert registry.resolve_precision("auto", "minilm-l6") == "bf16"
+    assert registry.resolve_precision("auto", str(checkpoint_dir)) == "bf16"  # an HF checkpoint: tfbert builds it
+    assert registry.resolve_precision("auto", str(tiny_pair)) == "fp32"  # a saved pair keeps its precision
+    assert registry.resolve_precision("auto", REMOTE["bert-base-uncased"][1]) == "fp32"
+    assert registry.resolve_precision("fp32", "minilm-l6") == "fp32"
+    monkeypatch.setattr(registry, "cpu_has_bf16", lambda: False)
+    assert registry.resolve_precision("auto", "minilm-l6") == "fp32"
+    with pytest.raises(EncoderError, match="--precision bf16 needs an encoder that tfbert converts"):
+        registry.resolve_precision("bf16", str(tiny_pair))

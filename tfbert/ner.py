@@ -185,11 +185,12 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
     from tfbert import reports
     from tfbert.callbacks import training_callbacks
     from tfbert.data_tables import DataError
+    from tfbert.distribute import make_strategy
     from tfbert.model import make_optimizer
     from tfbert.ner_data import load_ner_dataset
     from tfbert.ner_export import export_tagger, require_offsets
     from tfbert.registry import resolve_encoder
-    from tfbert.train import _encoder_max_length, _prepare_run_dir, _read_history, validate_args
+    from tfbert.train import _encoder_max_length, _prepare_run_dir, _read_history, output_base, validate_args
 
     validate_args(a)
     t_start = time.time()
@@ -204,16 +205,18 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
         if getattr(a, flag) != _parser_default(flag):
             log(f"warning: --{flag.replace('_', '-')} does not apply to --task ner; ignored")
 
-    handles = resolve_encoder(a.encoder, a.preprocess, log=log)
+    handles = resolve_encoder(a.encoder, a.preprocess, log=log, precision=a.precision)
+    log(f"encoder: {handles.encoder} ({handles.precision})")
     limit = _encoder_max_length(handles.encoder)
     if limit and a.max_seq_length > limit:
         raise DataError(f"--max-seq-length {a.max_seq_length} is above the encoder's maximum of {limit} positions")
     preprocess = hub.load(handles.preprocess)
     require_offsets(preprocess, handles.preprocess)  # the export needs it: fail before training, not after
 
-    base = Path(a.output_dir) / (a.model_name or a.task)
+    base = output_base(a, log)
     run_dir = base / "runs" / "in-progress"
     config = dict(vars(a), encoder_handles={"preprocess": handles.preprocess, "encoder": handles.encoder},
+                  precision_used=handles.precision,
                   tags=data.tags)
     _prepare_run_dir(run_dir, config, log)
 
@@ -235,10 +238,11 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
     if epochs > a.epochs:
         log(f"training for up to {epochs} epochs ({steps} steps each) to reach --min-steps {a.min_steps}")
 
-    model = build_tagger(handles.encoder, len(data.tags), dropout=a.dropout, freeze_encoder=a.freeze_encoder,
-                         seed=a.seed)
-    model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
-                  loss=masked_tag_loss, metrics=[TagAccuracy()])
+    with make_strategy(a.strategy, log=log).scope():
+        model = build_tagger(handles.encoder, len(data.tags), dropout=a.dropout, freeze_encoder=a.freeze_encoder,
+                             seed=a.seed)
+        model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
+                      loss=masked_tag_loss, metrics=[TagAccuracy()])
     verbose = a.verbose if a.verbose is not None else (1 if sys.stdout.isatty() else 2)
     callbacks, best = training_callbacks(run_dir, EntityF1(valid_ds, [s.tags for s in data.valid], data.tags),
                                          "val_entity_f1", patience=a.patience, steps_per_epoch=steps,

@@ -30,6 +30,7 @@ class EncoderHandles:
     name: str
     preprocess: str
     encoder: str
+    precision: str = "fp32"
 
 
 def _small_berts() -> dict[str, tuple[str, str]]:
@@ -63,17 +64,17 @@ def registered_names() -> list[str]:
     return sorted(EMBEDDED) + sorted(REMOTE)
 
 
-def ensure_converted(source: str | Path, name: str, log=print) -> Path:
+def ensure_converted(source: str | Path, name: str, log=print, precision: str = "fp32") -> Path:
     """The converted pair for `source` in the cache, converting it once. Safe when processes race:
     each converts into its own temp dir and the first rename wins; the others use the winner's copy."""
     from tfbert.convert import CONVERTER_VERSION, convert
 
-    target = cache_dir() / f"{name}-v{CONVERTER_VERSION}"
+    target = cache_dir() / f"{name}{'-bf16' if precision == 'bf16' else ''}-v{CONVERTER_VERSION}"
     if (target / "encoder" / "saved_model.pb").is_file():
         return target
     log(f"first use of encoder {name!r}: converting {source} into {target} (once; set ${CACHE_ENV} to move the cache)")
     try:
-        convert(source, target, log=log)
+        convert(source, target, log=log, precision=precision)
     except FileExistsError:
         pass  # another process published it first; its copy is complete because publishing is one rename
     return target
@@ -101,12 +102,42 @@ def check_reachable(handle: str, timeout: float = 5.0) -> None:
                            "model in $TFHUB_CACHE_DIR") from None
 
 
-def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None = None, log=print) -> EncoderHandles:
-    """(preprocess, encoder) handles for a registered name, directory or URL; converts embedded ones on first use."""
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AMX or AVX512-BF16); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def convertible(name_or_path: str) -> bool:
+    """Whether tfbert builds this encoder itself (so it can build it in bf16): embedded names and HF checkpoints."""
+    return str(name_or_path) in EMBEDDED or (Path(name_or_path) / "config.json").is_file()
+
+
+def resolve_precision(requested: str, name_or_path: str) -> str:
+    """"auto" -> bf16 when this CPU has native bf16 and tfbert converts the encoder, else fp32."""
+    if requested == "auto":
+        return "bf16" if cpu_has_bf16() and convertible(name_or_path) else "fp32"
+    if requested == "bf16" and not convertible(name_or_path):
+        raise EncoderError(f"--precision bf16 needs an encoder that tfbert converts itself (a registered embedded "
+                           f"name such as {DEFAULT_ENCODER}, or a Hugging Face checkpoint directory), not "
+                           f"{name_or_path!r}: a saved TF Hub model keeps the precision it was saved with")
+    return requested
+
+
+def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None = None, log=print,
+                    precision: str = "fp32") -> EncoderHandles:
+    """(preprocess, encoder) handles for a registered name, directory or URL; converts embedded ones on first use.
+
+    precision: "fp32", "bf16" or "auto" (see resolve_precision); bf16 applies to encoders tfbert converts.
+    """
     handle = str(name_or_path)
+    precision = resolve_precision(precision, handle)
     if handle in EMBEDDED:
-        pair = ensure_converted(EMBEDDED[handle], handle, log=log)
-        return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"))
+        pair = ensure_converted(EMBEDDED[handle], handle, log=log, precision=precision)
+        return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"), precision)
     if handle in REMOTE:
         pre, enc = REMOTE[handle]
         pre = preprocess or pre
@@ -114,8 +145,9 @@ def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None 
         pre, enc = preprocess or str(Path(handle) / "preprocess"), str(Path(handle) / "encoder")
     elif Path(handle).is_dir() and (Path(handle) / "config.json").is_file():
         key = Path(handle).resolve()
-        pair = ensure_converted(key, f"{key.name}-{hashlib.sha1(str(key).encode()).hexdigest()[:8]}", log=log)
-        return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"))
+        pair = ensure_converted(key, f"{key.name}-{hashlib.sha1(str(key).encode()).hexdigest()[:8]}", log=log,
+                                precision=precision)
+        return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"), precision)
     elif _is_url(handle) or Path(handle).is_dir():
         if preprocess is None:
             raise EncoderError(f"encoder {handle!r} is not registered: also give its preprocess handle (--preprocess)")
@@ -129,10 +161,11 @@ def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None 
 
 
 __all__ = ["EncoderHandles", "EncoderError", "CheckpointError", "resolve_encoder", "cache_dir", "registered_names",
-           "ensure_converted", "DEFAULT_ENCODER", "REMOTE", "EMBEDDED"]
+           "ensure_converted", "resolve_precision", "cpu_has_bf16", "DEFAULT_ENCODER", "REMOTE", "EMBEDDED"]
 
 
-if __name__ == "__main__":  # `python -m tfbert.registry [NAME]`: resolve (and convert) an encoder, print its handles
+if __name__ == "__main__":  # `python -m tfbert.registry [NAME [PRECISION]]`: resolve (and convert) an encoder
     import sys
-    h = resolve_encoder(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_ENCODER)
-    print(f"preprocess: {h.preprocess}\nencoder:    {h.encoder}")
+    h = resolve_encoder(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_ENCODER,
+                        precision=sys.argv[2] if len(sys.argv) > 2 else "auto")  # auto: what tfbert.train picks
+    print(f"preprocess: {h.preprocess}\nencoder:    {h.encoder} ({h.precision})")

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--encoder", default=DEFAULT_ENCODER,
                    help="registered name, converted pair directory, Hugging Face checkpoint directory or TF Hub URL")
     m.add_argument("--preprocess", help="preprocess handle, when --encoder is an unregistered URL or directory")
+    m.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="encoder compute precision. auto: bf16 when the CPU multiplies bfloat16 natively (AMX or "
+                        "AVX512-BF16) and tfbert builds the encoder (embedded or Hugging Face checkpoint), else fp32")
     m.add_argument("--max-seq-length", type=int, default=128, help="longest packed input; batches pad to their own longest")
     m.add_argument("--pooling", choices=["pooled", "cls", "mean"], default="pooled",
                    help="pooled_output of the encoder, the [CLS] vector, or the mean over tokens")
@@ -79,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="epochs without a better validation macro-F1 (ner: entity F1) "
                    "before stopping (default: 3; ner: 5)")
     t.add_argument("--seed", type=int, default=0, help="seed for splits, shuffling and initialisation")
+    t.add_argument("--strategy", choices=["default", "mirrored", "multi_worker", "tpu"], default="default",
+                   help="tf.distribute strategy; --batch-size is the global batch, split across replicas "
+                        "(multi_worker reads $TF_CONFIG, tpu reads $TPU_NAME)")
     o = ap.add_argument_group("output")
     o.add_argument("--output-dir", default="saved_models", help="exports go to OUTPUT_DIR/MODEL_NAME/VERSION")
     o.add_argument("--model-name", help="default: the task name")
@@ -105,6 +111,18 @@ def _encoder_max_length(encoder_handle: str) -> int | None:
     from tfbert.convert import read_metadata
     meta = read_metadata(Path(encoder_handle).parent) if not encoder_handle.startswith(("http:", "https:")) else {}
     return meta.get("config", {}).get("max_position_embeddings")
+
+
+def output_base(a: argparse.Namespace, log=print) -> Path:
+    """<output-dir>/<model-name>; a non-chief worker of a multi-worker cluster writes under worker-<i>/ in it, so
+    that only the chief's export is where a server looks (every worker has to run the export: it is collective)."""
+    from tfbert.distribute import worker_index
+    base = Path(a.output_dir) / (a.model_name or a.task)
+    index = worker_index() if a.strategy == "multi_worker" else None
+    if index is not None:
+        base = base / f"worker-{index}"
+        log(f"non-chief worker {index}: this worker's copy of the outputs goes to {base}")
+    return base
 
 
 def _prepare_run_dir(run_dir: Path, config: dict, log) -> None:
@@ -137,6 +155,7 @@ def train(a: argparse.Namespace, log=print) -> dict:
     from tfbert import reports
     from tfbert.callbacks import MacroF1, training_callbacks
     from tfbert.data_tables import DataError, class_weights, load_dataset
+    from tfbert.distribute import make_strategy
     from tfbert.export import export_classifier
     from tfbert.model import build_classifier, make_optimizer
     from tfbert.pipeline import TextPipeline, load_preprocess, steps_per_epoch
@@ -150,15 +169,17 @@ def train(a: argparse.Namespace, log=print) -> dict:
         log(f"data: {note}")
     log(f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; labels {data.labels}")
 
-    handles = resolve_encoder(a.encoder, a.preprocess, log=log)
+    handles = resolve_encoder(a.encoder, a.preprocess, log=log, precision=a.precision)
+    log(f"encoder: {handles.encoder} ({handles.precision})")
     limit = _encoder_max_length(handles.encoder)
     if limit and a.max_seq_length > limit:
         raise DataError(f"--max-seq-length {a.max_seq_length} is above the encoder's maximum of {limit} positions")
 
-    base = Path(a.output_dir) / (a.model_name or a.task)
+    base = output_base(a, log)
     run_dir = base / "runs" / "in-progress"
     config = {k: v for k, v in vars(a).items()}
-    config.update(encoder_handles={"preprocess": handles.preprocess, "encoder": handles.encoder}, labels=data.labels)
+    config.update(encoder_handles={"preprocess": handles.preprocess, "encoder": handles.encoder},
+                  precision_used=handles.precision, labels=data.labels)
     _prepare_run_dir(run_dir, config, log)
 
     pipe = TextPipeline(load_preprocess(handles), a.max_seq_length, data.has_pairs)
@@ -169,10 +190,11 @@ def train(a: argparse.Namespace, log=print) -> dict:
     if epochs > a.epochs:
         log(f"training for up to {epochs} epochs ({steps} steps each) to reach --min-steps {a.min_steps}")
 
-    model = build_classifier(handles.encoder, len(data.labels), dropout=a.dropout, pooling=a.pooling,
-                             freeze_encoder=a.freeze_encoder, seed=a.seed)
-    model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    with make_strategy(a.strategy, log=log).scope():
+        model = build_classifier(handles.encoder, len(data.labels), dropout=a.dropout, pooling=a.pooling,
+                                 freeze_encoder=a.freeze_encoder, seed=a.seed)
+        model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     verbose = a.verbose if a.verbose is not None else (1 if sys.stdout.isatty() else 2)
     macro_f1 = MacroF1(valid_ds, data.valid["label_id"].to_numpy())
     callbacks, best = training_callbacks(run_dir, macro_f1, "val_macro_f1", patience=a.patience,

@@ -1,0 +1,58 @@
+"""tf.distribute strategies for `--strategy`: model building and training run inside `strategy.scope()`.
+
+Keras splits each global batch (`--batch-size`) across the replicas and averages the loss over the global batch,
+so the same flags train the same model on one device or many.
+
+- default: no distribution (one device).
+- mirrored: synchronous data parallelism on one machine: every GPU, or else every logical CPU device (a CPU-only
+  machine has one unless tf.config.set_logical_device_configuration splits it, as the tests do).
+- multi_worker: synchronous data parallelism over several machines; each worker runs the same command with its
+  own TF_CONFIG (see the README).
+- tpu: a Cloud TPU named by $TPU_NAME (empty: the local TPU VM). Tokenization stays on the host, in tf.data.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def make_strategy(name: str = "default", log=print):
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {STRATEGIES}, not {name!r}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    elif name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            log("warning: --strategy multi_worker without $TF_CONFIG trains on this machine alone")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    log(f"strategy {name}: {strategy.num_replicas_in_sync} replica(s)")
+    return strategy
+
+
+def worker_index() -> int | None:
+    """This process's index in a TF_CONFIG cluster when it is a non-chief worker, else None."""
+    return None if is_chief() else int(json.loads(os.environ["TF_CONFIG"])["task"].get("index", 0))
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's outputs: always, except for non-chief workers of a TF_CONFIG
+    cluster (the "chief" task, or worker 0 when the cluster has no chief, writes; the others train alongside it)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in config.get("cluster", {})
