@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (text ops for loading exports in this process)
 
 from tfbert.train import build_parser, train
 
@@ -119,3 +121,36 @@ def test_real_encoder_learns_sentiment_on_a_small_slice(tmp_path, tweets_csv):
     test = summary["test"]
     majority = max(test["per_class"][c]["support"] for c in test["labels"]) / test["n"]
     assert test["accuracy"] > majority + 0.15, (test["accuracy"], majority)
+
+
+def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_export):
+    """A request larger than SERVE_CHUNK, lengths shuffled: each answer equals that text served alone."""
+    from tfbert.export import SERVE_CHUNK
+    rng = np.random.default_rng(0)
+    words = "good bad awful great fine movie day service food never again really".split()
+    texts = [" ".join(rng.choice(words, n)) for n in rng.integers(1, 60, 2 * SERVE_CHUNK + 5)]
+    model = tf.saved_model.load(str(trained_export))
+    batch = model.signatures["serving_default"](text=tf.constant(texts))
+    alone = [model.signatures["serving_default"](text=tf.constant([t])) for t in texts]
+    np.testing.assert_allclose(batch["probabilities"].numpy(),
+                               np.concatenate([a["probabilities"].numpy() for a in alone]), atol=1e-5)
+    assert batch["label"].numpy().tolist() == [a["label"].numpy()[0] for a in alone]
+
+
+def test_frozen_word_embeddings_stay_fixed_while_the_rest_trains(tiny_pair):
+    import tf_keras as keras
+
+    from tfbert.model import build_classifier, make_optimizer
+    model = build_classifier(str(tiny_pair / "encoder"), 2, freeze_word_embeddings=True)
+    table = [v for v in model.weights if "word_embeddings" in v.name]
+    assert len(table) == 1 and not any("word_embeddings" in v.name for v in model.trainable_variables)
+    others = [v for v in model.trainable_variables if "layer_0" in v.name and "kernel" in v.name]
+    assert others
+    before = [v.numpy().copy() for v in table + others]
+    model.compile(make_optimizer(1e-2, 10), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = {"input_word_ids": rng.integers(1000, 2000, (8, 12)).astype(np.int32),
+         "input_mask": np.ones((8, 12), np.int32), "input_type_ids": np.zeros((8, 12), np.int32)}
+    model.fit(x, np.arange(8) % 2, epochs=3, verbose=0)
+    np.testing.assert_array_equal(table[0].numpy(), before[0])
+    assert all(not np.allclose(v.numpy(), b) for v, b in zip(others, before[1:]))

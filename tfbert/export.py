@@ -25,13 +25,16 @@ LABELS_FILE = "labels.txt"
 CHECK_TEXTS = ["", "   ", "a perfectly ordinary sentence", "Ünïcödé 👍🏽 日本語 \x00\x07", "word " * 400]
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
+SERVE_CHUNK = 16  # examples per length-sorted chunk in the serving signatures
 
 
 class ClassifierServer(tf.Module):
     """Raw strings -> preprocess model -> trained classifier core -> softmax, label names."""
 
-    def __init__(self, preprocess_handle: str, core, labels: list[str], max_seq_length: int, labels_file: Path):
+    def __init__(self, preprocess_handle: str, core, labels: list[str], max_seq_length: int, labels_file: Path,
+                 chunk: int = SERVE_CHUNK):
         super().__init__()
+        self.chunk = chunk  # 0: the whole request as one batch
         self.preprocess = hub.load(preprocess_handle)
         self.core = core
         self.labels_asset = tf.saved_model.Asset(str(labels_file))
@@ -39,19 +42,39 @@ class ClassifierServer(tf.Module):
         self._single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, pad_multiple=1)
         self._pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, pad_multiple=1)
 
-    def _outputs(self, inputs):
-        probabilities = tf.nn.softmax(tf.cast(self.core(inputs, training=False), tf.float32), axis=-1)
+    def _logits(self, pipeline: TextPipeline, segments):
+        """The core over the request in chunks of similar length, each padded only to its own longest.
+
+        A request arrives in no particular order, so padding it as one batch to its longest text wastes most of
+        the compute on short texts (tweets: ~45% padding at batch 64). Sorted chunks of `chunk` cut that;
+        results go back to request order.
+        """
+        if not self.chunk:
+            return tf.cast(self.core(pipeline.pack(segments), training=False), tf.float32)
+        lengths = tf.add_n([s.row_lengths() for s in segments])
+        order = tf.argsort(lengths, stable=True)
+        n = tf.size(order)
+        chunks = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
+                                element_shape=tf.TensorShape([None, len(self._labels)]))
+        for start in tf.range(0, n, self.chunk):
+            idx = order[start:start + self.chunk]
+            inputs = pipeline.pack([tf.gather(s, idx) for s in segments])
+            chunks = chunks.write(start // self.chunk, tf.cast(self.core(inputs, training=False), tf.float32))
+        return tf.gather(chunks.concat(), tf.argsort(order))  # back to request order
+
+    def _outputs(self, logits):
+        probabilities = tf.nn.softmax(logits, axis=-1)
         label_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "label_id": label_id,
                 "label": tf.gather(tf.constant(self._labels), label_id)}
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
-        return self._outputs(self._single.encode(text))
+        return self._outputs(self._logits(self._single, [self._single.tokenize(text)]))
 
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_pairs(self, text, text_b):
-        return self._outputs(self._pairs.encode(text, text_b))
+        return self._outputs(self._logits(self._pairs, [self._pairs.tokenize(text), self._pairs.tokenize(text_b)]))
 
 
 # Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.

@@ -25,6 +25,7 @@ import tensorflow_hub as hub
 import tf_keras as keras
 
 from tfbert.bert import INPUT_KEYS
+from tfbert.model import EncoderLayer, make_optimizer
 from tfbert.ner_metrics import entity_f1, entity_metrics, format_ner_report
 from tfbert.pipeline import AUTOTUNE, BUCKET_BOUNDARIES, TextPipeline
 
@@ -124,10 +125,11 @@ def tagging_dataset(pipe: TextPipeline, data: Aligned, batch_size: int, *, shuff
 
 
 def build_tagger(encoder_handle: str, num_tags: int, *, dropout: float = 0.1, freeze_encoder: bool = False,
-                 seed: int = 0) -> keras.Model:
+                 freeze_word_embeddings: bool = False, seed: int = 0) -> keras.Model:
     """Encoder inputs dict -> tag logits [batch, seq, num_tags] (one per wordpiece)."""
     inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
-    encoder = hub.KerasLayer(encoder_handle, trainable=not freeze_encoder, name="encoder")
+    encoder = EncoderLayer(encoder_handle, frozen=("word_embeddings",) if freeze_word_embeddings else (),
+                           trainable=not freeze_encoder, name="encoder")
     x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(encoder(inputs)["sequence_output"])
     logits = keras.layers.Dense(num_tags, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
                                 name="tag_logits")(x)
@@ -186,7 +188,6 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
     from tfbert.callbacks import training_callbacks
     from tfbert.data_tables import DataError
     from tfbert.distribute import make_strategy
-    from tfbert.model import make_optimizer
     from tfbert.ner_data import load_ner_dataset
     from tfbert.ner_export import export_tagger, require_offsets
     from tfbert.registry import resolve_encoder
@@ -240,7 +241,7 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
 
     with make_strategy(a.strategy, log=log).scope():
         model = build_tagger(handles.encoder, len(data.tags), dropout=a.dropout, freeze_encoder=a.freeze_encoder,
-                             seed=a.seed)
+                             freeze_word_embeddings=a.freeze_word_embeddings, seed=a.seed)
         model.compile(make_optimizer(a.learning_rate, steps * epochs, a.warmup_fraction, a.weight_decay),
                       loss=masked_tag_loss, metrics=[TagAccuracy()])
     verbose = a.verbose if a.verbose is not None else (1 if sys.stdout.isatty() else 2)

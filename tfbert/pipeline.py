@@ -31,7 +31,8 @@ class TextPipeline:
         self.pad_multiple = pad_multiple
         self.n_segments = 2 if has_pairs else 1
 
-    def _tokenize(self, texts):
+    def tokenize(self, texts):
+        """Raw strings -> ragged wordpiece ids [batch, (pieces)], cut to max_seq_length."""
         # [batch, words, wordpieces] -> [batch, wordpieces]; long texts cut early so the cache stays small.
         return self.preprocess.tokenize(texts).merge_dims(-2, -1)[:, : self.max_seq_length]
 
@@ -44,7 +45,7 @@ class TextPipeline:
 
     def encode(self, *texts):
         """Raw strings (one tensor per segment) -> encoder inputs; what the exported model runs."""
-        return self.pack([self._tokenize(t) for t in texts])
+        return self.pack([self.tokenize(t) for t in texts])
 
     def tokenized(self, df: pd.DataFrame) -> tf.data.Dataset:
         """Unbatched (segments tuple, label_id) with ragged token ids, tokenized in chunks."""
@@ -52,7 +53,7 @@ class TextPipeline:
         texts = tuple(df[c].astype(str).to_numpy(dtype=object) for c in cols)
         labels = df["label_id"].to_numpy(np.int32) if "label_id" in df else np.zeros(len(df), np.int32)
         ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(512)
-        ds = ds.map(lambda t, y: (tuple(self._tokenize(x) for x in t), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda t, y: (tuple(self.tokenize(x) for x in t), y), num_parallel_calls=AUTOTUNE)
         return ds.unbatch()
 
     def dataset(self, df: pd.DataFrame, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
