@@ -50,6 +50,8 @@ DEFAULT_REFERENCE_PYTHON = "/work/refvenv/bin/python"
 VARIANTS = {
     "default": {},
     "fp32": {"precision": "fp32"},
+    "train-word-embeddings": {"freeze_word_embeddings": 0},
+    "freeze-word-embeddings": {"freeze_word_embeddings": 1},
     "bf16": {"precision": "bf16"},
     "onednn-amp": {"precision": "onednn-amp"},
     "intra2-inter1": {"intra": 2, "inter": 1},
@@ -73,7 +75,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
     spec = {}
     for item in text.split(","):
         key, _, value = item.partition("=")
-        if key not in ("precision", "intra", "inter", "onednn", "lean_export", "native_encoder") or not value:
+        if key not in ("precision", "intra", "inter", "onednn", "lean_export", "native_encoder",
+                       "freeze_word_embeddings") or not value:
             raise SystemExit(f"bad --variant {text!r}: use one of {', '.join(VARIANTS)} or key=value,... "
                              "with keys precision, intra, inter, onednn, lean_export, native_encoder")
         spec[key] = value if key == "precision" else int(value)
@@ -187,7 +190,8 @@ def phase_train(spec: dict) -> dict:
     if spec.get("native_encoder"):  # prototype: the Keras encoder built in-process instead of hub.KerasLayer
         model = native_classifier(tf, keras, spec, len(data.labels))
     else:
-        model = build_classifier(encoder, len(data.labels), seed=seed)
+        model = build_classifier(encoder, len(data.labels), seed=seed,
+                                 freeze_word_embeddings=bool(spec["freeze_word_embeddings"]))
     model.compile(make_optimizer(spec["learning_rate"], epoch_steps),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
@@ -491,7 +495,8 @@ def phase_ab(spec: dict) -> dict:
         if cfg.get("native_encoder"):
             model = native_classifier(tf, keras, cfg, len(data.labels))
         else:
-            model = build_classifier(spec["encoders"][cfg["encoder_precision"]], len(data.labels), seed=seed)
+            model = build_classifier(spec["encoders"][cfg["encoder_precision"]], len(data.labels), seed=seed,
+                                     freeze_word_embeddings=bool(spec["freeze_word_embeddings"]))
         opt = make_optimizer(spec["learning_rate"], steps_per_epoch(len(data.train), bs))
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -660,6 +665,7 @@ def run_variant(name: str, vspec: dict, base: dict, work: Path, peak: dict, cfg:
     if "op_profile_b64" in inf:
         s["infer_op_profile_b64"] = inf["op_profile_b64"]
     s["settings"] = {"precision": precision, "encoder_precision": enc.precision, "encoder_handle": enc.encoder,
+                     "freeze_word_embeddings": spec["freeze_word_embeddings"],
                      "intra_op_threads": vspec.get("intra", "TF default (0)"),
                      "inter_op_threads": vspec.get("inter", "TF default (0)"),
                      "TF_ENABLE_ONEDNN_OPTS": vspec.get("onednn", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (1)")),
@@ -761,6 +767,9 @@ def main(argv=None) -> int:
     from tfbert.convert import read_metadata
     from tfbert.data_tables import load_dataset
     from tfbert.registry import resolve_encoder, resolve_precision
+    from tfbert.train import apply_task_defaults, build_parser
+    train_defaults = build_parser().parse_args([])
+    apply_task_defaults(train_defaults)
 
     work = Path(tempfile.mkdtemp(prefix="tfbert-bench-"))  # left in place when a phase fails
     t_start = time.time()
@@ -790,7 +799,9 @@ def main(argv=None) -> int:
             "encoder": handles.encoder, "preprocess": handles.preprocess, "checkpoint_source": checkpoint,
             "seed": a.seed, "batch_size": a.batch_size, "steps": a.steps, "learning_rate": a.learning_rate,
             "max_seq_length": a.max_seq_length, "latency_examples": a.latency_examples,
-            "breakdown": not a.no_breakdown}
+            "breakdown": not a.no_breakdown,
+            # what `python -m tfbert.train` does unless told otherwise
+            "freeze_word_embeddings": int(train_defaults.freeze_word_embeddings)}
 
     peak = run_phase("peak", {}, work, "machine")
     results, reference, ref_run = {}, None, None

@@ -46,11 +46,14 @@ def tweets_csv(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_pair, tweets_csv):
-    """The tiny encoder fine-tuned on 450 real tweets through the public train() entry point, and exported."""
+    """The tiny encoder fine-tuned on 450 real tweets through the public train() entry point, and exported.
+
+    Its word embeddings train too: a random-init encoder's embedding table carries nothing worth freezing (the
+    real-encoder test in test_train.py runs the default, frozen)."""
     from tfbert.train import build_parser, train
     out = tmp_path_factory.mktemp("out")
     args = build_parser().parse_args([
-        "--verbose", "0", "--task", "classify", "--train-file", str(tweets_csv), "--text-column", "tweet",
+        "--verbose", "0", "--task", "classify", "--no-freeze-word-embeddings", "--train-file", str(tweets_csv), "--text-column", "tweet",
         "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16", "--learning-rate", "5e-3",
         "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir", str(out), "--model-name", "moods"])
     return out, train(args, log=lambda *_: None)

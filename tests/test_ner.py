@@ -227,10 +227,13 @@ def test_task_defaults_fill_only_flags_not_given():
     assert a.learning_rate == 5e-5 and a.epochs == 2 and a.patience == 5 and a.model_name is None
     b = _args()
     apply_task_defaults(b)
-    assert (b.epochs, b.learning_rate) == (12, 3e-4)
+    assert (b.epochs, b.learning_rate, b.precision, b.freeze_word_embeddings) == (12, 3e-4, "fp32", False)
     c = build_parser().parse_args(["--task", "classify"])
     apply_task_defaults(c)
-    assert (c.epochs, c.learning_rate, c.patience) == (2, 5e-5, 3)
+    assert (c.epochs, c.learning_rate, c.patience, c.precision, c.freeze_word_embeddings) == (2, 5e-5, 3, "auto", True)
+    d = _args("--precision", "bf16", "--freeze-word-embeddings")
+    apply_task_defaults(d)
+    assert (d.precision, d.freeze_word_embeddings) == ("bf16", True)
 
 
 @pytest.fixture(scope="module")

@@ -110,6 +110,7 @@ def test_help_documents_every_flag_with_its_default():
                  "--class-weights", "--pooling", "--min-steps"):
         assert flag in text, flag
     assert "(default: 5e-05; ner: 3e-04)" in text and "(default: saved_models)" in text
+    assert "(default: auto; ner: fp32)" in text and "(default: on; ner: off)" in text
     assert "(default: None)" not in text
 
 
