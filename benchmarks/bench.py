@@ -342,9 +342,9 @@ def optimizer_alternatives(tf, keras, model, grads, spec) -> dict:
     out["adamw_default_jit_word_embeddings_frozen"] = bench(make_optimizer(5e-5, 1000), frozen)
     dense = [(tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v) for g, v in pairs]
     out["adamw_default_jit_dense_grads"] = bench(make_optimizer(5e-5, 1000), dense)
-    out["note"] = (f"{sum(int(np.prod(v.shape)) for v in variables)} trainable parameters, "
-                   f"word embeddings {int(np.prod([v for v in variables if 'word_embeddings' in v.name][0].shape))}; "
-                   f"no-decay patterns {NO_DECAY}")
+    table = [int(np.prod(v.shape)) for v in variables if "word_embeddings" in v.name]
+    out["note"] = (f"{sum(int(np.prod(v.shape)) for v in variables)} trainable parameters, word embeddings "
+                   f"{table[0] if table else 'frozen (not among them)'}; no-decay patterns {NO_DECAY}")
     return out
 
 
