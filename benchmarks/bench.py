@@ -432,8 +432,13 @@ def phase_infer(spec: dict) -> dict:
         out["tokenize_pack_seconds_b64"] = time.perf_counter() - t
         out["tokenize_share_b64"] = out["tokenize_pack_seconds_b64"] / dt
         out["model_only_examples_per_sec_b64_est"] = len(texts) / max(dt - out["tokenize_pack_seconds_b64"], 1e-9)
-        lens = [int(e["input_word_ids"].shape[1]) for e in encoded]
-        out["infer_padded_lengths"] = lens
+        # What the serving signature pads to: each request sorted by length, in chunks of serve_chunk texts,
+        # each chunk padded to its own longest (tfbert.export.ClassifierServer). [padded length, texts] pairs.
+        chunk, chunks = spec["serve_chunk"] or bs, []
+        for e in encoded:
+            lengths = sorted(int(x) for x in tf.reduce_sum(e["input_mask"], axis=1).numpy())
+            chunks += [[lengths[i:i + chunk][-1], len(lengths[i:i + chunk])] for i in range(0, len(lengths), chunk)]
+        out["infer_padded_chunks"] = chunks
         out["infer_real_tokens"] = int(sum(int(tf.reduce_sum(e["input_mask"])) for e in encoded))
 
     n = spec.get("latency_examples", 300)
@@ -649,12 +654,11 @@ def run_variant(name: str, vspec: dict, base: dict, work: Path, peak: dict, cfg:
     for k in ("tokenize_share_b64", "load_seconds", "first_call_seconds"):
         if k in inf:
             s["infer_" + k] = inf[k]
-    if cfg and inf.get("infer_padded_lengths"):
-        flops = sum(flops_per_example(length, cfg, n_classes) * min(64, inf["n_test"] - 64 * i)
-                    for i, length in enumerate(inf["infer_padded_lengths"]))
+    if cfg and inf.get("infer_padded_chunks"):
+        chunks = inf["infer_padded_chunks"]
+        flops = sum(flops_per_example(length, cfg, n_classes) * count for length, count in chunks)
         s["infer_mfu_b64"] = flops * inf["infer_examples_per_sec_b64"] / inf["n_test"] / (peak_gflops * 1e9)
-        s["infer_pad_fraction_b64"] = 1 - inf["infer_real_tokens"] / sum(
-            length * min(64, inf["n_test"] - 64 * i) for i, length in enumerate(inf["infer_padded_lengths"]))
+        s["infer_pad_fraction_b64"] = 1 - inf["infer_real_tokens"] / sum(length * count for length, count in chunks)
     s["peak_rss_mb"] = {"train": tr["vm_hwm_mb_train"], "train_process_incl_export": tr["peak_rss_mb"],
                         "infer": inf["vm_hwm_mb"], "infer_process": inf["peak_rss_mb"]}
     s["other_cpus_during"] = {"train": tr["other_cpus"], "infer": inf["other_cpus"]}
@@ -767,6 +771,7 @@ def main(argv=None) -> int:
     from tfbert.convert import read_metadata
     from tfbert.data_tables import load_dataset
     from tfbert.registry import resolve_encoder, resolve_precision
+    from tfbert.export import SERVE_CHUNK
     from tfbert.train import apply_task_defaults, build_parser
     train_defaults = build_parser().parse_args([])
     apply_task_defaults(train_defaults)
@@ -799,7 +804,7 @@ def main(argv=None) -> int:
             "encoder": handles.encoder, "preprocess": handles.preprocess, "checkpoint_source": checkpoint,
             "seed": a.seed, "batch_size": a.batch_size, "steps": a.steps, "learning_rate": a.learning_rate,
             "max_seq_length": a.max_seq_length, "latency_examples": a.latency_examples,
-            "breakdown": not a.no_breakdown,
+            "breakdown": not a.no_breakdown, "serve_chunk": SERVE_CHUNK,
             # what `python -m tfbert.train` does unless told otherwise
             "freeze_word_embeddings": int(train_defaults.freeze_word_embeddings)}
 
