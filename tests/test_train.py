@@ -136,6 +136,8 @@ def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_
     np.testing.assert_allclose(batch["probabilities"].numpy(),
                                np.concatenate([a["probabilities"].numpy() for a in alone]), atol=1e-5)
     assert batch["label"].numpy().tolist() == [a["label"].numpy()[0] for a in alone]
+    empty = model.signatures["serving_default"](text=tf.constant([], tf.string))  # zero chunks
+    assert empty["probabilities"].shape == (0, 3) and empty["label"].shape == (0,)
 
 
 def test_frozen_word_embeddings_stay_fixed_while_the_rest_trains(tiny_pair):
