@@ -42,17 +42,14 @@ def make_strategy(name: str = "default", log=print):
 
 
 def worker_index() -> int | None:
-    """This process's index in a TF_CONFIG cluster when it is a non-chief worker, else None."""
-    return None if is_chief() else int(json.loads(os.environ["TF_CONFIG"])["task"].get("index", 0))
+    """None for the process that writes the run's outputs, else this non-chief worker's index in the TF_CONFIG
+    cluster. The writer: a process outside any cluster, the "chief" task, or worker 0 when there is no chief."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    kind, index = task.get("type"), int(task.get("index", 0))
+    writes = not task or kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config.get("cluster", {}))
+    return None if writes else index
 
 
 def is_chief() -> bool:
-    """Whether this process writes the run's outputs: always, except for non-chief workers of a TF_CONFIG
-    cluster (the "chief" task, or worker 0 when the cluster has no chief, writes; the others train alongside it)."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = config.get("task") or {}
-    if not task:
-        return True
-    if task.get("type") == "chief":
-        return True
-    return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in config.get("cluster", {})
+    return worker_index() is None

@@ -28,14 +28,21 @@ class EncoderLayer(hub.KerasLayer):
         super()._add_existing_weight(weight, trainable=trainable)
 
 
+def encoder_layer(encoder_handle: str, *, freeze_encoder: bool = False,
+                  freeze_word_embeddings: bool = False) -> EncoderLayer:
+    """The TF Hub encoder as the trainable Keras layer that classifier and tagger heads sit on."""
+    return EncoderLayer(encoder_handle, frozen=("word_embeddings",) if freeze_word_embeddings else (),
+                        trainable=not freeze_encoder, name="encoder")
+
+
 def build_classifier(encoder_handle: str, num_classes: int, *, dropout: float = 0.1, pooling: str = "pooled",
                      freeze_encoder: bool = False, freeze_word_embeddings: bool = False, seed: int = 0) -> keras.Model:
     """Encoder inputs dict -> logits [batch, num_classes]."""
     if pooling not in POOLING:
         raise ValueError(f"pooling must be one of {POOLING}, not {pooling!r}")
     inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
-    encoder = EncoderLayer(encoder_handle, frozen=("word_embeddings",) if freeze_word_embeddings else (),
-                           trainable=not freeze_encoder, name="encoder")
+    encoder = encoder_layer(encoder_handle, freeze_encoder=freeze_encoder,
+                            freeze_word_embeddings=freeze_word_embeddings)
     outputs = encoder(inputs)
     if pooling == "pooled":
         x = outputs["pooled_output"]

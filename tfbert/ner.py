@@ -24,7 +24,7 @@ import tensorflow_hub as hub
 import tf_keras as keras
 
 from tfbert.bert import INPUT_KEYS
-from tfbert.model import EncoderLayer, make_optimizer
+from tfbert.model import encoder_layer, make_optimizer
 from tfbert.ner_metrics import entity_f1, entity_metrics, format_ner_report
 from tfbert.pipeline import AUTOTUNE, BUCKET_BOUNDARIES, TextPipeline
 
@@ -127,8 +127,8 @@ def build_tagger(encoder_handle: str, num_tags: int, *, dropout: float = 0.1, fr
                  freeze_word_embeddings: bool = False, seed: int = 0) -> keras.Model:
     """Encoder inputs dict -> tag logits [batch, seq, num_tags] (one per wordpiece)."""
     inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
-    encoder = EncoderLayer(encoder_handle, frozen=("word_embeddings",) if freeze_word_embeddings else (),
-                           trainable=not freeze_encoder, name="encoder")
+    encoder = encoder_layer(encoder_handle, freeze_encoder=freeze_encoder,
+                            freeze_word_embeddings=freeze_word_embeddings)
     x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(encoder(inputs)["sequence_output"])
     logits = keras.layers.Dense(num_tags, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
                                 name="tag_logits")(x)
@@ -185,12 +185,10 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
     """`python -m tfbert.train --task ner`: the whole job; returns a summary with the export path and test metrics."""
     from tfbert import reports
     from tfbert.callbacks import training_callbacks
-    from tfbert.data_tables import DataError
     from tfbert.distribute import make_strategy
     from tfbert.ner_data import load_ner_dataset
     from tfbert.ner_export import export_tagger, require_offsets
-    from tfbert.registry import resolve_encoder
-    from tfbert.train import _encoder_max_length, _prepare_run_dir, _read_history, output_base, validate_args
+    from tfbert.train import _prepare_run_dir, _read_history, output_base, resolve_run_encoder, validate_args
 
     validate_args(a)
     t_start = time.time()
@@ -205,11 +203,7 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
         if getattr(a, flag) != _parser_default(flag):
             log(f"warning: --{flag.replace('_', '-')} does not apply to --task ner; ignored")
 
-    handles = resolve_encoder(a.encoder, a.preprocess, log=log, precision=a.precision)
-    log(f"encoder: {handles.encoder} ({handles.precision})")
-    limit = _encoder_max_length(handles.encoder)
-    if limit and a.max_seq_length > limit:
-        raise DataError(f"--max-seq-length {a.max_seq_length} is above the encoder's maximum of {limit} positions")
+    handles = resolve_run_encoder(a, log)
     preprocess = hub.load(handles.preprocess)
     require_offsets(preprocess, handles.preprocess)  # the export needs it: fail before training, not after
 

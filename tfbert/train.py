@@ -121,6 +121,18 @@ def _encoder_max_length(encoder_handle: str) -> int | None:
     return meta.get("config", {}).get("max_position_embeddings")
 
 
+def resolve_run_encoder(a: argparse.Namespace, log=print):
+    """The run's encoder handles (converted on first use, in --precision), checked against --max-seq-length."""
+    from tfbert.data_tables import DataError
+    from tfbert.registry import resolve_encoder
+    handles = resolve_encoder(a.encoder, a.preprocess, log=log, precision=a.precision)
+    log(f"encoder: {handles.encoder} ({handles.precision})")
+    limit = _encoder_max_length(handles.encoder)
+    if limit and a.max_seq_length > limit:
+        raise DataError(f"--max-seq-length {a.max_seq_length} is above the encoder's maximum of {limit} positions")
+    return handles
+
+
 def output_base(a: argparse.Namespace, log=print) -> Path:
     """<output-dir>/<model-name>; a non-chief worker of a multi-worker cluster writes under worker-<i>/ in it, so
     that only the chief's export is where a server looks (every worker has to run the export: it is collective)."""
@@ -162,12 +174,11 @@ def train(a: argparse.Namespace, log=print) -> dict:
 
     from tfbert import reports
     from tfbert.callbacks import MacroF1, training_callbacks
-    from tfbert.data_tables import DataError, class_weights, load_dataset
+    from tfbert.data_tables import class_weights, load_dataset
     from tfbert.distribute import make_strategy
     from tfbert.export import export_classifier
     from tfbert.model import build_classifier, make_optimizer
     from tfbert.pipeline import TextPipeline, load_preprocess, steps_per_epoch
-    from tfbert.registry import resolve_encoder
 
     keras.utils.set_random_seed(a.seed)
     data = load_dataset(a.train_file, a.valid_file, a.test_file, text_column=a.text_column, label_column=a.label_column,
@@ -177,11 +188,7 @@ def train(a: argparse.Namespace, log=print) -> dict:
         log(f"data: {note}")
     log(f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; labels {data.labels}")
 
-    handles = resolve_encoder(a.encoder, a.preprocess, log=log, precision=a.precision)
-    log(f"encoder: {handles.encoder} ({handles.precision})")
-    limit = _encoder_max_length(handles.encoder)
-    if limit and a.max_seq_length > limit:
-        raise DataError(f"--max-seq-length {a.max_seq_length} is above the encoder's maximum of {limit} positions")
+    handles = resolve_run_encoder(a, log)
 
     base = output_base(a, log)
     run_dir = base / "runs" / "in-progress"
