@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -188,7 +187,8 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
     from tfbert.distribute import make_strategy
     from tfbert.ner_data import load_ner_dataset
     from tfbert.ner_export import export_tagger, require_offsets
-    from tfbert.train import _prepare_run_dir, _read_history, output_base, resolve_run_encoder, validate_args
+    from tfbert.train import (_prepare_run_dir, _read_history, finish_run, output_base, resolve_run_encoder,
+                              validate_args)
 
     validate_args(a)
     t_start = time.time()
@@ -264,11 +264,7 @@ def train_ner(a: argparse.Namespace, log=print) -> dict:
                "best_val_entity_f1": max(history.get("val_entity_f1", [float("nan")])),
                "train_sentences": len(data.train), "truncated_sentences": cut, "fit_seconds": round(fit_seconds, 1),
                "total_seconds": round(time.time() - t_start, 1), "data_notes": data.notes}
-    reports.write_json(run_dir / "metrics.json", summary)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    final_run = base / "runs" / version.name
-    run_dir.rename(final_run)
-    summary["run_dir"] = str(final_run)
+    final_run = finish_run(run_dir, base, version, summary)
     micro = metrics["micro"] or {"f1": float("nan")}
     log(f"test entity micro-F1 {micro['f1']:.4f}, token accuracy {metrics['token_accuracy']:.4f}; model: {version}; "
         f"run folder: {final_run}; {summary['total_seconds']:.0f}s in all")

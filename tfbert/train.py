@@ -240,14 +240,21 @@ def train(a: argparse.Namespace, log=print) -> dict:
     summary = {"export": str(version), "test": metrics, "epochs_run": len(history.get("loss", [])),
                "train_rows": len(data.train), "fit_seconds": round(fit_seconds, 1),
                "total_seconds": round(time.time() - t_start, 1), "data_notes": data.notes}
+    final_run = finish_run(run_dir, base, version, summary)
+    log(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; model: {version}; "
+        f"run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
+    return summary
+
+
+def finish_run(run_dir: Path, base: Path, version: Path, summary: dict) -> Path:
+    """Writes metrics.json, drops the resume backup and moves the run folder beside its export (runs/<version>)."""
+    from tfbert import reports
     reports.write_json(run_dir / "metrics.json", summary)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     final_run = base / "runs" / version.name
     run_dir.rename(final_run)
     summary["run_dir"] = str(final_run)
-    log(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; model: {version}; "
-        f"run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
-    return summary
+    return final_run
 
 
 def fine_tune(log=print, **settings) -> dict:
