@@ -46,6 +46,9 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(trained):
     metrics = json.loads((run / "metrics.json").read_text())["test"]
     assert metrics["n"] == 45 and 0 <= metrics["accuracy"] <= 1
     assert json.loads((run / "config.json").read_text())["labels"] == ["negative", "neutral", "positive"]
+    # The export serves the forward-only graph, checked against the trained model on the check texts + 45 tests.
+    serving = json.loads((run / "metrics.json").read_text())["serving_graph"]
+    assert serving["graph"] == "inference" and serving["check_texts"] == 5 + 45 and serving["max_prob_diff"] < 1e-3
 
 
 def test_export_serves_raw_strings_in_a_process_without_tfbert(trained):
@@ -122,6 +125,9 @@ def test_real_encoder_learns_sentiment_on_a_small_slice(tmp_path, tweets_csv):
     test = summary["test"]
     majority = max(test["per_class"][c]["support"] for c in test["labels"]) / test["n"]
     assert test["accuracy"] > majority + 0.15, (test["accuracy"], majority)
+    # The real bf16 encoder's export serves the inference graph, within bf16 rounding of the trained model.
+    serving = summary["serving_graph"]
+    assert serving["graph"] == "inference" and serving["max_prob_diff"] < 0.02, serving
 
 
 def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_export):

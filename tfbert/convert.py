@@ -98,6 +98,11 @@ def read_metadata(directory: str | Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def encoder_metadata(encoder_handle: str) -> dict:
+    """The converter's metadata for an encoder handle ({} for a URL or an encoder tfbert did not convert)."""
+    return {} if encoder_handle.startswith(("http:", "https:")) else read_metadata(Path(encoder_handle).parent)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tfbert.convert", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

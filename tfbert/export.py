@@ -26,6 +26,8 @@ CHECK_TEXTS = ["", "   ", "a perfectly ordinary sentence", "Ünïcödé 👍🏽
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
 SERVE_CHUNK = 16  # examples per length-sorted chunk in the serving signatures
+# Largest probability difference allowed between the inference graph and the trained core (else: trained core).
+INFERENCE_GRAPH_TOLERANCE = {tf.float32: 1e-3, tf.bfloat16: 0.02}
 
 
 class ClassifierServer(tf.Module):
@@ -39,8 +41,8 @@ class ClassifierServer(tf.Module):
         self.core = core
         self.labels_asset = tf.saved_model.Asset(str(labels_file))
         self._labels = list(labels)
-        self._single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, pad_multiple=1)
-        self._pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, pad_multiple=1)
+        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, pad_multiple=1)
+        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, pad_multiple=1)
 
     def _logits(self, pipeline: TextPipeline, segments):
         """The core over the request in chunks of similar length, each padded only to its own longest.
@@ -70,11 +72,11 @@ class ClassifierServer(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
-        return self._outputs(self._logits(self._single, [self._single.tokenize(text)]))
+        return self._outputs(self._logits(self.single, [self.single.tokenize(text)]))
 
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_pairs(self, text, text_b):
-        return self._outputs(self._logits(self._pairs, [self._pairs.tokenize(text), self._pairs.tokenize(text_b)]))
+        return self._outputs(self._logits(self.pairs, [self.pairs.tokenize(text), self.pairs.tokenize(text_b)]))
 
 
 # Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.
@@ -131,17 +133,53 @@ def publish_next_version(base: str | Path, write, log=print) -> Path:
     return version
 
 
+def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str], log=print):
+    """The forward-only inference graph (tfbert.inference_graph) if it matches the trained core on `texts`, else
+    the trained core. Returns (core to serve, facts for the run's metrics)."""
+    from tfbert.inference_graph import inference_classifier
+    graph, why = inference_classifier(core, encoder_handle)
+    if graph is not None:
+        texts_t = tf.constant(texts)
+        inputs = pipeline.encode(*([texts_t] if pipeline.n_segments == 1 else [texts_t, texts_t[::-1]]))
+        diff = float(tf.reduce_max(tf.abs(tf.nn.softmax(tf.cast(core(inputs, training=False), tf.float32))
+                                          - tf.nn.softmax(graph(inputs)))))
+        bound = INFERENCE_GRAPH_TOLERANCE[graph.compute_dtype]
+        facts = {"max_prob_diff": diff, "check_texts": len(texts), "dtype": graph.compute_dtype.name}
+        if diff <= bound:
+            log(f"serving graph: forward-only inference graph ({graph.compute_dtype.name}), largest probability "
+                f"difference from the trained model {diff:.1e} over {len(texts)} texts")
+            return graph, {"graph": "inference", **facts}
+        why = f"it differs from the trained model by {diff:.2g} in probability, above {bound}"
+        log(f"WARNING: serving graph: keeping the trained Keras graph: {why}")
+        return core, {"graph": "trained", "reason": why, **facts}
+    log(f"serving graph: the trained Keras graph ({why})")
+    return core, {"graph": "trained", "reason": why}
+
+
 def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
-                      has_pairs: bool = False, log=print) -> Path:
-    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
+                      has_pairs: bool = False, encoder_handle: str | None = None, check_texts=(), info=None,
+                      log=print) -> Path:
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path.
+
+    encoder_handle: the encoder the core was built on; for one converted by tfbert the export serves the
+    forward-only inference graph, checked against the core on CHECK_TEXTS plus `check_texts`. `info` (a dict),
+    if given, receives which graph was exported and how closely it matched.
+    """
+    info = {} if info is None else info
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log), log)
+        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log,
+                                 encoder_handle, list(check_texts), info), log)
 
 
-def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log) -> None:
+def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle=None,
+           check_texts=(), info=None) -> None:
     labels_file = tmp / LABELS_FILE
     labels_file.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
     server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, labels_file)
+    pipeline = server.pairs if has_pairs else server.single
+    server.core, facts = choose_serving_core(core, encoder_handle, pipeline, CHECK_TEXTS + list(check_texts), log)
+    if info is not None:
+        info.update(facts)
     signatures = {"serving_default": server.serve.get_concrete_function()}
     if has_pairs:
         signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()

@@ -32,6 +32,8 @@ TASK_DEFAULTS = {"sentiment": _CLASSIFY_DEFAULTS, "classify": _CLASSIFY_DEFAULTS
                          "freeze_word_embeddings": False}}
 # Settings that do not change what is trained: a resumed run may differ in these.
 NON_ESSENTIAL = {"verbose", "debug"}
+# Test texts on which the export checks its inference graph against the trained model (tfbert.export).
+SERVING_CHECK_TEXTS = 256
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -116,9 +118,8 @@ def validate_args(a: argparse.Namespace) -> None:
 
 
 def _encoder_max_length(encoder_handle: str) -> int | None:
-    from tfbert.convert import read_metadata
-    meta = read_metadata(Path(encoder_handle).parent) if not encoder_handle.startswith(("http:", "https:")) else {}
-    return meta.get("config", {}).get("max_position_embeddings")
+    from tfbert.convert import encoder_metadata
+    return encoder_metadata(encoder_handle).get("config", {}).get("max_position_embeddings")
 
 
 def resolve_run_encoder(a: argparse.Namespace, log=print):
@@ -232,14 +233,17 @@ def train(a: argparse.Namespace, log=print) -> dict:
     metrics = reports.classification_metrics(data.test["label_id"].to_numpy(), predicted, data.labels)
     log(reports.format_report(metrics))
 
+    serving = {}
     version = export_classifier(model, handles.preprocess, data.labels, base, max_seq_length=a.max_seq_length,
-                                has_pairs=data.has_pairs, log=log)
+                                has_pairs=data.has_pairs, encoder_handle=handles.encoder,
+                                check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
+                                info=serving, log=log)
     history = _read_history(run_dir / "history.csv")
     reports.plot_history(history, run_dir / "training_curves.png")
     reports.plot_confusion_matrix(metrics["confusion_matrix"], data.labels, run_dir / "confusion_matrix.png")
     summary = {"export": str(version), "test": metrics, "epochs_run": len(history.get("loss", [])),
                "train_rows": len(data.train), "fit_seconds": round(fit_seconds, 1),
-               "total_seconds": round(time.time() - t_start, 1), "data_notes": data.notes}
+               "total_seconds": round(time.time() - t_start, 1), "data_notes": data.notes, "serving_graph": serving}
     final_run = finish_run(run_dir, base, version, summary)
     log(f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; model: {version}; "
         f"run folder: {final_run}; {summary['total_seconds']:.0f}s in all")

@@ -1,0 +1,116 @@
+"""The export's forward-only inference graph against the trained Keras core it is built from."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from conftest import TINY
+from tfbert.export import export_classifier
+from tfbert.inference_graph import inference_classifier
+from tfbert.model import build_classifier
+
+TEXTS = ["", "good", "a much longer tweet about the service, which was slow and the food was cold again",
+         "ok then", "Ünïcödé 👍🏽 日本語", "fine " * 20]
+
+
+@pytest.fixture(scope="module")
+def tiny_bf16_pair(tmp_path_factory, checkpoint_dir):
+    from tfbert.convert import convert
+    return convert(checkpoint_dir, tmp_path_factory.mktemp("enc") / "tiny-bf16", random_init=True, overrides=TINY,
+                   precision="bf16", log=lambda *_: None)
+
+
+def _trained_like(pair, pooling, seed=1):
+    """A classifier on the pair with every weight moved off its initial value (a stand-in for training)."""
+    model = build_classifier(str(pair / "encoder"), 3, pooling=pooling)
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(v.numpy() + rng.normal(0, 0.05, v.shape).astype(np.float32))
+    return model
+
+
+def _inputs(pair, pairs=False):
+    pre = hub.load(str(pair / "preprocess"))
+    segments = [pre.tokenize(tf.constant(TEXTS)).merge_dims(-2, -1)]
+    if pairs:
+        segments.append(pre.tokenize(tf.constant(TEXTS[::-1])).merge_dims(-2, -1))
+    return pre.bert_pack_inputs(segments, seq_length=40)
+
+
+@pytest.mark.parametrize("pooling", ["pooled", "cls", "mean"])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_fp32_inference_graph_equals_the_trained_core(tiny_pair, pooling, pairs):
+    """Same logits as the Keras core: fused QKV, folded scale, fused LayerNorm and the [CLS]-only last layer
+    change the arithmetic, not the answer (padding, segment ids and every pooling included)."""
+    core = _trained_like(tiny_pair, pooling)
+    graph, why = inference_classifier(core, str(tiny_pair / "encoder"))
+    assert graph is not None, why
+    assert graph.compute_dtype == tf.float32 and graph.pooling == pooling
+    inputs = _inputs(tiny_pair, pairs)
+    expected = core(inputs, training=False).numpy()
+    np.testing.assert_allclose(graph(inputs).numpy(), expected, atol=2e-5 * max(1, np.abs(expected).max()))
+
+
+def test_bf16_inference_graph_is_close_and_multiplies_constant_bf16_kernels(tiny_bf16_pair, tmp_path):
+    core = _trained_like(tiny_bf16_pair, "pooled")
+    graph, why = inference_classifier(core, str(tiny_bf16_pair / "encoder"))
+    assert graph is not None and graph.compute_dtype == tf.bfloat16, why
+    inputs = _inputs(tiny_bf16_pair)
+    expected = tf.nn.softmax(core(inputs, training=False)).numpy()
+    got = tf.nn.softmax(graph(inputs)).numpy()
+    assert np.abs(got - expected).max() < 0.01
+    # Every encoder matmul reads a bf16 constant kernel: nothing to cast or re-lay-out per call.
+    concrete = graph.forward.get_concrete_function()
+    ops = {op.name: op for op in concrete.graph.get_operations()}
+    matmuls = [op for op in ops.values() if op.type == "MatMul" and op.get_attr("T") == tf.bfloat16]
+    assert len(matmuls) == 4 * TINY["num_layers"] + 1  # qkv, attention output, 2 feed-forward; pooler
+    assert all(op.inputs[1].op.type == "Const" for op in matmuls)
+
+
+def test_export_serves_the_inference_graph_and_keeps_the_core_when_it_cannot(tiny_pair, tmp_path, monkeypatch):
+    import tfbert.export as export
+    core = _trained_like(tiny_pair, "pooled")
+    info = {}
+    version = export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m",
+                                max_seq_length=64, encoder_handle=str(tiny_pair / "encoder"), check_texts=TEXTS,
+                                info=info, log=lambda *_: None)
+    assert info["graph"] == "inference" and info["check_texts"] == len(export.CHECK_TEXTS) + len(TEXTS)
+    assert info["max_prob_diff"] < 1e-3
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(TEXTS))
+    inputs = _inputs(tiny_pair)
+    np.testing.assert_allclose(served["probabilities"].numpy(),
+                               tf.nn.softmax(core(inputs, training=False)).numpy(), atol=1e-4)
+
+    # An encoder without tfbert's metadata (any other TF Hub model): the trained graph, said why.
+    foreign = tmp_path / "foreign"
+    shutil.copytree(tiny_pair / "encoder", foreign / "encoder")
+    info = {}
+    export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m", max_seq_length=64,
+                      encoder_handle=str(foreign / "encoder"), info=info, log=lambda *_: None)
+    assert info == {"graph": "trained", "reason": "the encoder was not converted by tfbert"}
+
+    # A graph that disagrees with the trained model is not exported.
+    monkeypatch.setitem(export.INFERENCE_GRAPH_TOLERANCE, tf.float32, -1.0)
+    lines, info = [], {}
+    export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m", max_seq_length=64,
+                      encoder_handle=str(tiny_pair / "encoder"), info=info, log=lines.append)
+    assert info["graph"] == "trained" and "differs from the trained model" in info["reason"]
+    assert any(line.startswith("WARNING: serving graph") for line in lines)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2", "3"]
+
+
+def test_unknown_activation_or_missing_variables_are_refused(tiny_pair, tmp_path):
+    core = _trained_like(tiny_pair, "pooled")
+    pair = tmp_path / "pair"
+    shutil.copytree(tiny_pair, pair)
+    meta = json.loads((pair / "tfbert.json").read_text())
+    meta["config"]["hidden_act"] = "swish"
+    (pair / "tfbert.json").write_text(json.dumps(meta))
+    assert inference_classifier(core, str(pair / "encoder")) == (None, "activation 'swish' is not supported")
+    meta["config"]["hidden_act"], meta["config"]["num_layers"] = "gelu", TINY["num_layers"] + 1
+    (pair / "tfbert.json").write_text(json.dumps(meta))
+    graph, why = inference_classifier(core, str(pair / "encoder"))
+    assert graph is None and why == f"encoder variable 'layer_{TINY['num_layers']}_self_attention/query/kernel' not found"
