@@ -118,13 +118,20 @@ def _setup_tf(spec: dict):
     return tf
 
 
-def flops_per_example(seq_len: int, cfg: dict, n_classes: int) -> float:
-    """Forward matmul FLOPs of one example padded to seq_len: dense layers + attention scores/mixing + head."""
+def flops_per_example(seq_len: int, cfg: dict, n_classes: int, cls_only_last_layer: bool = False) -> float:
+    """Forward matmul FLOPs of one example padded to seq_len: dense layers + attention scores/mixing + head.
+
+    cls_only_last_layer: what tfbert's inference graph runs (tfbert.inference_graph): in the last layer only keys
+    and values for every token, the rest for [CLS] alone."""
     h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_layers"]
-    dense_params = layers * (4 * h * h + 2 * h * inter)  # Q, K, V, attention output; FFN in and out
+    per_token = 4 * h * h + 2 * h * inter  # Q, K, V, attention output; FFN in and out
     attention = layers * 2 * 2 * seq_len * seq_len * h  # QK^T and AV
+    dense = layers * per_token * seq_len
+    if cls_only_last_layer:
+        dense -= (per_token - 2 * h * h) * (seq_len - 1)
+        attention -= 2 * 2 * (seq_len - 1) * seq_len * h
     head = 2 * (h * h + h * n_classes)  # pooler (one token) and classifier
-    return 2 * dense_params * seq_len + attention + head
+    return 2 * dense + attention + head
 
 
 # --------------------------------------------------------------------------- phase: matmul peak
@@ -227,8 +234,11 @@ def phase_train(spec: dict) -> dict:
     if spec.get("lean_export"):  # prototype: the same layers in a fresh, uncompiled Model (no optimizer slots)
         core = keras.Model(model.inputs, model.outputs, name="classifier")
     t = time.perf_counter()
+    serving = {}
     version = export_classifier(core, preprocess, data.labels, work / "export", max_seq_length=spec["max_seq_length"],
-                                log=log)
+                                encoder_handle=spec["encoder"], check_texts=data.test["text"].tolist()[:256],
+                                info=serving, log=log)
+    out["serving_graph"] = serving
     out["export_seconds"] = time.perf_counter() - t
     out["export_dir"] = str(version)
     out["export_mb"] = sum(f.stat().st_size for f in Path(version).rglob("*") if f.is_file()) / 2 ** 20
@@ -656,13 +666,15 @@ def run_variant(name: str, vspec: dict, base: dict, work: Path, peak: dict, cfg:
             s["infer_" + k] = inf[k]
     if cfg and inf.get("infer_padded_chunks"):
         chunks = inf["infer_padded_chunks"]
-        flops = sum(flops_per_example(length, cfg, n_classes) * count for length, count in chunks)
+        cls_only = tr.get("serving_graph", {}).get("graph") == "inference"  # default pooling: pooled
+        flops = sum(flops_per_example(length, cfg, n_classes, cls_only) * count for length, count in chunks)
         s["infer_mfu_b64"] = flops * inf["infer_examples_per_sec_b64"] / inf["n_test"] / (peak_gflops * 1e9)
         s["infer_pad_fraction_b64"] = 1 - inf["infer_real_tokens"] / sum(length * count for length, count in chunks)
     s["peak_rss_mb"] = {"train": tr["vm_hwm_mb_train"], "train_process_incl_export": tr["peak_rss_mb"],
                         "infer": inf["vm_hwm_mb"], "infer_process": inf["peak_rss_mb"]}
     s["other_cpus_during"] = {"train": tr["other_cpus"], "infer": inf["other_cpus"]}
     s["export_seconds"], s["export_mb"] = tr["export_seconds"], tr["export_mb"]
+    s["serving_graph"] = tr.get("serving_graph")
     for k in ("bf16_policy", "breakdown"):
         if k in tr:
             s[k] = tr[k]

@@ -7,7 +7,8 @@ The public API, which the CLI (`python -m tfbert.train`) and the notebooks both 
     pipe = tfbert.TextPipeline(tfbert.load_preprocess(enc), max_seq_length=128)
     model = tfbert.build_classifier(enc.encoder, len(data.labels))
     model.compile(tfbert.make_optimizer(5e-5, total_steps), loss, metrics)  # then model.fit(pipe.dataset(...))
-    path = tfbert.export_classifier(model, enc.preprocess, data.labels, "saved_models/mine", max_seq_length=128)
+    path = tfbert.export_classifier(model, enc.preprocess, data.labels, "saved_models/mine", max_seq_length=128,
+                                    encoder_handle=enc.encoder)   # serves the fast inference graph
     clf = tfbert.load(path); clf.predict(["some text"])
     summary = tfbert.fine_tune(task="sentiment")                   # or all of it in one call, as the CLI does
 

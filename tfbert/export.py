@@ -5,6 +5,8 @@
   serving_pairs(text, text_b)          -> the same, for models trained on sentence pairs
 The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
 fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
+For an encoder converted by tfbert, the numeric part served is tfbert.inference_graph's forward-only graph, once
+it matches the trained core on the check texts (choose_serving_core); otherwise the trained core itself.
 """
 from __future__ import annotations
 

@@ -1,0 +1,65 @@
+"""Shared by the serving A/B benchmarks (serving_chunks.py, serving_graph.py): flags, the default classifier
+on the tweet test split, and interleaved timing of raw-string serving calls in one process."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def parser(doc: str, out_name: str, rounds: int) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--batches", type=int, default=16, help="batch-64 calls per round")
+    ap.add_argument("--singles", type=int, default=64, help="batch-1 calls per round")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--out", default=str(HERE / "results" / out_name))
+    return ap
+
+
+def default_classifier(precision: str):
+    """(data, encoder handles, the default classifier with an untrained head: speed does not depend on it)."""
+    from tfbert.data_tables import load_dataset
+    from tfbert.model import build_classifier
+    from tfbert.registry import resolve_encoder
+    data = load_dataset(None, None, None, seed=0)
+    handles = resolve_encoder("minilm-l6", precision=precision)
+    return data, handles, build_classifier(handles.encoder, len(data.labels))
+
+
+def requests(texts: list[str], a: argparse.Namespace):
+    """Batch-64 requests over the texts in file order, and batch-1 requests."""
+    import tensorflow as tf
+    batches = [tf.constant(texts[i:i + 64]) for i in range(0, 64 * a.batches, 64)]
+    return batches, [tf.constant([t]) for t in texts[:a.singles]]
+
+
+def interleaved(serves: dict, batches, singles, rounds: int):
+    """Seconds per round for every serve(text) -> outputs: all batch-64 requests, all batch-1 requests.
+
+    Every serve is warmed up on every shape first (tracing, oneDNN primitives); rounds alternate the order."""
+    def timed(serve, inputs):
+        t = time.perf_counter()
+        for x in inputs:
+            serve(x)["label_id"].numpy()
+        return time.perf_counter() - t
+
+    for serve in serves.values():
+        timed(serve, batches + singles)
+    b64, b1 = {k: [] for k in serves}, {k: [] for k in serves}
+    for r in range(rounds):
+        for k in (list(serves) if r % 2 == 0 else list(serves)[::-1]):
+            b64[k].append(timed(serves[k], batches))
+            b1[k].append(timed(serves[k], singles))
+    return b64, b1
+
+
+def write(result: dict, out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")

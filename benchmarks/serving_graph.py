@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Exported serving graph: the trained Keras core vs tfbert's forward-only inference graph (tfbert.inference_graph).
+
+    python benchmarks/serving_graph.py [--precision auto] [--rounds 4]
+
+Builds the default classifier (head untrained: speed does not depend on the weights), exports it twice with
+tfbert.export.export_classifier (once with encoder_handle, which selects the inference graph, once without),
+loads both SavedModels and times raw-string calls of serving_default in one process, interleaved round by
+round: batch 64 over the tweet test split in file order, and batch 1. Prints a table and writes
+benchmarks/results/serving_graph.json. Ratios within one run are what to quote.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import serving_ab
+
+
+def main(argv=None) -> int:
+    a = serving_ab.parser(__doc__, "serving_graph.json", rounds=4).parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tfbert.export import export_classifier
+
+    data, handles, model = serving_ab.default_classifier(a.precision)
+    texts = data.test["text"].tolist()
+    work = Path(tempfile.mkdtemp(prefix="tfbert-serving-graph-"))
+    info, exports = {}, {}
+    for graph, handle in (("trained", None), ("inference", handles.encoder)):
+        exports[graph] = export_classifier(model, handles.preprocess, data.labels, work / graph, max_seq_length=128,
+                                           encoder_handle=handle, check_texts=texts[:256],
+                                           info=info.setdefault(graph, {}), log=lambda *_: None)
+    del model
+    fns = {g: tf.saved_model.load(str(p)).signatures["serving_default"] for g, p in exports.items()}
+    batches, singles = serving_ab.requests(texts, a)
+    probs = {g: np.concatenate([f(text=b)["probabilities"].numpy() for b in batches]) for g, f in fns.items()}
+    b64, b1 = serving_ab.interleaved({g: (lambda x, f=f: f(text=x)) for g, f in fns.items()}, batches, singles,
+                                     a.rounds)
+    n64 = sum(int(b.shape[0]) for b in batches)
+    result = {"precision": handles.precision, "rounds": a.rounds, "batch64_calls": len(batches),
+              "batch1_calls": len(singles), "export_info": info,
+              "max_abs_prob_diff": float(np.abs(probs["inference"] - probs["trained"]).max()),
+              "label_agreement": float((probs["inference"].argmax(1) == probs["trained"].argmax(1)).mean()),
+              "export_mb": {g: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 2 ** 20
+                            for g, p in exports.items()},
+              "graphs": {}}
+    print(f"{handles.precision}: {'graph':>10} {'b64 ex/s':>9} {'x trained':>10} {'b1 ms':>7}")
+    for g in fns:
+        ex_s, ms = n64 / min(b64[g]), 1000 * min(b1[g]) / len(singles)
+        result["graphs"][g] = {"b64_examples_per_sec": ex_s, "b64_speedup": min(b64["trained"]) / min(b64[g]),
+                               "b1_ms_mean": ms, "b64_seconds_per_round": b64[g], "b1_seconds_per_round": b1[g]}
+        print(f"{'':>{len(handles.precision) + 1}} {g:>10} {ex_s:>9.1f} {min(b64['trained']) / min(b64[g]):>10.2f} "
+              f"{ms:>7.2f}")
+    print(f"max |probability difference| {result['max_abs_prob_diff']:.1e}, "
+          f"label agreement {result['label_agreement']:.4f} over {n64} tweets")
+    serving_ab.write(result, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
