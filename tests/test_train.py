@@ -127,7 +127,7 @@ def test_real_encoder_learns_sentiment_on_a_small_slice(tmp_path, tweets_csv):
     assert test["accuracy"] > majority + 0.15, (test["accuracy"], majority)
     # The real bf16 encoder's export serves the inference graph, within bf16 rounding of the trained model.
     serving = summary["serving_graph"]
-    assert serving["graph"] == "inference" and serving["max_prob_diff"] < 0.02, serving
+    assert serving["graph"] == "inference" and serving["max_prob_diff"] < 0.05 and serving["label_agreement"] > 0.95, serving
 
 
 def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_export):

@@ -29,7 +29,10 @@ _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
 SERVE_CHUNK = 16  # examples per length-sorted chunk in the serving signatures
 # Largest probability difference allowed between the inference graph and the trained core (else: trained core).
-INFERENCE_GRAPH_TOLERANCE = {tf.float32: 1e-3, tf.bfloat16: 0.02}
+# bf16: both graphs round differently from float32 (measured on a fine-tuned MiniLM over 1,536 test tweets: the
+# trained graph 0.006 from a float32 evaluation of the same weights, the inference graph 0.007, and 0.008 from each
+# other; 0.021 on another run); a wrong weight layout moves probabilities by tenths.
+INFERENCE_GRAPH_TOLERANCE = {tf.float32: 1e-3, tf.bfloat16: 0.05}
 
 
 class ClassifierServer(tf.Module):
@@ -143,10 +146,12 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
     if graph is not None:
         texts_t = tf.constant(texts)
         inputs = pipeline.encode(*([texts_t] if pipeline.n_segments == 1 else [texts_t, texts_t[::-1]]))
-        diff = float(tf.reduce_max(tf.abs(tf.nn.softmax(tf.cast(core(inputs, training=False), tf.float32))
-                                          - tf.nn.softmax(graph(inputs)))))
+        trained = tf.nn.softmax(tf.cast(core(inputs, training=False), tf.float32)).numpy()
+        served = tf.nn.softmax(graph(inputs)).numpy()
+        diff = float(np.abs(trained - served).max())
         bound = INFERENCE_GRAPH_TOLERANCE[graph.compute_dtype]
-        facts = {"max_prob_diff": diff, "check_texts": len(texts), "dtype": graph.compute_dtype.name}
+        facts = {"max_prob_diff": diff, "label_agreement": float((trained.argmax(-1) == served.argmax(-1)).mean()),
+                 "check_texts": len(texts), "dtype": graph.compute_dtype.name}
         if diff <= bound:
             log(f"serving graph: forward-only inference graph ({graph.compute_dtype.name}), largest probability "
                 f"difference from the trained model {diff:.1e} over {len(texts)} texts")
