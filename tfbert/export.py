@@ -33,6 +33,7 @@ SERVE_CHUNK = 16  # examples per length-sorted chunk in the serving signatures
 # trained graph 0.006 from a float32 evaluation of the same weights, the inference graph 0.007, and 0.008 from each
 # other; 0.021 on another run); a wrong weight layout moves probabilities by tenths.
 INFERENCE_GRAPH_TOLERANCE = {tf.float32: 1e-3, tf.bfloat16: 0.05}
+CHECK_BATCH = 32  # texts per call when comparing the two graphs
 
 
 class ClassifierServer(tf.Module):
@@ -144,10 +145,13 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
     from tfbert.inference_graph import inference_classifier
     graph, why = inference_classifier(core, encoder_handle)
     if graph is not None:
-        texts_t = tf.constant(texts)
-        inputs = pipeline.encode(*([texts_t] if pipeline.n_segments == 1 else [texts_t, texts_t[::-1]]))
-        trained = tf.nn.softmax(tf.cast(core(inputs, training=False), tf.float32)).numpy()
-        served = tf.nn.softmax(graph(inputs)).numpy()
+        trained, served = [], []
+        for start in range(0, len(texts), CHECK_BATCH):  # batches: 512-token inputs of a big encoder add up
+            batch = tf.constant(texts[start:start + CHECK_BATCH])
+            inputs = pipeline.encode(*([batch] if pipeline.n_segments == 1 else [batch, batch[::-1]]))
+            trained.append(tf.nn.softmax(tf.cast(core(inputs, training=False), tf.float32)).numpy())
+            served.append(tf.nn.softmax(graph(inputs)).numpy())
+        trained, served = np.concatenate(trained), np.concatenate(served)
         diff = float(np.abs(trained - served).max())
         bound = INFERENCE_GRAPH_TOLERANCE[graph.compute_dtype]
         facts = {"max_prob_diff": diff, "label_agreement": float((trained.argmax(-1) == served.argmax(-1)).mean()),
