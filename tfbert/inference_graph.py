@@ -11,8 +11,10 @@ last layer for every token. The export instead lays the same trained weights out
   turns into oneDNN's layer norm;
 - in the last layer, only the [CLS] rows go through the attention output and feed-forward when the head reads
   the pooled output or [CLS] alone.
-LayerNorm, softmax and the residual stream stay float32, as under the mixed policy. The export compares this
-graph with the trained core before using it (tfbert.export) and keeps the trained core if they disagree.
+LayerNorm, softmax and the residual stream stay float32. The mixed policy rounds residual sums, LayerNorm outputs
+and softmax to bf16; copying those rounding points moved this graph further from both the trained graph and a
+float32 evaluation of the same weights, so it does not. The export compares this graph with the trained core
+before using it (tfbert.export) and keeps the trained core if they disagree.
 
 Only encoders converted by tfbert qualify: their variable names and config (tfbert.json beside the encoder)
 are known. Any other TF Hub encoder is exported with the trained core, unchanged.
