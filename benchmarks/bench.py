@@ -78,7 +78,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
         if key not in ("precision", "intra", "inter", "onednn", "lean_export", "native_encoder",
                        "freeze_word_embeddings") or not value:
             raise SystemExit(f"bad --variant {text!r}: use one of {', '.join(VARIANTS)} or key=value,... "
-                             "with keys precision, intra, inter, onednn, lean_export, native_encoder")
+                             "with keys precision, intra, inter, onednn, lean_export, native_encoder, "
+                             "freeze_word_embeddings")
         spec[key] = value if key == "precision" else int(value)
     if spec.get("precision", "fp32") not in PRECISIONS:
         raise SystemExit(f"bad precision {spec['precision']!r}: one of {', '.join(PRECISIONS)}")
@@ -169,6 +170,7 @@ def phase_train(spec: dict) -> dict:
     from tfbert.export import export_classifier
     from tfbert.model import build_classifier, make_optimizer
     from tfbert.pipeline import TextPipeline, steps_per_epoch
+    from tfbert.train import SERVING_CHECK_TEXTS
 
     log = lambda *m: print(*m, file=sys.stderr, flush=True)  # noqa: E731
     work = Path(spec["work_dir"])
@@ -236,7 +238,8 @@ def phase_train(spec: dict) -> dict:
     t = time.perf_counter()
     serving = {}
     version = export_classifier(core, preprocess, data.labels, work / "export", max_seq_length=spec["max_seq_length"],
-                                encoder_handle=spec["encoder"], check_texts=data.test["text"].tolist()[:256],
+                                encoder_handle=spec["encoder"],
+                                check_texts=data.test["text"].tolist()[:SERVING_CHECK_TEXTS],
                                 info=serving, log=log)
     out["serving_graph"] = serving
     out["export_seconds"] = time.perf_counter() - t

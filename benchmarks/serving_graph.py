@@ -25,6 +25,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from tfbert.export import export_classifier
+    from tfbert.train import SERVING_CHECK_TEXTS
 
     data, handles, model = serving_ab.default_classifier(a.precision)
     texts = data.test["text"].tolist()
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     info, exports = {}, {}
     for graph, handle in (("trained", None), ("inference", handles.encoder)):
         exports[graph] = export_classifier(model, handles.preprocess, data.labels, work / graph, max_seq_length=128,
-                                           encoder_handle=handle, check_texts=texts[:256],
+                                           encoder_handle=handle, check_texts=texts[:SERVING_CHECK_TEXTS],
                                            info=info.setdefault(graph, {}), log=lambda *_: None)
     del model
     fns = {g: tf.saved_model.load(str(p)).signatures["serving_default"] for g, p in exports.items()}

@@ -177,20 +177,20 @@ def export_classifier(core, preprocess_handle: str, labels: list[str], base: str
     if given, receives which graph was exported and how closely it matched.
     """
     info = {} if info is None else info
+    texts = CHECK_TEXTS + list(check_texts)
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log,
-                                 encoder_handle, list(check_texts), info), log)
+                                 encoder_handle, texts, info), log)
 
 
-def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle=None,
-           check_texts=(), info=None) -> None:
+def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle,
+           check_texts: list[str], info: dict) -> None:
     labels_file = tmp / LABELS_FILE
     labels_file.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
     server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, labels_file)
     pipeline = server.pairs if has_pairs else server.single
-    server.core, facts = choose_serving_core(core, encoder_handle, pipeline, CHECK_TEXTS + list(check_texts), log)
-    if info is not None:
-        info.update(facts)
+    server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
+    info.update(facts)
     signatures = {"serving_default": server.serve.get_concrete_function()}
     if has_pairs:
         signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()

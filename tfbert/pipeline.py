@@ -44,7 +44,7 @@ class TextPipeline:
         return self.preprocess.bert_pack_inputs(list(segments), seq_length=seq_length)
 
     def encode(self, *texts):
-        """Raw strings (one tensor per segment) -> encoder inputs; what the exported model runs."""
+        """Raw strings (one tensor per segment) -> encoder inputs, as one batch padded to its longest."""
         return self.pack([self.tokenize(t) for t in texts])
 
     def tokenized(self, df: pd.DataFrame) -> tf.data.Dataset:

@@ -50,6 +50,7 @@ def apply_task_defaults(a: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tfbert.distribute import STRATEGIES
     from tfbert.registry import DEFAULT_ENCODER
     ap = argparse.ArgumentParser(prog="python -m tfbert.train", description=__doc__, formatter_class=_HelpFormatter)
     ap.add_argument("--task", choices=sorted(TASKS), default="sentiment",
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="epochs without a better validation macro-F1 (ner: entity F1) "
                    "before stopping (default: 3; ner: 5)")
     t.add_argument("--seed", type=int, default=0, help="seed for splits, shuffling and initialisation")
-    t.add_argument("--strategy", choices=["default", "mirrored", "multi_worker", "tpu"], default="default",
+    t.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute strategy; --batch-size is the global batch, split across replicas "
                         "(multi_worker reads $TF_CONFIG, tpu reads $TPU_NAME)")
     o = ap.add_argument_group("output")
