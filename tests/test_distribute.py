@@ -34,7 +34,8 @@ print("RESULT " + json.dumps(result))
 def deterministic_pair(tmp_path_factory, checkpoint_dir):
     """The tiny encoder without dropout: the two runs can then be compared step for step."""
     from conftest import TINY
-    from tfbert.convert import convert
+
+    from tfbert.encoders.convert import convert
     return convert(checkpoint_dir, tmp_path_factory.mktemp("enc") / "tiny-nodrop", random_init=True,
                    overrides={**TINY, "hidden_dropout": 0.0, "attention_dropout": 0.0}, log=lambda *_: None)
 
@@ -69,12 +70,13 @@ def test_unknown_strategy_is_refused():
 ])
 def test_only_the_chief_writes_where_a_server_looks(monkeypatch, tmp_path, tf_config, chief, index):
     from tfbert.distribute import is_chief, worker_index
-    from tfbert.train import build_parser, output_base
+    from tfbert.fit import output_base
+    from tfbert.train import parse_config
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     assert is_chief() is chief and worker_index() == index
-    a = build_parser().parse_args(["--strategy", "multi_worker", "--output-dir", str(tmp_path)])
+    a = parse_config(["--strategy", "multi_worker", "--output-dir", str(tmp_path)])
     base = tmp_path / "sentiment"
     assert output_base(a, log=lambda *_: None) == (base if chief else base / f"worker-{index}")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
-
 from conftest import TINY
-from tfbert.export import export_classifier
-from tfbert.inference_graph import inference_classifier
-from tfbert.model import build_classifier
+
+from tfbert.encoders.inference_graph import inference_classifier
+from tfbert.export.classifier import export_classifier
+from tfbert.tasks.classification import build_classifier
 
 TEXTS = ["", "good", "a much longer tweet about the service, which was slow and the food was cold again",
          "ok then", "Ünïcödé 👍🏽 日本語", "fine " * 20]
@@ -18,7 +18,7 @@ TEXTS = ["", "good", "a much longer tweet about the service, which was slow and 
 
 @pytest.fixture(scope="module")
 def tiny_bf16_pair(tmp_path_factory, checkpoint_dir):
-    from tfbert.convert import convert
+    from tfbert.encoders.convert import convert
     return convert(checkpoint_dir, tmp_path_factory.mktemp("enc") / "tiny-bf16", random_init=True, overrides=TINY,
                    precision="bf16", log=lambda *_: None)
 
@@ -71,7 +71,7 @@ def test_bf16_inference_graph_is_close_and_multiplies_constant_bf16_kernels(tiny
 
 
 def test_export_serves_the_inference_graph_and_keeps_the_core_when_it_cannot(tiny_pair, tmp_path, monkeypatch):
-    import tfbert.export as export
+    import tfbert.export.classifier as export
     core = _trained_like(tiny_pair, "pooled")
     info = {}
     version = export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m",

@@ -9,12 +9,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.data_tables import DataError
-from tfbert.ner import IGNORE, align, continuation_tags, pack_tagged, unk_id
-from tfbert.ner_data import load_ner_dataset, read_sentences, tag_vocabulary
-from tfbert.ner_metrics import entity_metrics
-from tfbert.pipeline import TextPipeline
-from tfbert.train import build_parser, train
+from tfbert.data.pipeline import TextPipeline
+from tfbert.data.tables import DataError
+from tfbert.data.tagged import load_ner_dataset, read_sentences, tag_vocabulary
+from tfbert.fit import fit as train
+from tfbert.metrics.entities import entity_metrics
+from tfbert.tasks.ner import IGNORE, align, continuation_tags, pack_tagged, unk_id
+from tfbert.train import parse_config
 
 QUIET = dict(log=lambda *_: None)
 
@@ -163,7 +164,7 @@ class _TagByWord(tf.Module):
 
 
 def test_served_entities_have_character_offsets_into_non_ascii_text(tmp_path, pre, tiny_pair):
-    from tfbert.ner_export import TaggerServer
+    from tfbert.export.tagger import TaggerServer
     tags = ["O", "B-loc", "I-loc", "B-person", "I-person"]
 
     def first_id(word):
@@ -217,22 +218,23 @@ def test_entity_metrics_match_a_hand_worked_example():
 
 
 def _args(*argv):
-    return build_parser().parse_args(["--verbose", "0", "--task", "ner", *argv])
+    return parse_config(["--verbose", "0", "--task", "ner", *argv])
 
 
 def test_task_defaults_fill_only_flags_not_given():
-    from tfbert.train import apply_task_defaults
-    a = _args("--learning-rate", "5e-5", "--epochs", "2")  # explicit values equal to the classification defaults
-    apply_task_defaults(a)
+    from tfbert.tasks import TASKS
+
+    def filled(*argv):
+        config = _args(*argv)
+        return config.with_task_defaults(TASKS[config.task].defaults)
+
+    a = filled("--learning-rate", "5e-5", "--epochs", "2")  # explicit values equal to the classification defaults
     assert a.learning_rate == 5e-5 and a.epochs == 2 and a.patience == 5 and a.model_name is None
-    b = _args()
-    apply_task_defaults(b)
+    b = filled()
     assert (b.epochs, b.learning_rate, b.precision, b.freeze_word_embeddings) == (12, 3e-4, "fp32", False)
-    c = build_parser().parse_args(["--task", "classify"])
-    apply_task_defaults(c)
+    c = filled("--task", "classify")
     assert (c.epochs, c.learning_rate, c.patience, c.precision, c.freeze_word_embeddings) == (2, 5e-5, 3, "auto", True)
-    d = _args("--precision", "bf16", "--freeze-word-embeddings")
-    apply_task_defaults(d)
+    d = filled("--precision", "bf16", "--freeze-word-embeddings")
     assert (d.precision, d.freeze_word_embeddings) == ("bf16", True)
 
 

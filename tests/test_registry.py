@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tfbert.registry import REMOTE, EncoderError, ensure_converted, registered_names, resolve_encoder
+from tfbert.encoders.registry import REMOTE, EncoderError, ensure_converted, registered_names, resolve_encoder
 
 
 def test_registry_lists_default_and_public_berts():
@@ -51,7 +51,7 @@ def test_cache_reuses_a_converted_pair(tmp_path, monkeypatch, checkpoint_dir):
     h = resolve_encoder(str(src), log=logs.append)
     assert Path(h.encoder).parent.parent == tmp_path / "cache"
     # The bf16 build of the same checkpoint is a separate cache entry; the fp32 one is kept.
-    from tfbert.convert import read_metadata
+    from tfbert.encoders.convert import read_metadata
     h16 = resolve_encoder(str(src), log=logs.append, precision="bf16")
     assert h16.precision == "bf16" and Path(h16.encoder).parent != Path(h.encoder).parent
     assert read_metadata(Path(h16.encoder).parent)["precision"] == "bf16"
@@ -59,7 +59,7 @@ def test_cache_reuses_a_converted_pair(tmp_path, monkeypatch, checkpoint_dir):
 
 
 def test_precision_auto_picks_bf16_only_where_it_is_native_and_buildable(monkeypatch, tiny_pair, checkpoint_dir):
-    from tfbert import registry
+    from tfbert.encoders import registry
     monkeypatch.setattr(registry, "cpu_has_bf16", lambda: True)
     assert registry.resolve_precision("auto", "minilm-l6") == "bf16"
     assert registry.resolve_precision("auto", str(checkpoint_dir)) == "bf16"  # an HF checkpoint: tfbert builds it

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-
 from conftest import write_hf_checkpoint
 
 
@@ -69,8 +68,8 @@ def test_kill_during_export_leaves_no_version_and_rerun_exports_without_retraini
 
 
 def test_export_that_loses_a_race_takes_the_next_version(tmp_path, monkeypatch, tiny_pair):
-    import tfbert.export as export
-    from tfbert.model import build_classifier
+    import tfbert.export.classifier as export
+    from tfbert.tasks.classification import build_classifier
     core = build_classifier(str(tiny_pair / "encoder"), 2)
     (tmp_path / "m" / "1").mkdir(parents=True)
     (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"someone else's")
@@ -92,7 +91,7 @@ def test_export_that_loses_a_race_takes_the_next_version(tmp_path, monkeypatch, 
 def test_two_processes_converting_at_once_both_get_a_valid_cache(tmp_path, checkpoint_dir):
     src = write_hf_checkpoint(tmp_path / "ckpt", checkpoint_dir / "vocab.txt")
     env = {**os.environ, "TFBERT_CACHE": str(tmp_path / "cache")}
-    code = ("import sys; from tfbert.registry import resolve_encoder; h = resolve_encoder(sys.argv[1]);"
+    code = ("import sys; from tfbert.encoders.registry import resolve_encoder; h = resolve_encoder(sys.argv[1]);"
             "import tensorflow_hub as hub, tensorflow as tf; e = hub.load(h.encoder); p = hub.load(h.preprocess);"
             "print('OK', e(p(tf.constant(['x'])))['sequence_output'].shape)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(src)], env=env, stdout=subprocess.PIPE,

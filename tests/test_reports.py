@@ -1,11 +1,13 @@
-"""tfbert.reports: metrics against hand-computed values, plots, atomic JSON."""
+"""tfbert.metrics.classification: metrics against hand-computed values, plots, atomic JSON."""
 import json
 import math
 
 import pytest
 
-from tfbert import reports
-from tfbert.reports import classification_metrics, format_report, plot_confusion_matrix, plot_history, write_json
+from tfbert import files
+from tfbert.files import write_json
+from tfbert.metrics.classification import classification_metrics, format_report
+from tfbert.metrics.plots import plot_confusion_matrix, plot_history
 
 LABELS = ["a", "b", "c"]
 # true a a a b b c / predicted a a b b c c:
@@ -103,7 +105,7 @@ def test_write_json_failure_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypa
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(reports.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_json(path, {"v": 2})
     assert json.loads(path.read_text()) == {"v": 1}

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from tfbert import evaluate, predict
-from tfbert.data_tables import DataError
-from tfbert.serving import ExportedClassifier, load, read_labels, resolve_model_dir
+from tfbert.data.tables import DataError
+from tfbert.serving import load, read_labels, resolve_model_dir
+from tfbert.serving.classifier import ExportedClassifier, label_ids
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["negative", "neutral", "positive"]
@@ -134,12 +135,12 @@ def test_predict_pairs(models):
 
 def test_label_ids_compares_labels_as_strings():
     labels = ["0", "1", "2"]
-    assert evaluate.label_ids(pd.Series([2, 0, 1.0]), labels, "t.json", "y").tolist() == [2, 0, 1]
-    assert evaluate.label_ids(pd.Series(["2", " 1 "]), labels, "t.csv", "y").tolist() == [2, 1]
+    assert label_ids(pd.Series([2, 0, 1.0]), labels, "t.json", "y").tolist() == [2, 0, 1]
+    assert label_ids(pd.Series(["2", " 1 "]), labels, "t.csv", "y").tolist() == [2, 1]
     with pytest.raises(DataError, match=r"does not know: '3', '7' \(3 rows: data rows 2, 3, 5\)"):
-        evaluate.label_ids(pd.Series([0, 7, 3, 1, 3]), labels, "t.json", "y")
+        label_ids(pd.Series([0, 7, 3, 1, 3]), labels, "t.json", "y")
     with pytest.raises(DataError, match="empty in 1 of 2 rows: data row 2"):
-        evaluate.label_ids(pd.Series(["0", " "]), labels, "t.csv", "y")
+        label_ids(pd.Series(["0", " "]), labels, "t.csv", "y")
 
 
 # --------------------------------------------------------------------------- CLIs in subprocesses

@@ -10,13 +10,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (text ops for loading exports in this process)
 
-from tfbert.train import build_parser, train
+from tfbert.fit import fit as train
+from tfbert.train import build_parser, parse_config
 
 QUIET = dict(log=lambda *_: None)
 
 
 def _args(*argv):
-    return build_parser().parse_args(["--verbose", "0", *argv])
+    return parse_config(["--verbose", "0", *argv])
 
 
 def _load_in_fresh_process(path, texts, signature="serving_default", **extra):
@@ -45,7 +46,8 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(trained):
     assert not (out / "moods" / "runs" / "in-progress").exists()
     metrics = json.loads((run / "metrics.json").read_text())["test"]
     assert metrics["n"] == 45 and 0 <= metrics["accuracy"] <= 1
-    assert json.loads((run / "config.json").read_text())["labels"] == ["negative", "neutral", "positive"]
+    assert json.loads((run / "run.json").read_text())["labels"] == ["negative", "neutral", "positive"]
+    assert json.loads((run / "config.json").read_text())["label_column"] == "mood"
     # The export serves the forward-only graph, checked against the trained model on the check texts + 45 tests.
     serving = json.loads((run / "metrics.json").read_text())["serving_graph"]
     assert serving["graph"] == "inference" and serving["check_texts"] == 5 + 45 and serving["max_prob_diff"] < 1e-3
@@ -112,7 +114,7 @@ def test_help_documents_every_flag_with_its_default():
                  "--learning-rate", "--max-seq-length", "--dropout", "--encoder", "--freeze-encoder",
                  "--class-weights", "--pooling", "--min-steps"):
         assert flag in text, flag
-    assert "(default: 5e-05; ner: 3e-04)" in text and "(default: saved_models)" in text
+    assert "(default: 5e-05; ner: 0.0003)" in text and "(default: saved_models)" in text
     assert "(default: auto; ner: fp32)" in text and "(default: on; ner: off)" in text
     assert "(default: None)" not in text
 
@@ -132,7 +134,7 @@ def test_real_encoder_learns_sentiment_on_a_small_slice(tmp_path, tweets_csv):
 
 def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_export):
     """A request larger than SERVE_CHUNK, lengths shuffled: each answer equals that text served alone."""
-    from tfbert.export import SERVE_CHUNK
+    from tfbert.export.classifier import SERVE_CHUNK
     rng = np.random.default_rng(0)
     words = "good bad awful great fine movie day service food never again really".split()
     texts = [" ".join(rng.choice(words, n)) for n in rng.integers(1, 60, 2 * SERVE_CHUNK + 5)]
@@ -149,7 +151,8 @@ def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_
 def test_frozen_word_embeddings_stay_fixed_while_the_rest_trains(tiny_pair):
     import tf_keras as keras
 
-    from tfbert.model import build_classifier, make_optimizer
+    from tfbert.optim import make_optimizer
+    from tfbert.tasks.classification import build_classifier
     model = build_classifier(str(tiny_pair / "encoder"), 2, freeze_word_embeddings=True)
     table = [v for v in model.weights if "word_embeddings" in v.name]
     assert len(table) == 1 and not any("word_embeddings" in v.name for v in model.trainable_variables)

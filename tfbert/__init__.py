@@ -2,6 +2,12 @@
 
 The public API, which the CLI (`python -m tfbert.train`) and the notebooks both use:
 
+    summary = tfbert.fine_tune(task="sentiment")                   # the whole job in one call, as the CLI does
+    config = tfbert.RunConfig(task="ner", epochs=3)                # the typed settings; tfbert.fit(config)
+    model = tfbert.load("saved_models/sentiment")                  # any task's export: its client
+    model.predict_records(["some text"])
+
+    # or step by step (classification):
     data = tfbert.load_dataset()                                   # built-in tweets, or your files
     enc = tfbert.resolve_encoder("minilm-l6")                      # (preprocess, encoder) TF Hub handles
     pipe = tfbert.TextPipeline(tfbert.load_preprocess(enc), max_seq_length=128)
@@ -10,7 +16,6 @@ The public API, which the CLI (`python -m tfbert.train`) and the notebooks both 
     path = tfbert.export_classifier(model, enc.preprocess, data.labels, "saved_models/mine", max_seq_length=128,
                                     encoder_handle=enc.encoder)   # serves the fast inference graph
     clf = tfbert.load(path); clf.predict(["some text"])
-    summary = tfbert.fine_tune(task="sentiment")                   # or all of it in one call, as the CLI does
 
 Names resolve lazily so that `import tfbert` does not import TensorFlow.
 """
@@ -19,18 +24,21 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "load_dataset": "tfbert.data_tables", "load_tweets": "tfbert.data_tables", "DataError": "tfbert.data_tables",
-    "TextDataset": "tfbert.data_tables", "class_weights": "tfbert.data_tables",
-    "resolve_encoder": "tfbert.registry", "registered_names": "tfbert.registry", "EncoderError": "tfbert.registry",
-    "convert": "tfbert.convert",
-    "TextPipeline": "tfbert.pipeline", "load_preprocess": "tfbert.pipeline",
-    "build_classifier": "tfbert.model", "make_optimizer": "tfbert.model",
-    "MacroF1": "tfbert.callbacks",
-    "fine_tune": "tfbert.train",
-    "export_classifier": "tfbert.export",
-    "load": "tfbert.serving", "ExportedClassifier": "tfbert.serving",
-    "classification_metrics": "tfbert.reports", "plot_confusion_matrix": "tfbert.reports",
-    "plot_history": "tfbert.reports",
+    "load_dataset": "tfbert.data.classification", "TextDataset": "tfbert.data.classification",
+    "class_weights": "tfbert.data.classification", "load_tweets": "tfbert.data.tweets",
+    "DataError": "tfbert.data.tables", "load_ner_dataset": "tfbert.data.tagged",
+    "resolve_encoder": "tfbert.encoders.registry", "registered_names": "tfbert.encoders.registry",
+    "EncoderError": "tfbert.encoders.registry", "convert": "tfbert.encoders.convert",
+    "TextPipeline": "tfbert.data.pipeline", "load_preprocess": "tfbert.data.pipeline",
+    "build_classifier": "tfbert.tasks.classification", "build_tagger": "tfbert.tasks.ner",
+    "make_optimizer": "tfbert.optim", "MacroF1": "tfbert.callbacks",
+    "RunConfig": "tfbert.config", "ConfigError": "tfbert.config", "fit": "tfbert.fit", "fine_tune": "tfbert.train",
+    "TASKS": "tfbert.tasks", "Task": "tfbert.tasks",
+    "export_classifier": "tfbert.export.classifier", "export_tagger": "tfbert.export.tagger",
+    "load": "tfbert.serving", "ExportedClassifier": "tfbert.serving.classifier",
+    "ExportedTagger": "tfbert.serving.tagger",
+    "classification_metrics": "tfbert.metrics.classification", "entity_metrics": "tfbert.metrics.entities",
+    "plot_confusion_matrix": "tfbert.metrics.plots", "plot_history": "tfbert.metrics.plots",
 }
 __all__ = sorted(_API)
 

@@ -1,4 +1,4 @@
-"""Keras callbacks that the stock ones do not cover."""
+"""The training callbacks: the stock Keras ones the loop uses, and the ones they do not cover."""
 from __future__ import annotations
 
 import time

@@ -1,9 +1,12 @@
-"""The shared command-line wrapper: expected failures become one `error: ...` line and exit code 2."""
+"""What the command-line tools share: the error wrapper (one `error: ...` line, exit code 2), common flags and
+input-file checks."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+import pandas as pd
 
 
 def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError, OSError)) -> int:
@@ -18,8 +21,45 @@ def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError,
     try:
         return run(args) or 0
     except errors as e:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         msg = " ".join(str(e).split("\n")) or type(e).__name__
         print(f"error: {msg}", file=sys.stderr)
         return 2
+
+
+def note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def require_columns(df: pd.DataFrame, source, columns: dict) -> None:
+    """Raise DataError naming the flag and the file's columns when a requested column is missing.
+
+    ``columns`` maps a flag (e.g. "--text-column") to the column name; None values are skipped.
+    """
+    from tfbert.data.tables import DataError
+
+    present = list(df.columns)
+    for flag, col in columns.items():
+        if col is not None and col not in present:
+            raise DataError(
+                f"{source}: no column {col!r} ({flag}). Columns in the file: "
+                f"{', '.join(repr(c) for c in present)}. Pass the right name with {flag} NAME."
+            )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                        help="texts per model call (default: %(default)s)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback on errors instead of a one-line message (default: off)")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
+    return v

@@ -1,11 +1,14 @@
-"""Classify texts with an exported tfbert model.
+"""Run an exported tfbert model (any task) on texts.
 
     python -m tfbert.predict --model saved_models/sentiment "great day" "awful service"
     python -m tfbert.predict --model saved_models/sentiment --input-file tweets.csv --output predictions.csv
+    python -m tfbert.predict --model saved_models/ner "John Smith flew to Paris"
 
-Texts on the command line (or a file without --output) print one JSON object per line:
-{"text": ..., "label": ..., "probabilities": {label: p}}. With --output, the input rows are
-written back with a ``label`` column and one ``p_<label>`` column per class (.csv/.tsv, or .jsonl).
+Texts on the command line (or a file without --output) print one JSON object per line: the text and the
+model's answer, which the export's task decides: a classifier's {"label": ..., "probabilities": {label: p}},
+a tagger's {"entities": [{"text", "type", "start", "end", "score"}]}. With --output, the input rows are written
+back with the answer's columns (classifier: ``label`` and one ``p_<label>`` per class; tagger: ``entities`` as
+JSON) to .csv/.tsv or .jsonl.
 """
 from __future__ import annotations
 
@@ -14,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from tfbert.data_tables import _as_text, read_table
-from tfbert.evaluate import add_common_arguments, print_notes, require_columns, run_cli
+from tfbert.cli import add_common_arguments, note, require_columns, run_cli
+from tfbert.data.tables import as_text, read_table
+from tfbert.files import atomic_write, clean_json, json_default
 
 __all__ = ["main", "build_parser", "prediction_frame"]
 
@@ -29,9 +32,9 @@ PREFIX = "predicted_"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tfbert.predict",
-        description="Classify texts with an exported tfbert model. Give texts as arguments or --input-file.",
+        description="Run an exported tfbert model on texts. Give texts as arguments or --input-file.",
     )
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (default: none; then --input-file)")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to run the model on (default: none; then --input-file)")
     p.add_argument("--model", required=True, metavar="DIR",
                    help="SavedModel version directory, or a model base directory (its highest integer version "
                         "is used) (required)")
@@ -39,50 +42,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="second text of a sentence pair, once per TEXT in the same order; needs a model "
                         "exported with pairs (default: none)")
     p.add_argument("--input-file", default=None, metavar="FILE",
-                   help="data file to classify (.csv, .tsv, .jsonl, .json, .parquet) instead of TEXT arguments "
+                   help="data file to run the model on (.csv, .tsv, .jsonl, .json, .parquet) instead of TEXT arguments "
                         "(default: none)")
     p.add_argument("--text-column", default="text", metavar="COL",
                    help="column of --input-file with the texts (default: %(default)s)")
     p.add_argument("--text-b-column", default=None, metavar="COL",
                    help="column of --input-file with the second text of sentence pairs (default: none)")
     p.add_argument("--output", default=None, metavar="FILE",
-                   help="write the rows plus 'label' and one 'p_<label>' column per class to FILE: .csv, .tsv "
-                        "or .jsonl (JSON lines). If the input already has such columns, the new ones are named "
-                        f"'{PREFIX}label', '{PREFIX}p_<label>'. (default: none, print JSON lines to stdout)")
+                   help="write the rows plus the model's answer columns (classifier: 'label' and one 'p_<label>' "
+                        "per class; tagger: 'entities') to FILE: .csv, .tsv or .jsonl (JSON lines). If the input "
+                        f"already has such columns, the new ones are prefixed '{PREFIX}'. (default: none, print JSON "
+                        "lines to stdout)")
     add_common_arguments(p)
     return p
 
 
-def prediction_frame(rows: pd.DataFrame, probabilities: np.ndarray, predicted: list[str], labels: list[str]):
-    """``rows`` plus the prediction columns ``label`` and ``p_<label>``; prefixed if those names are taken."""
-    new = ["label"] + [f"p_{name}" for name in labels]
-    prefix = PREFIX if set(new) & set(map(str, rows.columns)) else ""
+def prediction_frame(rows: pd.DataFrame, columns: dict[str, list]):
+    """``rows`` plus the prediction ``columns``, all prefixed if any of their names is taken."""
+    prefix = PREFIX if set(columns) & set(map(str, rows.columns)) else ""
     out = rows.copy()
-    out[prefix + "label"] = predicted
-    for j, name in enumerate(labels):
-        out[f"{prefix}p_{name}"] = probabilities[:, j]
+    for name, values in columns.items():
+        out[prefix + name] = values
     return out, prefix
 
 
-def _short_floats(a: np.ndarray) -> list:
-    # float32 -> shortest decimal that round-trips (0.8, not 0.800000011920929).
-    return np.asarray(a, dtype=np.float32).astype(str).astype(float).tolist()
-
-
 def _json_line(record: dict) -> str:
-    from tfbert.reports import _clean, _json_default
-
     def default(o):
         try:
-            return _json_default(o)
+            return json_default(o)
         except TypeError:  # e.g. timestamps from a Parquet input: keep them readable
             return str(o)
 
-    return json.dumps(_clean(record), ensure_ascii=False, default=default, allow_nan=False)
+    return json.dumps(clean_json(record), ensure_ascii=False, default=default, allow_nan=False)
 
 
 def _run(args) -> int:
-    from tfbert.serving import read_labels, resolve_model_dir
+    from tfbert.serving import load
 
     if bool(args.texts) == bool(args.input_file):
         raise ValueError("give either TEXT arguments or --input-file (see --help).")
@@ -95,48 +90,36 @@ def _run(args) -> int:
     if args.output and Path(args.output).suffix.lower() not in OUTPUT_EXTENSIONS:
         raise ValueError(f"--output {args.output}: unsupported extension; use one of {', '.join(OUTPUT_EXTENSIONS)}.")
 
-    model_dir = resolve_model_dir(args.model)
-    read_labels(model_dir)  # fail fast (before importing TensorFlow) when assets/labels.txt is missing
+    model = load(args.model)  # reads the export's metadata; TensorFlow loads on the first prediction
     if args.input_file:
         rows = read_table(args.input_file)
-        print_notes(rows)
+        for n in rows.attrs.get("notes", []):
+            note(n)
         require_columns(rows, args.input_file, {"--text-column": args.text_column,
                                                 "--text-b-column": args.text_b_column})
-        texts = _as_text(rows[args.text_column]).tolist()
-        texts_b = _as_text(rows[args.text_b_column]).tolist() if args.text_b_column else None
+        texts = as_text(rows[args.text_column]).tolist()
+        texts_b = as_text(rows[args.text_b_column]).tolist() if args.text_b_column else None
     else:
         texts, texts_b = list(args.texts), args.text_b
         rows = pd.DataFrame({"text": texts, **({"text_b": texts_b} if texts_b else {})})
-
-    from tfbert.serving import ExportedClassifier  # loads TensorFlow: only after the inputs checked out
-
-    clf = ExportedClassifier(model_dir)
-    if texts_b is None and clf.has_pairs:
-        print("note: the model was trained on sentence pairs; pass the second texts with "
-              "--text-b/--text-b-column (classifying single texts).", file=sys.stderr)
-    probs, _, predicted = clf.predict(texts, texts_b, batch_size=args.batch_size)
+    records = model.predict_records(texts, texts_b, batch_size=args.batch_size)
 
     if not args.output:
-        for i, (text, label, p) in enumerate(zip(texts, predicted, _short_floats(probs))):
-            record = {"text": text, **({"text_b": texts_b[i]} if texts_b is not None else {}),
-                      "label": label, "probabilities": dict(zip(clf.labels, p))}
-            print(_json_line(record))
+        for i, (text, record) in enumerate(zip(texts, records)):
+            print(_json_line({"text": text, **({"text_b": texts_b[i]} if texts_b is not None else {}), **record}))
         return 0
 
-    from tfbert.reports import _atomic_write
-
-    out, prefix = prediction_frame(rows, probs, predicted, clf.labels)
+    columns = model.prediction_columns(records)
+    out, prefix = prediction_frame(rows, columns)
     if prefix:
-        print(f"note: the input already has a 'label' or 'p_*' column; prediction columns are named "
-              f"'{prefix}label', '{prefix}p_<label>'.", file=sys.stderr)
+        note(f"the input already has a column named like a prediction column; the predictions are written as "
+             f"{', '.join(prefix + c for c in columns)}.")
     ext = Path(args.output).suffix.lower()
     if ext == ".jsonl":
-        p_cols = [f"{prefix}p_{name}" for name in clf.labels]
-        out[p_cols] = pd.DataFrame(_short_floats(probs), columns=p_cols, index=out.index)
         text = "".join(_json_line(r) + "\n" for r in out.to_dict("records"))
-        _atomic_write(args.output, lambda f: f.write(text))
+        atomic_write(args.output, lambda f: f.write(text))
     else:
-        _atomic_write(args.output, lambda f: out.to_csv(f, index=False, sep="," if ext == ".csv" else "\t"))
+        atomic_write(args.output, lambda f: out.to_csv(f, index=False, sep="," if ext == ".csv" else "\t"))
     print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     return 0
 

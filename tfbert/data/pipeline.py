@@ -1,4 +1,4 @@
-"""tf.data input pipelines: tokenize with the encoder's own preprocess model, bucket by length, pack per batch.
+"""tf.data input pipelines: tokenize with the encoder's own preprocess model, group by length, pack per batch.
 
 Tokenization runs once (then cached); each batch is packed to its own longest sequence (capped at
 max_seq_length), so a batch of short tweets costs a fraction of a fixed 128-token pad.
@@ -11,8 +11,34 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops that preprocess SavedModels use)
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Upper bounds (in wordpieces) of the length buckets used to group similar lengths into one batch.
-BUCKET_BOUNDARIES = (16, 24, 32, 40, 48, 64, 96)
+# Batches per megabatch in length_grouped_batches (Hugging Face's LengthGroupedSampler uses 50).
+MEGABATCH = 50
+# Batch-order shuffle buffer, in megabatches: enough to mix short- and long-sequence batches across the epoch.
+SHUFFLE_MEGABATCHES = 4
+
+
+def length_grouped_batches(ds: tf.data.Dataset, n: int, batch_size: int, lengths, *, seed: int = 0) -> tf.data.Dataset:
+    """Unbatched elements -> ragged batches of similar lengths, exactly ceil(n / batch_size) of them per epoch.
+
+    As Hugging Face's LengthGroupedSampler: shuffle all n examples, cut them into megabatches of MEGABATCH *
+    batch_size, sort each by length, cut into batches, shuffle the batch order. The megabatch being a multiple
+    of batch_size, only the epoch's last batch can be partial, so the count is known (unlike bucketing, which
+    leaves a partial batch per bucket). Reshuffled each epoch, deterministic for a seed. `lengths` maps a
+    batched element (as ragged_batch makes it) to its per-example lengths.
+    """
+    n_batches = steps_per_epoch(n, batch_size)
+
+    def sort_by_length(*batch):
+        order = tf.argsort(lengths(*batch), stable=True)
+        batch = tf.nest.map_structure(lambda t: tf.gather(t, order), batch)
+        return batch if len(batch) > 1 else batch[0]  # a tuple element comes unpacked; keep its structure
+
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).ragged_batch(MEGABATCH * batch_size)
+    ds = ds.map(sort_by_length, num_parallel_calls=AUTOTUNE).unbatch().ragged_batch(batch_size)
+    # Else each megabatch's batches would come in order, shortest to longest.
+    ds = ds.shuffle(min(n_batches, SHUFFLE_MEGABATCHES * MEGABATCH), seed=seed + 1, reshuffle_each_iteration=True)
+    # Known cardinality for Keras; a count different from the plan fails loudly instead of skewing the schedule.
+    return ds.apply(tf.data.experimental.assert_cardinality(n_batches))
 
 
 def load_preprocess(handles_or_path):
@@ -57,22 +83,16 @@ class TextPipeline:
         return ds.unbatch()
 
     def dataset(self, df: pd.DataFrame, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-        """Training (shuffle=True: reshuffled each epoch and bucketed by length) or evaluation batches (in order)."""
+        """Training (shuffle=True: reshuffled each epoch and grouped by length) or evaluation batches (in order)."""
         ds = self.tokenized(df).cache()
         if shuffle:
-            ds = ds.shuffle(len(df), seed=seed, reshuffle_each_iteration=True)
-            boundaries = tf.constant(BUCKET_BOUNDARIES, tf.int64)
-
-            def bucket(segments, _):
-                length = tf.add_n([tf.size(s, tf.int64) for s in segments])
-                return tf.reduce_sum(tf.cast(length > boundaries, tf.int64))
-
-            ds = ds.group_by_window(bucket, lambda _, w: w.ragged_batch(batch_size), window_size=batch_size)
+            ds = length_grouped_batches(ds, len(df), batch_size, seed=seed,
+                                        lengths=lambda segments, _: tf.add_n([s.row_lengths() for s in segments]))
         else:
             ds = ds.ragged_batch(batch_size)
         return ds.map(lambda s, y: (self.pack(s), y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:
-    # Bucketing can leave one partial batch per bucket at the end of an epoch.
+    # Exact for length_grouped_batches (only the epoch's last batch can be partial): the LR schedule relies on it.
     return -(-n_rows // batch_size)

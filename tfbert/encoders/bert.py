@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.checkpoint import BertConfig, CheckpointError
+from tfbert.encoders.checkpoint import BertConfig, CheckpointError
 
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 

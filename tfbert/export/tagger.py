@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.export import publish_next_version, verify_in_fresh_process
-from tfbert.ner_data import entity_types
-from tfbert.pipeline import TextPipeline
+from tfbert.data.pipeline import TextPipeline
+from tfbert.data.tagged import entity_types
+from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 
 TAGS_FILE = "tags.txt"
 OUTPUTS = ("entity_text", "entity_type", "entity_start", "entity_end", "entity_score", "num_entities")
@@ -33,11 +33,11 @@ _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
 def require_offsets(preprocess, handle: str) -> None:
-    from tfbert.registry import EncoderError
+    from tfbert.encoders.registry import EncoderError
     if not hasattr(preprocess, "tokenize_with_offsets"):
         raise EncoderError(f"preprocess model {handle} has no tokenize_with_offsets, which NER exports need for "
                            "character offsets. Use an encoder converted by tfbert (the default, a Hugging Face "
-                           "directory, or `python -m tfbert.convert`).")
+                           "directory, or `python -m tfbert.encoders.convert`).")
 
 
 class TaggerServer(tf.Module):
@@ -110,9 +110,11 @@ class TaggerServer(tf.Module):
 
 
 def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *, max_seq_length: int,
-                  log=print) -> Path:
+                  metadata: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
-    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, max_seq_length, log), log)
+    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, max_seq_length, log),
+                                {"task": "ner", **(metadata or {}), "serving": "tagger", "tags": list(tags),
+                                 "signatures": ["serving_default"]}, log)
 
 
 def _as_lists(outputs: dict) -> dict:
@@ -129,15 +131,8 @@ def _same(got: dict, expected: dict) -> bool:
 
 
 def _write(tmp: Path, core, preprocess_handle, tags, max_seq_length, log) -> None:
-    tags_file = tmp / TAGS_FILE
-    tags_file.write_text("".join(f"{t}\n" for t in tags), encoding="utf-8")
-    server = TaggerServer(preprocess_handle, core, tags, max_seq_length, tags_file)
-    model_dir = tmp / "model"
-    tf.saved_model.save(server, str(model_dir), signatures={"serving_default": server.serve.get_concrete_function()})
-    tags_file.unlink()  # copied into model/assets by the save
-    for item in model_dir.iterdir():  # flatten: the version folder itself is the SavedModel
-        item.rename(tmp / item.name)
-    model_dir.rmdir()
+    server = TaggerServer(preprocess_handle, core, tags, max_seq_length, asset_source(tmp, TAGS_FILE, tags))
+    save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()})
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
     got = verify_in_fresh_process(tmp, {"serving_default": {"text": CHECK_TEXTS}})["serving_default"]

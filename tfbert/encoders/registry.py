@@ -14,7 +14,7 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from tfbert.checkpoint import CheckpointError
+from tfbert.encoders.checkpoint import CheckpointError
 
 DEFAULT_ENCODER = "minilm-l6"
 CACHE_ENV = "TFBERT_CACHE"
@@ -67,7 +67,7 @@ def registered_names() -> list[str]:
 def ensure_converted(source: str | Path, name: str, log=print, precision: str = "fp32") -> Path:
     """The converted pair for `source` in the cache, converting it once. Safe when processes race:
     each converts into its own temp dir and the first rename wins; the others use the winner's copy."""
-    from tfbert.convert import CONVERTER_VERSION, convert
+    from tfbert.encoders.convert import CONVERTER_VERSION, convert
 
     target = cache_dir() / f"{name}{'-bf16' if precision == 'bf16' else ''}-v{CONVERTER_VERSION}"
     if (target / "encoder" / "saved_model.pb").is_file():
@@ -164,7 +164,7 @@ __all__ = ["EncoderHandles", "EncoderError", "CheckpointError", "resolve_encoder
            "ensure_converted", "resolve_precision", "cpu_has_bf16", "DEFAULT_ENCODER", "REMOTE", "EMBEDDED"]
 
 
-if __name__ == "__main__":  # `python -m tfbert.registry [NAME [PRECISION]]`: resolve (and convert) an encoder
+if __name__ == "__main__":  # `python -m tfbert.encoders.registry [NAME [PRECISION]]`: resolve (and convert) an encoder
     import sys
     h = resolve_encoder(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_ENCODER,
                         precision=sys.argv[2] if len(sys.argv) > 2 else "auto")  # auto: what tfbert.train picks

@@ -5,23 +5,19 @@
   serving_pairs(text, text_b)          -> the same, for models trained on sentence pairs
 The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
 fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
-For an encoder converted by tfbert, the numeric part served is tfbert.inference_graph's forward-only graph, once
+For an encoder converted by tfbert, the numeric part served is tfbert.encoders.inference_graph's forward-only graph, once
 it matches the trained core on the check texts (choose_serving_core); otherwise the trained core itself.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.atomic import atomic_directory
-from tfbert.pipeline import TextPipeline
+from tfbert.data.pipeline import TextPipeline
+from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 
 LABELS_FILE = "labels.txt"
 CHECK_TEXTS = ["", "   ", "a perfectly ordinary sentence", "Ünïcödé 👍🏽 日本語 \x00\x07", "word " * 400]
@@ -85,64 +81,10 @@ class ClassifierServer(tf.Module):
         return self._outputs(self._logits(self.pairs, [self.pairs.tokenize(text), self.pairs.tokenize(text_b)]))
 
 
-# Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.
-_CHECK_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf, tensorflow_text  # noqa: F401
-assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
-args = json.loads(sys.argv[1])
-model = tf.saved_model.load(args["path"])
-out = {}
-for name, inputs in args["calls"].items():
-    fn = model.signatures[name]
-    res = fn(**{k: tf.constant(v, tf.string) for k, v in inputs.items()})
-    # Labels may be non-ASCII: decode as UTF-8 (numpy's astype(str) only handles ASCII).
-    out[name] = {k: (np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string
-                     else v.numpy().tolist()) for k, v in res.items()}
-print("RESULT" + json.dumps(out))
-"""
-
-
-def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT, json.dumps({"path": str(path), "calls": calls})],
-                          capture_output=True, text=True, env=env, timeout=600)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"exported model failed to load/run in a fresh process:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT"):])
-
-
-def next_version(base: Path) -> int:
-    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
-    return max(versions, default=0) + 1
-
-
-def publish_next_version(base: str | Path, write, log=print) -> Path:
-    """Calls `write(tmp_dir)` and publishes tmp_dir as the next free integer version under `base`.
-
-    Shared by every exporter: a version folder appears only whole (one rename); a version number taken by a
-    concurrent export meanwhile makes this one write again under the next number.
-    """
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
-    while True:
-        version = base / str(next_version(base))
-        try:
-            with atomic_directory(version) as tmp:
-                write(tmp)
-            break
-        except FileExistsError:
-            continue  # another export took this version number meanwhile: take the next one
-    log(f"exported {version}")
-    return version
-
-
 def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str], log=print):
-    """The forward-only inference graph (tfbert.inference_graph) if it matches the trained core on `texts`, else
+    """The forward-only inference graph (tfbert.encoders.inference_graph) if it matches the trained core on `texts`, else
     the trained core. Returns (core to serve, facts for the run's metrics)."""
-    from tfbert.inference_graph import inference_classifier
+    from tfbert.encoders.inference_graph import inference_classifier
     graph, why = inference_classifier(core, encoder_handle)
     if graph is not None:
         trained, served = [], []
@@ -169,37 +111,33 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
 
 def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
                       has_pairs: bool = False, encoder_handle: str | None = None, check_texts=(), info=None,
-                      log=print) -> Path:
+                      metadata: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path.
 
     encoder_handle: the encoder the core was built on; for one converted by tfbert the export serves the
     forward-only inference graph, checked against the core on CHECK_TEXTS plus `check_texts`. `info` (a dict),
-    if given, receives which graph was exported and how closely it matched.
+    if given, receives which graph was exported and how closely it matched. `metadata` goes into the export's
+    assets.extra/tfbert.json (with the label names, signatures and the graph chosen).
     """
     info = {} if info is None else info
     texts = CHECK_TEXTS + list(check_texts)
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log,
-                                 encoder_handle, texts, info), log)
+                                 encoder_handle, texts, info),
+        {"task": "classify", **(metadata or {}), "serving": "classifier", "labels": list(labels),
+         "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info}, log)
 
 
 def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle,
            check_texts: list[str], info: dict) -> None:
-    labels_file = tmp / LABELS_FILE
-    labels_file.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
-    server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, labels_file)
+    server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, asset_source(tmp, LABELS_FILE, labels))
     pipeline = server.pairs if has_pairs else server.single
     server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
     info.update(facts)
     signatures = {"serving_default": server.serve.get_concrete_function()}
     if has_pairs:
         signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()
-    model_dir = tmp / "model"
-    tf.saved_model.save(server, str(model_dir), signatures=signatures)
-    labels_file.unlink()  # copied into model/assets by the save
-    for item in model_dir.iterdir():  # flatten: the version folder itself is the SavedModel
-        item.rename(tmp / item.name)
-    model_dir.rmdir()
+    save_server(tmp, server, signatures)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
     calls = {"serving_default": {"text": CHECK_TEXTS}}

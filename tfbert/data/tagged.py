@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfbert.data_tables import DataError
+from tfbert.data.tables import DataError
 
 __all__ = ["Sentence", "NerDataset", "read_conll", "read_jsonl", "read_sentences", "load_builtin", "load_ner_dataset",
            "tag_vocabulary", "entity_types"]

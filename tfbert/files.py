@@ -1,4 +1,6 @@
-"""Atomic directory writes: build in a hidden temp dir beside the target, then rename into place.
+"""Atomic writes of directories and files, and strict JSON: a reader sees the old state or the whole new one.
+
+Directories are built in a hidden temp dir beside the target, then renamed into place.
 
 A reader (TF Serving, a second process, the converter cache) sees either nothing or the whole directory.
 Hidden names (leading '.') are ignored by TF Serving, which only loads integer-named version folders.
@@ -6,10 +8,14 @@ Hidden names (leading '.') are ignored by TF Serving, which only loads integer-n
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -70,3 +76,68 @@ def remove_stale_temps(parent: Path) -> None:
         pid = p.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def atomic_write(path, write, *, binary: bool = False, encoding: str = "utf-8") -> None:
+    """Call ``write(file)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    Readers see the old file or the complete new one, never a partial write; on an error the
+    temp file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result gets normal file permissions
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": encoding, "newline": ""})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return _finite(float(o))
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def _finite(x: float):
+    return x if math.isfinite(x) else None
+
+
+def clean_json(o):
+    # json.dumps writes NaN/Infinity, which strict JSON readers reject; store them as null.
+    if isinstance(o, float):
+        return _finite(o)
+    if isinstance(o, dict):
+        return {k: clean_json(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [clean_json(v) for v in o]
+    return o
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` as indented UTF-8 JSON, atomically (temp file + os.replace).
+
+    numpy scalars/arrays and Paths are converted; NaN and infinities become null.
+    """
+    text = json.dumps(clean_json(obj), indent=2, ensure_ascii=False, default=json_default, allow_nan=False)
+    atomic_write(path, lambda f: f.write(text + "\n"))
+    return Path(path)

@@ -14,7 +14,7 @@ last layer for every token. The export instead lays the same trained weights out
 LayerNorm, softmax and the residual stream stay float32. The mixed policy rounds residual sums, LayerNorm outputs
 and softmax to bf16; copying those rounding points moved this graph further from both the trained graph and a
 float32 evaluation of the same weights, so it does not. The export compares this graph with the trained core
-before using it (tfbert.export) and keeps the trained core if they disagree.
+before using it (tfbert.export.classifier) and keeps the trained core if they disagree.
 
 Only encoders converted by tfbert qualify: their variable names and config (tfbert.json beside the encoder)
 are known. Any other TF Hub encoder is exported with the trained core, unchanged.
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfbert.bert import INPUT_KEYS
-from tfbert.convert import encoder_metadata
+from tfbert.encoders.bert import INPUT_KEYS
+from tfbert.encoders.convert import encoder_metadata
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu")
 
@@ -62,7 +62,7 @@ class InferenceClassifier(tf.Module):
 
     def __init__(self, weights: dict[str, np.ndarray], head: tuple[np.ndarray, np.ndarray], *, num_layers: int,
                  layer_norm_eps: float, activation: str = "gelu", pooling: str = "pooled", dtype=tf.bfloat16):
-        """weights: the encoder's variables by name (as saved by tfbert.convert); head: the logits kernel, bias."""
+        """weights: the encoder's variables by name (as saved by tfbert.encoders.convert); head: the logits kernel, bias."""
         super().__init__(name="inference_classifier")
         if pooling not in ("pooled", "cls", "mean"):
             raise ValueError(f"pooling must be pooled, cls or mean, not {pooling!r}")
@@ -168,7 +168,7 @@ def _pooling(core) -> str:
 
 
 def inference_classifier(core, encoder_handle: str | None) -> tuple[InferenceClassifier | None, str]:
-    """The forward-only graph for a classifier built by tfbert.model.build_classifier, or (None, why not)."""
+    """The forward-only graph for a classifier built by tfbert.tasks.classification.build_classifier, or (None, why not)."""
     meta = encoder_metadata(encoder_handle) if encoder_handle else {}
     config = meta.get("config")
     if not config:

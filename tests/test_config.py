@@ -1,0 +1,70 @@
+"""The typed run configuration: one source for the CLI parser, fine_tune(**settings) and --config files."""
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tfbert.config import ConfigError, RunConfig
+from tfbert.tasks import TASKS
+from tfbert.train import build_parser, parse_config
+
+
+def test_every_field_is_a_flag_and_every_flag_a_field():
+    flags = {s for a in build_parser()._actions for s in a.option_strings} - {"-h", "--help", "--config"}
+    flags = {f for f in flags if not f.startswith("--no-")}
+    assert flags == {"--" + name.replace("_", "-") for name in RunConfig.names()}
+
+
+def test_parsed_defaults_equal_the_dataclass_defaults():
+    assert parse_config([]) == RunConfig()
+    assert parse_config(["--epochs", "3", "--no-freeze-word-embeddings"]) == RunConfig(epochs=3,
+                                                                                        freeze_word_embeddings=False)
+
+
+def test_config_file_is_read_and_flags_given_beside_it_win(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"task": "ner", "epochs": 4, "learning_rate": 1e-3, "model_name": "x"}))
+    config = parse_config(["--config", str(path), "--epochs", "7"])
+    assert (config.task, config.epochs, config.learning_rate, config.model_name) == ("ner", 7, 1e-3, "x")
+    # A run folder's config.json is RunConfig.to_dict(): it reads back to the same settings.
+    full = RunConfig(task="classify", train_file="a.csv", epochs=2).with_task_defaults(TASKS["classify"].defaults)
+    path.write_text(json.dumps(full.to_dict()))
+    assert parse_config(["--config", str(path)]) == full
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"epochs": 2, "epoch": 3}', "unknown settings epoch"),
+    ('{"epochs": "two"}', "epochs = 'two' is not a valid int"),
+    ('{"epochs": 2,}', r"not valid JSON \(line 1, column"),
+    ('[1, 2]', "expected a JSON object"),
+])
+def test_bad_config_files_name_the_file_and_the_setting(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as e:
+        parse_config(["--config", str(path)])
+    assert str(path) in str(e.value)
+
+
+def test_checks_name_the_flag():
+    base = RunConfig().with_task_defaults(TASKS["sentiment"].defaults)
+    for change, message in [({"patience": 0}, "--patience"), ({"weight_decay": -1.0}, "--weight-decay"),
+                            ({"pooling": "max"}, "--pooling must be one of")]:
+        with pytest.raises(ConfigError, match=message):
+            dataclasses.replace(base, **change).check()
+    base.check()
+
+
+def test_fine_tune_refuses_unknown_settings():
+    from tfbert.train import fine_tune
+    with pytest.raises(TypeError, match="epoch"):
+        fine_tune(epoch=3)
+
+
+def test_cli_reports_a_bad_config_file_in_one_line(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"batch_size": 8, "bogus": 1}')
+    r = subprocess.run([sys.executable, "-m", "tfbert.train", "--config", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "error: --config" in r.stderr and "bogus" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,93 @@
+"""The task conformance test: every registered task (tfbert.tasks.TASKS) builds on the tiny encoder, trains a few
+steps through the one loop, exports, reloads in a fresh process that imports only tensorflow and tensorflow_text,
+answers hostile inputs, and round-trips through `python -m tfbert.predict` and `python -m tfbert.evaluate`.
+Registering a task makes it tested here."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfbert.config import RunConfig
+from tfbert.fit import fit
+from tfbert.tasks import TASKS
+
+REPO = Path(__file__).resolve().parents[1]
+HOSTILE = ["", "   ", "\x00\x07\x1b", "Zoë 👍🏽 日本語 \u200b\u202e", "word " * 3000,
+           b"bad \xff\xfe bytes".decode("utf-8", "replace"), "a"]
+
+_FRESH = r"""
+import json, sys
+import tensorflow as tf, tensorflow_text  # noqa: F401
+model = tf.saved_model.load(sys.argv[1])
+texts = json.loads(sys.argv[2])
+out = {}
+for name, fn in model.signatures.items():
+    inputs = fn.structured_input_signature[1]
+    res = fn(**{k: tf.constant(texts if i == 0 else texts[::-1]) for i, k in enumerate(sorted(inputs))})
+    out[name] = {k: [v.dtype.name, v.shape.as_list()] for k, v in res.items()}
+assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module", params=sorted(TASKS))
+def trained_task(request, tmp_path_factory, tiny_pair):
+    name = request.param
+    directory = tmp_path_factory.mktemp(name)
+    settings = TASKS[name]().example_data(directory)
+    config = RunConfig(task=name, encoder=str(tiny_pair), epochs=1, min_steps=0, batch_size=8, verbose=0,
+                       output_dir=str(directory / "out"), **settings)
+    return name, settings, fit(config, log=lambda *_: None)
+
+
+def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
+    name, _, summary = trained_task
+    task = TASKS[name]
+    run = Path(summary["run_dir"])
+    assert summary["task"] == name and summary["epochs_run"] == 1
+    assert summary["planned_steps_per_epoch"] == -(-summary["train_rows"] // 8)
+    assert f"best_{task.monitor}" in summary and 0 <= summary[f"best_{task.monitor}"] <= 1
+    for f in ("config.json", "run.json", "metrics.json", "history.csv", "training_curves.png"):
+        assert (run / f).is_file(), f
+    # The run folder's config.json is a --config file that reproduces the run's settings.
+    settings = json.loads((run / "config.json").read_text())
+    assert settings["task"] == name and set(settings) <= set(RunConfig.names())
+    meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
+    assert meta["task"] == name and meta["settings"]["task"] == name and meta["test_metrics"] == summary["test"]
+    assert meta["versions"]["tensorflow"].startswith("2.") and (meta.get("labels") or meta.get("tags"))
+
+
+def test_export_answers_hostile_input_in_a_process_with_only_tensorflow(trained_task):
+    _, _, summary = trained_task
+    r = subprocess.run([sys.executable, "-c", _FRESH, summary["export"], json.dumps(HOSTILE)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT")][-1][len("RESULT"):])
+    assert "serving_default" in out
+    for signature, outputs in out.items():
+        for key, (_, shape) in outputs.items():
+            assert shape[0] == len(HOSTILE), (signature, key, shape)
+
+
+def _cli(module, *args):
+    return subprocess.run([sys.executable, "-m", f"tfbert.{module}", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+
+
+def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_task, tmp_path):
+    name, settings, summary = trained_task
+    r = _cli("predict", "--model", Path(summary["export"]).parent, "first text", "", "John Smith flew to Paris")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["text"] for x in lines] == ["first text", "", "John Smith flew to Paris"]
+    assert all(len(x) > 1 for x in lines)  # the text and the task's answer
+
+    columns = {k: v for k, v in settings.items() if k.endswith("_column")}
+    flags = [f for k, v in columns.items() for f in (f"--{k.replace('_', '-')}", v)]
+    out = tmp_path / "metrics.json"
+    r = _cli("evaluate", "--model", summary["export"], "--test-file", settings["test_file"], "--output", out, *flags)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads(out.read_text())
+    assert set(summary["test"]) <= set(metrics), (sorted(summary["test"]), sorted(metrics))

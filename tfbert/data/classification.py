@@ -1,0 +1,275 @@
+"""Classification data: read, validate and split labelled texts (single or pairs) into a TextDataset.
+
+pandas/scikit-learn only. ``load_dataset`` reads user files (or the built-in tweets), checks columns, empty texts
+and labels, splits off what was not given as a file (stratified, seeded) and describes every step in ``notes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tfbert.data.tables import (
+    ROW_COL,
+    DataError,
+    as_text,
+    is_missing_label,
+    normalize_labels,
+    read_table,
+    require_columns,
+    row_refs,
+    source_name,
+)
+from tfbert.data.tweets import load_tweets
+
+__all__ = ["TextDataset", "load_dataset", "class_weights"]
+
+_MAX_LISTED = 5  # how many row numbers / values to quote in a message
+
+
+@dataclass
+class TextDataset:
+    """Validated, split data ready for the tf.data pipeline.
+
+    Each split has columns ``text``, [``text_b``], ``label`` (str) and ``label_id`` (int);
+    ``labels[label_id]`` is the label name.
+    """
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    labels: list[str]
+    has_pairs: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _sort_labels(labels, int_like: bool) -> list[str]:
+    return sorted(set(labels), key=int) if int_like else sorted(set(labels))
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _split_off(df: pd.DataFrame, n_out: int, seed: int, what: str, notes: list[str], rescue: bool = True):
+    """Split ``n_out`` rows off ``df`` (stratified by label when possible); return (kept, out).
+
+    With ``rescue``, classes that would vanish from the kept part (possible only after
+    the unstratified fallback) are moved back, so every label keeps train examples.
+    """
+    from sklearn.model_selection import train_test_split  # imported lazily: sklearn import is slow
+
+    if n_out <= 0:
+        return df, df.iloc[:0]
+    if n_out >= len(df):
+        raise DataError(
+            f"Not enough rows to split off {what}: {len(df)} rows available, {n_out} requested. "
+            f"Add data, lower the split fractions, or pass separate valid/test files."
+        )
+    try:
+        kept, out = train_test_split(df, test_size=n_out, random_state=seed, stratify=df["label"])
+    except ValueError as e:
+        # sklearn refuses to stratify when a class has < 2 rows or a part is smaller than the class count.
+        counts = df["label"].value_counts()
+        small = counts[counts < 2].index.tolist()
+        why = f"classes with a single row: {', '.join(map(repr, small[:_MAX_LISTED]))}" if small else str(e)
+        notes.append(f"Could not stratify the {what} split ({why}); used a random (unstratified) split instead.")
+        kept, out = train_test_split(df, test_size=n_out, random_state=seed, shuffle=True)
+    if rescue:
+        missing = sorted(set(out["label"]) - set(kept["label"]))
+        if missing:
+            back = out["label"].isin(missing)
+            notes.append(
+                f"Moved {int(back.sum())} {what} rows of classes {', '.join(map(repr, missing))} back to train "
+                f"so that every class has training examples."
+            )
+            kept, out = pd.concat([kept, out[back]]), out[~back]
+    return kept, out
+
+
+def _n_for(fraction: float, n: int) -> int:
+    return max(1, int(round(fraction * n))) if fraction > 0 else 0
+
+
+# --------------------------------------------------------------------------- main entry point
+
+
+def load_dataset(
+    train_file=None,
+    valid_file=None,
+    test_file=None,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    text_b_column: str | None = None,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    max_train_examples: int | None = None,
+    min_rows: int = 1,
+) -> TextDataset:
+    """Read, validate and split classification data.
+
+    ``train_file=None`` uses the built-in tweets corpus (column options are ignored).
+    Missing valid/test files are split off the train data, stratified by label and
+    seeded. ``max_train_examples`` subsamples train only. Raises :class:`DataError`
+    with a fix-it message for any data problem; everything done to the data is
+    described in ``TextDataset.notes``.
+    """
+    for name, frac in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= frac < 1:
+            raise DataError(f"{name}={frac} must be in [0, 1).")
+    if valid_fraction + test_fraction >= 1:
+        raise DataError(f"valid_fraction + test_fraction = {valid_fraction + test_fraction} must be below 1.")
+    if max_train_examples is not None and max_train_examples < 1:
+        raise DataError(f"max_train_examples={max_train_examples} must be a positive integer or None.")
+
+    notes: list[str] = []
+    if train_file is None:
+        if valid_file is not None or test_file is not None:
+            raise DataError("valid_file/test_file were given without train_file; pass train_file as well.")
+        text_column, label_column, text_b_column = "text", "label", None
+    elif text_column == label_column:
+        raise DataError(f"text_column and label_column are both {text_column!r}; they must differ.")
+    sources = _read_sources(train_file, valid_file, test_file, notes)
+    columns = {"text_column": text_column, "label_column": label_column}
+    if text_b_column is not None:
+        columns["text_b_column"] = text_b_column
+    frames, int_like = {}, True
+    for split, (path, df, lines_before) in sources.items():
+        frames[split], split_int_like = _clean_split(df, path, lines_before, columns, notes)
+        int_like &= split_int_like
+
+    train_path = sources["train"][0]
+    classes = frames["train"]["label"].unique()
+    if len(classes) < 2:
+        raise DataError(
+            f"{source_name(train_path)}: label column {label_column!r} has a single class ({classes[0]!r}) "
+            f"in {len(frames['train'])} rows; classification needs at least two classes. Check --label-column."
+        )
+    labels = _sort_labels(classes, int_like)
+
+    # Split off what was not given as a file; sizes are relative to the train data.
+    n = len(frames["train"])
+    if "test" not in frames:
+        frames["train"], frames["test"] = _split_off(frames["train"], _n_for(test_fraction, n), seed, "test", notes)
+    if "valid" not in frames:
+        frames["train"], frames["valid"] = _split_off(frames["train"], _n_for(valid_fraction, n), seed, "valid", notes)
+    for split in ("valid", "test"):
+        if split in sources:
+            _refuse_unseen_labels(frames[split], split, sources[split], train_path, labels)
+    if max_train_examples is not None and len(frames["train"]) > max_train_examples:
+        frames["train"] = _subsample(frames["train"], max_train_examples, labels, seed, notes)
+    if len(frames["train"]) < min_rows:
+        raise DataError(
+            f"{source_name(train_path)}: only {len(frames['train'])} train rows after cleaning and splitting, fewer "
+            f"than {min_rows} (one batch, --batch-size). Add data, lower the batch size, or lower valid/test fractions."
+        )
+
+    label_to_id = {lab: i for i, lab in enumerate(labels)}
+
+    def finish(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.drop(columns=[ROW_COL]).reset_index(drop=True)
+        df["label_id"] = df["label"].map(label_to_id).astype("int64")
+        return df
+
+    ds = TextDataset(*(finish(frames[s]) for s in ("train", "valid", "test")), labels=labels,
+                     has_pairs=text_b_column is not None, notes=notes)
+    notes.append(
+        f"Split sizes: train {len(ds.train)}, valid {len(ds.valid)}, test {len(ds.test)}; "
+        f"{len(labels)} classes: {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}."
+    )
+    counts = ds.train["label"].value_counts()
+    notes.append("Train class counts: " + ", ".join(f"{lab} {int(counts.get(lab, 0))}" for lab in labels[:20]) + ".")
+    return ds
+
+
+def _read_sources(train_file, valid_file, test_file, notes: list[str]) -> dict:
+    """split -> (path or None for the built-in corpus, raw DataFrame, lines before the first data row)."""
+    if train_file is None:
+        tweets, tweet_notes = load_tweets()
+        notes += tweet_notes
+        return {"train": (None, tweets, None)}
+    sources = {}
+    for split, path in (("train", train_file), ("valid", valid_file), ("test", test_file)):
+        if path is not None:
+            df = read_table(path)
+            notes += df.attrs.get("notes", [])
+            sources[split] = (path, df, df.attrs.get("lines_before_data"))
+    return sources
+
+
+def _clean_split(df: pd.DataFrame, path, lines_before, columns: dict, notes: list[str]) -> tuple[pd.DataFrame, bool]:
+    """One file's rows as text[, text_b], label, ROW_COL: empty texts dropped (counted), empty labels refused.
+    Returns the rows and whether every label is an integer."""
+    text_column, label_column = columns["text_column"], columns["label_column"]
+    text_b_column = columns.get("text_b_column")
+    require_columns(df, path, columns)
+    out = pd.DataFrame({"text": as_text(df[text_column])}, index=df.index)
+    if text_b_column is not None:
+        out["text_b"] = as_text(df[text_b_column])
+    out["label"] = df[label_column]
+    out[ROW_COL] = np.arange(1, len(df) + 1)  # df has a fresh RangeIndex: row i is data row i + 1
+
+    if not out["text"].str.strip().astype(bool).any():
+        raise DataError(
+            f"{source_name(path)}: text column {text_column!r} is empty in all {len(df)} rows. "
+            f"Check --text-column (columns in the file: {', '.join(map(repr, df.columns))})."
+        )
+    empty = ~out["text"].str.strip().astype(bool)
+    if text_b_column is not None:
+        empty |= ~out["text_b"].str.strip().astype(bool)
+    if empty.any():
+        which = f"{text_column!r}" + (f" or {text_b_column!r}" if text_b_column is not None else "")
+        notes.append(
+            f"{source_name(path)}: dropped {int(empty.sum())} of {len(out)} rows with empty text in {which}: "
+            f"{row_refs(out.loc[empty, ROW_COL], lines_before)}."
+        )
+        out = out[~empty]
+
+    missing = out["label"].map(is_missing_label).astype(bool)
+    if missing.any():
+        raise DataError(
+            f"{source_name(path)}: label column {label_column!r} is empty in {int(missing.sum())} of {len(out)} rows: "
+            f"{row_refs(out.loc[missing, ROW_COL], lines_before)}. Fill in the labels or remove those rows."
+        )
+    out["label"], int_like = normalize_labels(out["label"], path, label_column)
+    return out, int_like
+
+
+def _refuse_unseen_labels(df: pd.DataFrame, split: str, source, train_path, labels: list[str]) -> None:
+    path, _, lines_before = source
+    unseen = sorted(set(df["label"]) - set(labels))
+    if unseen:
+        bad = df["label"].isin(unseen)
+        raise DataError(
+            f"{source_name(path)}: {split} labels not seen in the train data ({source_name(train_path)}): "
+            f"{', '.join(map(repr, unseen[:20]))} ({int(bad.sum())} rows: {row_refs(df.loc[bad, ROW_COL], lines_before)}). "
+            f"Train labels are {', '.join(map(repr, labels[:20]))}. Fix the labels, remove those rows, "
+            f"or add examples of these classes to the train file."
+        )
+
+
+def _subsample(train: pd.DataFrame, size: int, labels: list[str], seed: int, notes: list[str]) -> pd.DataFrame:
+    before = len(train)
+    train, _ = _split_off(train, before - size, seed, "max_train_examples subsample", notes, rescue=False)
+    notes.append(f"Subsampled train from {before} to {len(train)} rows (max_train_examples, stratified).")
+    absent = sorted(set(labels) - set(train["label"]), key=labels.index)
+    if absent:
+        notes.append(f"After subsampling, train has no examples of: {', '.join(map(repr, absent))}.")
+    return train
+
+
+def class_weights(train: pd.DataFrame, n_classes: int) -> dict[int, float]:
+    """Balanced class weights {label_id: weight} (sklearn ``compute_class_weight("balanced")``).
+
+    Classes absent from ``train`` get weight 1.0 (they never occur, so it is unused).
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = train["label_id"].to_numpy()
+    present = np.unique(y)
+    w = compute_class_weight("balanced", classes=present, y=y)
+    weights = {i: 1.0 for i in range(n_classes)}
+    weights.update({int(c): float(x) for c, x in zip(present, w)})
+    return weights

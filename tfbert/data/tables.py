@@ -1,0 +1,222 @@
+"""Reading user data tables and the checks every table-based task shares.
+
+pandas only (no TensorFlow), so that data problems surface quickly, before a model is built, with messages that
+say which file, column, row or value is at fault and how to fix it.
+
+* :func:`read_table` - read .csv/.tsv/.jsonl/.json/.parquet into a DataFrame.
+* row references, column checks, text and label normalisation shared by the task readers and the CLIs.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DataError", "read_table", "SUPPORTED_EXTENSIONS", "row_refs", "require_columns", "as_text",
+           "is_missing_label", "normalize_labels", "source_name", "ROW_COL"]
+
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet")
+
+# More distinct non-integer numbers than this in a label column means the user
+# most likely has a regression target, which we do not support yet.
+MAX_FLOAT_CLASSES = 20
+
+_REPLACEMENT_CHAR = "\ufffd"
+ROW_COL = "_data_row"  # internal: 1-based data row number in the source file
+_MAX_LISTED = 5  # how many row numbers / values to quote in a message
+
+
+class DataError(ValueError):
+    """Bad user data. The message names the file, column, row or value at fault and says how to fix it."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_table(path, *, encoding_errors: str = "replace") -> pd.DataFrame:
+    """Read a data file, choosing the parser from the file extension.
+
+    Text formats are decoded as UTF-8 with ``encoding_errors`` (default "replace":
+    bad bytes become U+FFFD and the number of affected rows is reported in
+    ``df.attrs["notes"]``). CSV/TSV cells are read as strings exactly as written
+    (no "NA"/"None" -> NaN conversion, no number parsing). Raises :class:`DataError`
+    for a missing/empty/unparseable file or an unsupported extension.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise DataError(
+            f"{path}: unsupported file extension {path.suffix or '(none)'!r}. "
+            f"Use one of {', '.join(SUPPORTED_EXTENSIONS)} (rename the file if its content is one of these formats)."
+        )
+    if not path.exists():
+        raise DataError(f"{path}: file not found. Check the path (relative paths are resolved from {Path.cwd()}).")
+    if not path.is_file():
+        raise DataError(f"{path}: is not a regular file; pass the path of a data file.")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty; it needs a header row and at least one data row.")
+
+    notes: list[str] = []
+    # Number of physical lines before the first data row, when file lines map 1:1 to rows.
+    lines_before_data: int | None = None
+    if ext == ".parquet":
+        try:
+            df = pd.read_parquet(io.BytesIO(raw))
+        except Exception as e:  # pyarrow raises several unrelated types
+            raise DataError(f"{path}: cannot read as Parquet: {e}") from e
+    else:
+        text, had_bad_bytes = _decode(raw, path, encoding_errors)
+        try:
+            if ext in (".csv", ".tsv", ".tab"):
+                # dtype=str + keep_default_na=False: the text "NA" or "None" stays text and
+                # "007" keeps its zeros. The C parser keeps bare \r inside quoted fields.
+                df = pd.read_csv(
+                    io.StringIO(text),
+                    sep="," if ext == ".csv" else "\t",
+                    dtype=str,
+                    keep_default_na=False,
+                )
+                header_lines = 1
+            elif ext in (".jsonl", ".ndjson"):
+                df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+                header_lines = 0
+            else:  # .json: an array of records, or JSON lines despite the extension
+                header_lines = None
+                try:
+                    df = pd.read_json(io.StringIO(text), dtype=False)
+                except ValueError:
+                    df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+                    header_lines = 0
+        except pd.errors.EmptyDataError as e:
+            raise DataError(f"{path}: file has no columns ({e}); it needs a header row and data rows.") from e
+        except Exception as e:
+            kind = "CSV" if ext == ".csv" else "TSV" if ext in (".tsv", ".tab") else "JSON"
+            raise DataError(
+                f"{path}: cannot parse as {kind}: {e}. Check the quoting/format near the position mentioned."
+            ) from e
+        if header_lines is not None:
+            n_lines = len(re.split(r"\r\n|\r|\n", text.rstrip("\r\n")))
+            # Quoted line breaks or blank lines make file lines and data rows diverge;
+            # then we only quote data row numbers.
+            if n_lines == len(df) + header_lines:
+                lines_before_data = header_lines
+        if had_bad_bytes:
+            n_bad = int(_rows_containing(df, _REPLACEMENT_CHAR).sum())
+            notes.append(
+                f"{path.name}: {n_bad} of {len(df)} rows contained bytes that are not valid UTF-8; "
+                f"they were replaced by U+FFFD ({_REPLACEMENT_CHAR})."
+            )
+
+    if len(df) == 0:
+        raise DataError(f"{path}: file has a header/columns ({', '.join(map(str, df.columns))}) but no data rows.")
+    df = df.reset_index(drop=True)
+    df.columns = [str(c) for c in df.columns]
+    df.attrs["notes"] = notes
+    df.attrs["source"] = str(path)
+    df.attrs["lines_before_data"] = lines_before_data
+    return df
+
+
+def _decode(raw: bytes, path: Path, errors: str) -> tuple[str, bool]:
+    """Decode UTF-8 (BOM tolerated); return the text and whether bytes were invalid."""
+    try:
+        return raw.decode("utf-8-sig"), False
+    except UnicodeDecodeError as e:
+        if errors == "strict":
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise DataError(
+                f"{path}: byte {e.start} (line {line}) is not valid UTF-8 ({e.reason}). "
+                f"Re-save the file as UTF-8 or read it with encoding_errors='replace'."
+            ) from e
+        return raw.decode("utf-8-sig", errors=errors), True
+
+
+def _rows_containing(df: pd.DataFrame, needle: str) -> pd.Series:
+    """Boolean Series: rows where any string cell contains ``needle``."""
+    hit = pd.Series(False, index=df.index)
+    for col in df.columns:
+        s = df[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            hit |= s.map(lambda v: isinstance(v, str) and needle in v).astype(bool)
+    return hit
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def source_name(path) -> str:
+    return Path(path).name if path is not None else "built-in corpus"
+
+
+def row_refs(rows, lines_before_data: int | None) -> str:
+    """'data rows 3, 7 (file lines 4, 8)' for the first few of ``rows`` (1-based data rows)."""
+    rows = [int(r) for r in rows]
+    shown = rows[:_MAX_LISTED]
+    more = f" and {len(rows) - len(shown)} more" if len(rows) > len(shown) else ""
+    word = "data row" if len(rows) == 1 else "data rows"
+    s = f"{word} {', '.join(map(str, shown))}{more}"
+    if lines_before_data is not None:
+        lines = ", ".join(str(r + lines_before_data) for r in shown)
+        s += f" (file line{'s' if len(shown) > 1 else ''} {lines}"
+        s += ", counting the header as line 1)" if lines_before_data else ")"
+    return s
+
+
+def require_columns(df: pd.DataFrame, path, columns: dict[str, str]) -> None:
+    """Raise DataError if a requested column is missing; ``columns`` maps option name -> column."""
+    present = list(df.columns)
+    for option, col in columns.items():
+        if col not in present:
+            hint = ""
+            if len(present) == 1 and any(d in present[0] for d in ("\t", ";", ",", "|")):
+                hint = (
+                    " The file was read as a single column, so its delimiter probably does not match its "
+                    "extension (tab-separated files should end in .tsv, comma-separated in .csv)."
+                )
+            raise DataError(
+                f"{source_name(path)}: no column {col!r} ({option}). Columns in the file: "
+                f"{', '.join(repr(c) for c in present)}. Pass the right name with --{option.replace('_', '-')} ({option}=... in Python){hint}"
+            )
+
+
+def is_na(v) -> bool:
+    # pd.isna is not usable on arbitrary cells (lists from JSON would give arrays).
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and np.isnan(v))
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """Cast a column to str, mapping missing values to '' (numbers become their str)."""
+    return s.map(lambda v: "" if is_na(v) else str(v)).astype(object)
+
+
+def is_missing_label(v) -> bool:
+    return is_na(v) or (isinstance(v, str) and not v.strip())
+
+
+def normalize_labels(s: pd.Series, path, column: str) -> tuple[pd.Series, bool]:
+    """Return labels as str and whether they are all integers.
+
+    Integer-valued numbers (1, 1.0, "1") become "1" so labels from a CSV and a JSON
+    file agree. Many distinct non-integer numbers mean a regression target -> DataError.
+    """
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype(str), False
+    stripped = s.map(lambda v: v.strip() if isinstance(v, str) else v)
+    nums = pd.to_numeric(stripped, errors="coerce")
+    if len(s) and nums.notna().all():
+        nums = nums.astype(float)
+        frac = nums[nums % 1 != 0]
+        if frac.empty:
+            return nums.map(lambda x: str(int(x))).astype(object), True
+        if frac.nunique() > MAX_FLOAT_CLASSES:
+            raise DataError(
+                f"{source_name(path)}: label column {column!r} holds {nums.nunique()} distinct numbers, "
+                f"{frac.nunique()} of them non-integer (e.g. {', '.join(map(str, frac.unique()[:3]))}). "
+                f"This looks like a regression target; regression is not supported yet. "
+                f"Use a column of class labels (strings or integers), or bin the values into classes."
+            )
+    return stripped.map(str).astype(object), False

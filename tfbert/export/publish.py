@@ -1,0 +1,119 @@
+"""Publishing an export: the next integer version folder (TF Serving layout), written whole or not at all.
+
+Every task's exporter builds a tf.Module with its serving signatures and calls `publish_next_version`, which
+saves it into a hidden temp dir beside the version, adds the model's metadata (`assets.extra/tfbert.json`: task,
+label names, settings, test metrics, library versions, so a model copied to a server keeps its provenance), runs
+the exporter's check (which loads the model in a fresh process that imports only tensorflow and tensorflow_text)
+and only then renames the folder into place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfbert.files import atomic_directory, write_json
+
+METADATA_FILE = Path("assets.extra") / "tfbert.json"
+_ASSET_SOURCES = ".asset-sources"
+_VERSIONED = ("tensorflow", "tensorflow-text", "tensorflow-hub", "tf-keras", "tfbert")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def asset_source(directory: Path, name: str, lines: list[str]) -> Path:
+    """Writes an asset (one item a line, UTF-8) where a tf.saved_model.Asset can point until `save_server` copies
+    it into assets/."""
+    path = directory / _ASSET_SOURCES / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def save_server(directory: Path, server: tf.Module, signatures: dict) -> None:
+    """Saves `server` as the SavedModel in `directory`, the version folder itself (its assets copied in)."""
+    staging = directory / ".staging"
+    tf.saved_model.save(server, str(staging), signatures=signatures)
+    for item in staging.iterdir():
+        item.rename(directory / item.name)
+    staging.rmdir()
+    shutil.rmtree(directory / _ASSET_SOURCES, ignore_errors=True)
+
+
+# Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.
+_CHECK_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf, tensorflow_text  # noqa: F401
+assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
+args = json.loads(sys.argv[1])
+model = tf.saved_model.load(args["path"])
+out = {}
+for name, inputs in args["calls"].items():
+    fn = model.signatures[name]
+    res = fn(**{k: tf.constant(v, tf.string) for k, v in inputs.items()})
+    # Labels may be non-ASCII: decode as UTF-8 (numpy's astype(str) only handles ASCII).
+    out[name] = {k: (np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string
+                     else v.numpy().tolist()) for k, v in res.items()}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT, json.dumps({"path": str(path), "calls": calls})],
+                          capture_output=True, text=True, env=env, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"exported model failed to load/run in a fresh process:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT"):])
+
+
+def next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def publish_next_version(base: str | Path, write, metadata: dict | None = None, log=print) -> Path:
+    """Calls `write(tmp_dir)`, adds `metadata` (with the library versions and time) as assets.extra/tfbert.json
+    and publishes tmp_dir as the next free integer version under `base`.
+
+    Shared by every exporter: a version folder appears only whole (one rename); a version number taken by a
+    concurrent export meanwhile makes this one write again under the next number.
+    """
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    while True:
+        version = base / str(next_version(base))
+        try:
+            with atomic_directory(version) as tmp:
+                write(tmp)
+                write_metadata(tmp, metadata or {})
+            break
+        except FileExistsError:
+            continue  # another export took this version number meanwhile: take the next one
+    log(f"exported {version}")
+    return version
+
+
+
+
+def write_metadata(directory: Path, metadata: dict) -> None:
+    write_json(directory / METADATA_FILE, {**metadata, "versions": library_versions(),
+                                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

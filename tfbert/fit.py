@@ -1,0 +1,171 @@
+"""The one training loop: every task (tfbert/tasks/) trains, is tested and is exported through `fit`.
+
+The loop owns what tasks share: seeding, the run folder and its resume marker, epochs and --min-steps, the
+distribution strategy, AdamW and its schedule, the callbacks (validation metric, best checkpoint, early stopping,
+backup for resuming, CSV history, TensorBoard, progress lines), best weights, history and plots, the summary and
+publishing the export. An interrupted run resumes when started again with the same settings: its state lives in
+<output-dir>/<model-name>/runs/in-progress/ until the export succeeds, then moves to runs/<version>/.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from tfbert import tasks
+from tfbert.config import NON_ESSENTIAL, ConfigError, RunConfig
+from tfbert.files import write_json
+
+__all__ = ["fit", "resolve_run_encoder", "output_base"]
+
+
+def fit(config: RunConfig, log=print) -> dict:
+    """Runs the whole job for `config`; returns the summary (export path, test metrics, run folder, timings)."""
+    t_start = time.time()
+    task = tasks.create(config.task)
+    config = config.with_task_defaults(task.defaults)
+    config.check()
+    task.check_config(config, log)
+
+    import tf_keras as keras
+
+    from tfbert.callbacks import training_callbacks
+    from tfbert.data.pipeline import load_preprocess
+    from tfbert.distribute import make_strategy
+    from tfbert.metrics.plots import plot_history
+    from tfbert.optim import make_optimizer
+
+    keras.utils.set_random_seed(config.seed)
+    data = task.load_data(config)
+    for note in data.notes:
+        log(f"data: {note}")
+    log(f"data: {task.describe(data)}")
+
+    handles = resolve_run_encoder(config, log)
+    preprocess = load_preprocess(handles)
+    task.check_encoder(preprocess, handles)
+
+    base = output_base(config, log)
+    run_dir = base / "runs" / "in-progress"
+    facts = {"encoder_handles": {"preprocess": handles.preprocess, "encoder": handles.encoder},
+             "precision_used": handles.precision, **task.run_facts(data)}
+    prepare_run_dir(run_dir, config.to_dict(), facts, log)
+
+    ds = task.datasets(data, preprocess, config, log)
+    epochs = max(config.epochs, math.ceil(config.min_steps / ds.steps_per_epoch))
+    if epochs > config.epochs:
+        log(f"training for up to {epochs} epochs ({ds.steps_per_epoch} steps each) to reach --min-steps "
+            f"{config.min_steps}")
+    with make_strategy(config.strategy, log=log).scope():
+        model = task.build_model(handles.encoder, data, config)
+        optimizer = make_optimizer(config.learning_rate, ds.steps_per_epoch * epochs, config.warmup_fraction,
+                                   config.weight_decay)
+        model.compile(optimizer, **task.compile_args(data, config))
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    callbacks, best = training_callbacks(run_dir, task.validation_callback(data, ds, config), task.monitor,
+                                         patience=config.patience, steps_per_epoch=ds.steps_per_epoch,
+                                         batch_size=config.batch_size, verbose=verbose, log=log)
+    trained_marker = run_dir / "training_done.json"
+    if trained_marker.is_file():  # killed after training (during test or export): do not train again
+        log(f"training already finished in {run_dir}; evaluating and exporting its best weights")
+    else:
+        t_fit = time.time()
+        model.fit(ds.train, validation_data=ds.valid, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                  **ds.fit_kwargs)
+        write_json(trained_marker, {"fit_seconds": round(time.time() - t_fit, 1)})
+    fit_seconds = json.loads(trained_marker.read_text())["fit_seconds"]
+    model.load_weights(str(best)).expect_partial()
+
+    metrics = task.evaluate(model, data, preprocess, config)
+    log(task.report(metrics))
+    history = read_history(run_dir / "history.csv")
+    best_value = max(history.get(task.monitor, [float("nan")]))
+    metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": metrics,
+                f"best_{task.monitor}": best_value, "encoder": handles.encoder}
+    version, export_facts = task.export(model, handles, data, base, config, metadata, log)
+    if history:
+        plot_history(history, run_dir / "training_curves.png")
+    task.plots(metrics, data, run_dir)
+    summary = {"export": str(version), "task": task.name, "test": metrics, "epochs_run": len(history.get("loss", [])),
+               f"best_{task.monitor}": best_value, "train_rows": len(data.train), "planned_steps_per_epoch":
+               ds.steps_per_epoch, "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1),
+               "data_notes": data.notes, **task.summary_extras(data), **export_facts}
+    final_run = finish_run(run_dir, base, version, summary)
+    log(f"{task.headline(metrics)}; model: {version}; run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
+    return summary
+
+
+# --------------------------------------------------------------------------- encoder and output places
+
+
+def resolve_run_encoder(config: RunConfig, log=print):
+    """The run's encoder handles (converted on first use, in --precision), checked against --max-seq-length."""
+    from tfbert.encoders.convert import encoder_metadata
+    from tfbert.encoders.registry import resolve_encoder
+
+    handles = resolve_encoder(config.encoder, config.preprocess, log=log, precision=config.precision)
+    log(f"encoder: {handles.encoder} ({handles.precision})")
+    limit = encoder_metadata(handles.encoder).get("config", {}).get("max_position_embeddings")
+    if limit and config.max_seq_length > limit:
+        raise ConfigError(f"--max-seq-length {config.max_seq_length} is above the encoder's maximum of {limit} "
+                          "positions")
+    return handles
+
+
+def output_base(config: RunConfig, log=print) -> Path:
+    """<output-dir>/<model-name>; a non-chief worker of a multi-worker cluster writes under worker-<i>/ in it, so
+    that only the chief's export is where a server looks (every worker has to run the export: it is collective)."""
+    from tfbert.distribute import worker_index
+
+    base = Path(config.output_dir) / (config.model_name or config.task)
+    index = worker_index() if config.strategy == "multi_worker" else None
+    if index is not None:
+        base = base / f"worker-{index}"
+        log(f"non-chief worker {index}: this worker's copy of the outputs goes to {base}")
+    return base
+
+
+# --------------------------------------------------------------------------- the run folder
+
+
+def prepare_run_dir(run_dir: Path, settings: dict, facts: dict, log=print) -> None:
+    """Resume the in-progress run with the same settings and facts; set a different one aside rather than mix them.
+
+    config.json holds the settings alone (so `--config runs/N/config.json` reproduces the run); run.json the facts
+    of the run that a resumed run must share too (encoder handles, precision, label names)."""
+    essential = lambda d: {k: v for k, v in d.items() if k not in NON_ESSENTIAL}  # noqa: E731
+    saved, saved_facts = run_dir / "config.json", run_dir / "run.json"
+    if saved.is_file():
+        previous = json.loads(saved.read_text())
+        previous_facts = json.loads(saved_facts.read_text()) if saved_facts.is_file() else None
+        if essential(previous) == essential(settings) and previous_facts == json.loads(json.dumps(facts)):
+            log(f"resuming the interrupted run in {run_dir}")
+            return
+        aside = run_dir.with_name(f"abandoned-{time.strftime('%Y%m%d-%H%M%S')}")
+        log(f"warning: {run_dir} holds an interrupted run with other settings; moved it to {aside}")
+        run_dir.rename(aside)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(saved_facts, facts)
+    write_json(saved, settings)  # last: its presence marks a complete run folder start
+
+
+def finish_run(run_dir: Path, base: Path, version: Path, summary: dict) -> Path:
+    """Writes metrics.json, drops the resume backup and moves the run folder beside its export (runs/<version>)."""
+    write_json(run_dir / "metrics.json", summary)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    final_run = base / "runs" / version.name
+    run_dir.rename(final_run)
+    summary["run_dir"] = str(final_run)
+    return final_run
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    import pandas as pd
+
+    if not path.is_file():
+        return {}
+    df = pd.read_csv(path)
+    return {c: df[c].astype(float).tolist() for c in df.columns if c != "epoch"}

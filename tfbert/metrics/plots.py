@@ -1,0 +1,89 @@
+"""PNG plots of a run: training curves and the confusion matrix (matplotlib, no pyplot state)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tfbert.files import atomic_write
+
+__all__ = ["plot_confusion_matrix", "plot_history"]
+
+
+def _new_figure(width: float, height: float):
+    # A bare Figure on an Agg canvas: no pyplot, so the caller's backend (e.g. a notebook's)
+    # is left alone, figures are never registered globally and nothing leaks between calls.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png(fig, path) -> Path:
+    path = Path(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", bbox_inches="tight"), binary=True)
+    return path
+
+
+def plot_confusion_matrix(cm, labels, path) -> Path:
+    """Write the confusion matrix as a PNG: counts in the cells, colour = share of the true class (row)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    labels = [str(x) for x in labels]
+    if cm.ndim != 2 or cm.shape != (len(labels), len(labels)):
+        raise ValueError(f"confusion matrix shape {cm.shape} does not match {len(labels)} labels.")
+    # Row-normalised colours keep small classes readable next to a dominant one.
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+
+    k = len(labels)
+    size = min(max(4.0, 0.6 * k + 2.5), 20.0)
+    fig = _new_figure(size + 1.0, size)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    ax.set_xticks(range(k), labels, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix (n={int(cm.sum())})")
+    if k <= 30:  # beyond that the numbers are unreadable anyway
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=9,
+                        color="white" if share[i, j] > 0.5 else "black")
+    return _save_png(fig, path)
+
+
+def plot_history(history: dict, path) -> Path:
+    """Write training curves as a PNG: one panel for keys containing "loss", one for the other metrics.
+
+    ``history`` maps a metric name to one value per epoch (Keras ``History.history``).
+    ``x`` and ``val_x`` share a colour; validation curves are dashed. Empty series are skipped.
+    """
+    series = {str(k): [float("nan") if v is None else float(v) for v in vals]
+              for k, vals in (history or {}).items() if vals is not None and len(vals)}
+    if not series:
+        raise ValueError("history has no values to plot.")
+    groups = [("loss", [k for k in series if "loss" in k]), ("metrics", [k for k in series if "loss" not in k])]
+    groups = [(title, keys) for title, keys in groups if keys]
+
+    fig = _new_figure(6.0 * len(groups), 4.0)
+    for n, (title, keys) in enumerate(groups):
+        ax = fig.add_subplot(1, len(groups), n + 1)
+        colours = {}
+        for key in keys:
+            base = key[4:] if key.startswith("val_") else key
+            colour = colours.setdefault(base, f"C{len(colours) % 10}")
+            ys = series[key]
+            ax.plot(range(1, len(ys) + 1), ys, color=colour, linestyle="--" if key.startswith("val_") else "-",
+                    marker="o" if len(ys) <= 30 else None, markersize=3, label=key)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        longest = max(len(series[k]) for k in keys)
+        if longest <= 20:
+            ax.set_xticks(range(1, longest + 1))
+    return _save_png(fig, path)

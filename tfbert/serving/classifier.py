@@ -1,0 +1,157 @@
+"""The client of exported classifiers (tfbert.export.classifier): Python calls, predictions and evaluation.
+
+Signatures: ``serving_default`` (``text`` -> ``probabilities``, ``label``, ``label_id``), optionally
+``serving_pairs`` (``text``, ``text_b`` -> the same); label names in the metadata (or ``assets/labels.txt``).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from tfbert.data.tables import DataError, as_text, is_missing_label, normalize_labels, read_table, row_refs
+from tfbert.serving import ExportedModel, as_strings, read_labels
+
+__all__ = ["ExportedClassifier", "label_ids", "CLIENT"]
+
+_MAX_LISTED = 20
+
+
+def _short_floats(a: np.ndarray) -> list:
+    # float32 -> shortest decimal that round-trips (0.8, not 0.800000011920929).
+    return np.asarray(a, dtype=np.float32).astype(str).astype(float).tolist()
+
+
+class ExportedClassifier(ExportedModel):
+    """``labels`` are the label names (``labels[label_id]``), ``has_pairs`` tells whether the model has the
+    ``serving_pairs`` signature, ``path`` is the resolved version directory."""
+
+    def __init__(self, path, metadata: dict | None = None):
+        super().__init__(path, metadata)
+        self.labels = read_labels(self.path)
+
+    @property
+    def has_pairs(self) -> bool:
+        return "serving_pairs" in self.metadata.get("signatures", []) or "serving_pairs" in self.signatures
+
+    def predict(self, texts, texts_b=None, batch_size: int = 256):
+        """Classify ``texts`` (or (text, text_b) pairs); returns ``(probabilities, label_ids, labels)``.
+
+        ``probabilities`` is float32 ``[n, n_classes]``, ``label_ids`` int64 ``[n]``, ``labels`` a list of
+        label names. None (or NaN) texts are sent as "". Runs the signature in batches of ``batch_size``.
+        """
+        import tensorflow as tf
+
+        texts = as_strings(texts, "texts")
+        if texts_b is not None:
+            texts_b = as_strings(texts_b, "texts_b")
+            if not self.has_pairs:
+                raise ValueError(f"{self.path}: model has no 'serving_pairs' signature (it was not trained on "
+                                 f"sentence pairs), so texts_b cannot be used.")
+            if len(texts_b) != len(texts):
+                raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+
+        probs, ids, names = [], [], []
+        for start in range(0, len(texts), batch_size):
+            a = tf.constant(texts[start:start + batch_size], dtype=tf.string)
+            if texts_b is None:
+                out = self.signatures["serving_default"](text=a)
+            else:
+                b = tf.constant(texts_b[start:start + batch_size], dtype=tf.string)
+                out = self.signatures["serving_pairs"](text=a, text_b=b)
+            probs.append(out["probabilities"].numpy().astype(np.float32, copy=False))
+            ids.append(out["label_id"].numpy().astype(np.int64, copy=False))
+            names += [s.decode("utf-8") for s in out["label"].numpy().tolist()]
+        if not probs:
+            return np.zeros((0, len(self.labels)), np.float32), np.zeros((0,), np.int64), []
+        probabilities = np.concatenate(probs)
+        if probabilities.shape[1] != len(self.labels):
+            raise ValueError(f"{self.path}: model outputs {probabilities.shape[1]} probabilities but the export "
+                             f"lists {len(self.labels)} labels.")
+        return probabilities, np.concatenate(ids), names
+
+    def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:
+        if texts_b is None and self.has_pairs:
+            print("note: the model was trained on sentence pairs; pass the second texts with "
+                  "--text-b/--text-b-column (classifying single texts).", file=sys.stderr)
+        probs, _, predicted = self.predict(texts, texts_b, batch_size=batch_size)
+        return [{"label": label, "probabilities": dict(zip(self.labels, p))}
+                for label, p in zip(predicted, _short_floats(probs))]
+
+    def prediction_columns(self, records: list[dict]) -> dict[str, list]:
+        columns = {"label": [r["label"] for r in records]}
+        for name in self.labels:
+            columns[f"p_{name}"] = [r["probabilities"][name] for r in records]
+        return columns
+
+    def evaluate_file(self, test_file, *, text_column="text", label_column="label", text_b_column=None,
+                      batch_size: int = 256, note=print) -> tuple[dict, str]:
+        """Accuracy, macro/weighted F1, per-class scores and the confusion matrix on a labelled table; the file,
+        its columns and labels are checked before the model is loaded. Returns (metrics, text report)."""
+        from tfbert.cli import require_columns
+        from tfbert.metrics.classification import classification_metrics, format_report
+
+        df = read_table(test_file)
+        for n in df.attrs.get("notes", []):
+            note(n)
+        require_columns(df, test_file, {"--text-column": text_column, "--label-column": label_column,
+                                        "--text-b-column": text_b_column})
+        text_cols = [text_column] + ([text_b_column] if text_b_column else [])
+        texts = {c: as_text(df[c]) for c in text_cols}
+        # Training drops rows with empty text from test files too; do the same so numbers agree.
+        empty = pd.Series(False, index=df.index)
+        for c in text_cols:
+            empty |= ~texts[c].str.strip().astype(bool)
+        if empty.all():
+            raise DataError(f"{test_file}: the text in {' / '.join(map(repr, text_cols))} is empty in every row.")
+        if empty.any():
+            note(f"skipped {int(empty.sum())} of {len(df)} rows with empty text: "
+                 f"{row_refs(df.index[empty] + 1, df.attrs.get('lines_before_data'))}.")
+        keep = ~empty
+        y_true = label_ids(df.loc[keep, label_column], self.labels, test_file, label_column,
+                           rows=(df.index[keep] + 1), lines_before_data=df.attrs.get("lines_before_data"))
+        if self.has_pairs and not text_b_column:
+            note("the model was trained on sentence pairs; pass --text-b-column to evaluate pairs "
+                 "(evaluating single texts).")
+        texts_b = texts[text_b_column][keep].tolist() if text_b_column else None
+        _, y_pred, _ = self.predict(texts[text_column][keep].tolist(), texts_b, batch_size=batch_size)
+        metrics = classification_metrics(y_true.to_numpy(), y_pred, self.labels)
+        return metrics, format_report(metrics)
+
+
+def label_ids(values: pd.Series, labels: list[str], source, column: str, *, rows=None,
+              lines_before_data=None) -> pd.Series:
+    """Map a label column to the model's label ids.
+
+    Labels are compared as strings after the normalisation training applies (integer-valued
+    numbers such as 1, 1.0 or "1" all become "1"). Empty labels or labels the model does not
+    know raise a DataError that lists them with their rows; ``rows`` are the 1-based data row
+    numbers of ``values`` in the file (default 1..n).
+    """
+    values = values.reset_index(drop=True)
+    rows = pd.Series(range(1, len(values) + 1) if rows is None else list(rows))
+    missing = values.map(is_missing_label).astype(bool)
+    if missing.any():
+        raise DataError(
+            f"{source}: label column {column!r} is empty in {int(missing.sum())} of {len(values)} rows: "
+            f"{row_refs(rows[missing], lines_before_data)}. Fill in the labels or remove those rows."
+        )
+    names, _ = normalize_labels(values, source, column)
+    known = {name: i for i, name in enumerate(labels)}
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        bad = names.isin(unknown)
+        raise DataError(
+            f"{source}: labels the model does not know: {', '.join(map(repr, unknown[:_MAX_LISTED]))}"
+            f"{' ...' if len(unknown) > _MAX_LISTED else ''} ({int(bad.sum())} rows: "
+            f"{row_refs(rows[bad], lines_before_data)}). The model's labels are "
+            f"{', '.join(map(repr, labels[:_MAX_LISTED]))}{' ...' if len(labels) > _MAX_LISTED else ''}. "
+            f"Check --label-column, or fix or remove those rows."
+        )
+    return names.map(known).astype("int64")
+
+
+CLIENT = ExportedClassifier

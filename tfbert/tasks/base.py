@@ -1,0 +1,99 @@
+"""The Task interface: what a task supplies to the one training loop (tfbert/fit.py).
+
+The loop owns everything tasks share (seeding, run folder and resume, epochs and min-steps, strategy scope,
+optimizer and schedule, callbacks, best weights, history and plots, summary, publishing). A task owns what
+differs: its defaults, its data and how it is validated, its tf.data datasets, its head, loss and metrics, the
+validation metric early stopping watches, its test report and its export. Tasks never import the loop or the CLI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass
+class Datasets:
+    """What a task hands the loop for training: batched (inputs, targets) datasets and the exact batch count."""
+    train: Any  # tf.data.Dataset, reshuffled each epoch
+    valid: Any  # tf.data.Dataset, in order
+    steps_per_epoch: int  # exact: the schedule is planned from it
+    fit_kwargs: dict = field(default_factory=dict)  # extra model.fit arguments (e.g. class_weight)
+
+
+class Task:
+    """Base class of the registered tasks (tfbert/tasks/__init__.py). Subclasses set the class attributes and
+    implement the methods; `config` is a tfbert.config.RunConfig with the task's defaults filled in. The loop
+    makes one task object per run, so a task may keep what it computed for the run (e.g. aligned data)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # Per-task values of the RunConfig fields that default to None (epochs, learning_rate, ...).
+    defaults: ClassVar[dict[str, Any]]
+    # The key the validation callback writes into the epoch logs; early stopping and the best checkpoint follow it.
+    monitor: ClassVar[str]
+    # What a training row is called in logs and summaries ("rows", "sentences").
+    unit: ClassVar[str] = "rows"
+
+    def check_config(self, config, log=print) -> None:
+        """Task-specific setting checks; raise tfbert.config.ConfigError. Warn (log) about settings it ignores."""
+
+    def load_data(self, config):
+        """Read, validate and split the data; returns an object with `train`, `valid`, `test` and `notes`."""
+        raise NotImplementedError
+
+    def describe(self, data) -> str:
+        """One log line on the data (split sizes, labels)."""
+        raise NotImplementedError
+
+    def run_facts(self, data) -> dict:
+        """Facts of the data that a resumed run must share (label names...): stored in the run folder."""
+        return {}
+
+    def check_encoder(self, preprocess, handles) -> None:
+        """Refuse an encoder the task cannot export with, before training (default: any)."""
+
+    def datasets(self, data, preprocess, config, log=print) -> Datasets:
+        raise NotImplementedError
+
+    def build_model(self, encoder_handle: str, data, config):
+        """The Keras functional model: encoder inputs dict -> task outputs."""
+        raise NotImplementedError
+
+    def compile_args(self, data, config) -> dict:
+        """`loss` and `metrics` for model.compile (the loop supplies the optimizer)."""
+        raise NotImplementedError
+
+    def validation_callback(self, data, datasets: Datasets, config):
+        """A Keras callback that writes `monitor` into the epoch logs."""
+        raise NotImplementedError
+
+    def evaluate(self, model, data, preprocess, config) -> dict:
+        """Test-split metrics (JSON-able)."""
+        raise NotImplementedError
+
+    def report(self, metrics: dict) -> str:
+        """The test metrics as a text table for the log."""
+        raise NotImplementedError
+
+    def headline(self, metrics: dict) -> str:
+        """The test metrics in one phrase, e.g. 'test accuracy 0.81, macro-F1 0.80'."""
+        raise NotImplementedError
+
+    def export(self, model, handles, data, base: Path, config, metadata: dict, log=print) -> tuple[Path, dict]:
+        """Publishes the next version under `base` with `metadata` in it (tfbert.export.publish); returns its path
+        and facts about the export for the run summary."""
+        raise NotImplementedError
+
+    def plots(self, metrics: dict, data, run_dir: Path) -> None:
+        """Task-specific plots in the run folder (the loop draws the training curves)."""
+
+    def example_data(self, directory: Path, rows: int = 48) -> dict:
+        """Writes a small real labelled sample in the task's file formats (train/valid/test) into `directory` and
+        returns the settings that read it. The conformance test (tests/test_tasks.py) trains every registered task
+        on it; it also shows the formats a task reads."""
+        raise NotImplementedError
+
+    def summary_extras(self, data) -> dict:
+        """Task-specific facts for metrics.json."""
+        return {}
