@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfbert.ner_data import load_ner_dataset  # noqa: E402
-from tfbert.ner_metrics import entity_metrics, format_ner_report  # noqa: E402
+from tfbert.data.tagged import load_ner_dataset  # noqa: E402
+from tfbert.metrics.entities import entity_metrics, format_ner_report  # noqa: E402
 
 
 def word_features(word: str, prefix: str = "") -> dict:

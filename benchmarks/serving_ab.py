@@ -24,9 +24,9 @@ def parser(doc: str, out_name: str, rounds: int) -> argparse.ArgumentParser:
 
 def default_classifier(precision: str):
     """(data, encoder handles, the default classifier with an untrained head: speed does not depend on it)."""
-    from tfbert.data_tables import load_dataset
-    from tfbert.model import build_classifier
-    from tfbert.registry import resolve_encoder
+    from tfbert.data.classification import load_dataset
+    from tfbert.encoders.registry import resolve_encoder
+    from tfbert.tasks.classification import build_classifier
     data = load_dataset(None, None, None, seed=0)
     handles = resolve_encoder("minilm-l6", precision=precision)
     return data, handles, build_classifier(handles.encoder, len(data.labels))

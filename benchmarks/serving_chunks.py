@@ -24,7 +24,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from tfbert.export import ClassifierServer
+    from tfbert.export.classifier import ClassifierServer
 
     data, handles, model = serving_ab.default_classifier(a.precision)
     batches, singles = serving_ab.requests(data.test["text"].tolist(), a)

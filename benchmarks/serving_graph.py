@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Exported serving graph: the trained Keras core vs tfbert's forward-only inference graph (tfbert.inference_graph).
+"""Exported serving graph: the trained Keras core vs tfbert's forward-only inference graph (tfbert.encoders.inference_graph).
 
     python benchmarks/serving_graph.py [--precision auto] [--rounds 4]
 
@@ -24,8 +24,8 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from tfbert.export import export_classifier
-    from tfbert.train import SERVING_CHECK_TEXTS
+    from tfbert.export.classifier import export_classifier
+    from tfbert.tasks.classification import SERVING_CHECK_TEXTS
 
     data, handles, model = serving_ab.default_classifier(a.precision)
     texts = data.test["text"].tolist()

@@ -1,0 +1,83 @@
+"""How the benchmark measures a process: a child's wall time, peak RSS and the machine's other load; VmHWM inside
+a process; percentiles; the machine description written into the report.
+
+Imported by the parent and by every phase subprocess, so it imports nothing heavier than the standard library.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+
+def vm_hwm_mb() -> float:
+    """Peak resident set of this process so far (VmHWM), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values, q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), without numpy."""
+    xs = sorted(values)
+    if not xs:
+        return float("nan")
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def cpu_busy_seconds() -> float:
+    """CPU seconds spent busy by the whole machine since boot (/proc/stat, all CPUs)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_child(cmd: list[str], log_path: Path, env: dict | None = None, cwd: str | None = None) -> dict:
+    """Runs cmd with output to log_path. Returns exit code, wall seconds, peak RSS MB of the child (and its
+    children), and `other_cpus`: the average number of CPUs kept busy by *other* processes meanwhile (machine
+    busy time minus the child's CPU time, over the wall time): a measure of how contaminated the figures are."""
+    t, busy = time.perf_counter(), cpu_busy_seconds()
+    with open(log_path, "w") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
+    others = max(0.0, cpu_busy_seconds() - busy - usage.ru_utime - usage.ru_stime) / wall
+    return {"code": proc.returncode, "wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+            "child_cpus": (usage.ru_utime + usage.ru_stime) / wall, "other_cpus": others}
+
+
+def describe_run(run: dict) -> str:
+    """The one-line summary printed after each child process."""
+    return (f"{run['wall_seconds']:.0f}s, peak RSS {run['peak_rss_mb']:.0f} MB, "
+            f"other processes used {run['other_cpus']:.2f} CPUs meanwhile")
+
+
+def machine(peak: dict) -> dict:
+    """The report's description of the machine and software, with the measured matmul peak."""
+    return {"cpus": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version(),
+            "tensorflow": _version("tensorflow"), "tf_keras": _version("tf_keras"),
+            "tensorflow_text": _version("tensorflow_text"),
+            "matmul_peak_gflops": {"fp32": peak["fp32_gflops"], "bf16": peak["bf16_gflops"], "n": peak["n"]},
+            "load_during_run": [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]}
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _version(module: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(module.replace("_", "-"))
+    except PackageNotFoundError:
+        return None
