@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     from tfbert.encoders.registry import resolve_encoder, resolve_precision
     from tfbert.export.classifier import SERVE_CHUNK
     from tfbert.tasks import TASKS
-    train_defaults = RunConfig(task="sentiment").with_task_defaults(TASKS["sentiment"].defaults)
+    train_defaults = RunConfig(task="sentiment").with_task_defaults(TASKS["sentiment"])
 
     work = Path(tempfile.mkdtemp(prefix="tfbert-bench-"))  # left in place when a phase fails
     t_start = time.time()

@@ -14,7 +14,8 @@ from tfbert.train import build_parser, parse_config
 def test_every_field_is_a_flag_and_every_flag_a_field():
     flags = {s for a in build_parser()._actions for s in a.option_strings} - {"-h", "--help", "--config"}
     flags = {f for f in flags if not f.startswith("--no-")}
-    assert flags == {"--" + name.replace("_", "-") for name in RunConfig.names()}
+    options = {f.name for task in TASKS.values() if task.options for f in dataclasses.fields(task.options)}
+    assert options and flags == {"--" + name.replace("_", "-") for name in [*RunConfig.names(), *options]}
 
 
 def test_parsed_defaults_equal_the_dataclass_defaults():
@@ -29,7 +30,7 @@ def test_config_file_is_read_and_flags_given_beside_it_win(tmp_path):
     config = parse_config(["--config", str(path), "--epochs", "7"])
     assert (config.task, config.epochs, config.learning_rate, config.model_name) == ("ner", 7, 1e-3, "x")
     # A run folder's config.json is RunConfig.to_dict(): it reads back to the same settings.
-    full = RunConfig(task="classify", train_file="a.csv", epochs=2).with_task_defaults(TASKS["classify"].defaults)
+    full = RunConfig(task="classify", train_file="a.csv", epochs=2).with_task_defaults(TASKS["classify"])
     path.write_text(json.dumps(full.to_dict()))
     assert parse_config(["--config", str(path)]) == full
 
@@ -49,9 +50,9 @@ def test_bad_config_files_name_the_file_and_the_setting(tmp_path, content, messa
 
 
 def test_checks_name_the_flag():
-    base = RunConfig().with_task_defaults(TASKS["sentiment"].defaults)
+    base = RunConfig().with_task_defaults(TASKS["sentiment"])
     for change, message in [({"patience": 0}, "--patience"), ({"weight_decay": -1.0}, "--weight-decay"),
-                            ({"pooling": "max"}, "--pooling must be one of")]:
+                            ({"options": {**base.options, "pooling": "max"}}, "--pooling must be one of")]:
         with pytest.raises(ConfigError, match=message):
             dataclasses.replace(base, **change).check()
     base.check()
@@ -68,3 +69,21 @@ def test_cli_reports_a_bad_config_file_in_one_line(tmp_path):
     path.write_text('{"batch_size": 8, "bogus": 1}')
     r = subprocess.run([sys.executable, "-m", "tfbert.train", "--config", str(path)], capture_output=True, text=True)
     assert r.returncode == 2 and "error: --config" in r.stderr and "bogus" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_task_options_are_flags_read_as_attributes_and_dropped_for_other_tasks(tmp_path):
+    config = parse_config(["--task", "classify", "--pooling", "mean"])
+    assert config.options == {"pooling": "mean"} and config.pooling == "mean"
+    filled = config.with_task_defaults(TASKS["classify"])
+    assert filled.pooling == "mean" and filled.class_weights == "none"  # the option's own default
+    assert filled.to_dict()["pooling"] == "mean" and "options" not in filled.to_dict()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(filled.to_dict()))
+    assert parse_config(["--config", str(path)]) == filled  # a run folder's config.json round-trips, options too
+    logs = []
+    ner = parse_config(["--task", "ner", "--pooling", "cls"]).with_task_defaults(TASKS["ner"], log=logs.append)
+    assert ner.options == {} and logs == ["warning: --pooling does not apply to --task ner; ignored"]
+    with pytest.raises(AttributeError, match="pooling"):
+        ner.pooling
+    text = " ".join(build_parser().format_help().split())
+    assert "options of --task sentiment and classify: --pooling" in text

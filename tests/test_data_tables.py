@@ -171,7 +171,7 @@ def test_missing_column_names_file_column_and_existing_columns(tmp_path):
 def test_missing_column_in_valid_file_names_that_file(tmp_path):
     train = write_csv(tmp_path / "train.csv", make_frame({"a": 5, "b": 5}))
     valid = write_csv(tmp_path / "dev.csv", pd.DataFrame({"text": ["a"], "gold": ["a"]}))
-    with pytest.raises(DataError, match=r"dev\.csv: no column 'label' \(label_column\).*'text', 'gold'"):
+    with pytest.raises(DataError, match=r"dev\.csv: no column 'label' \(--label-column\).*'text', 'gold'"):
         load_dataset(train, valid)
 
 
@@ -346,7 +346,7 @@ def test_text_b_column(tmp_path):
     merged = pd.concat([ds.train, ds.valid, ds.test])
     assert len(merged) == 19
     assert (merged["text_b"] == merged["text"].str.replace("text", "hyp")).all()
-    with pytest.raises(DataError, match=r"no column 'premise2' \(text_b_column\)"):
+    with pytest.raises(DataError, match=r"no column 'premise2' \(--text-b-column\)"):
         load_dataset(p, text_b_column="premise2")
     assert not load_dataset(p).has_pairs
 

@@ -226,7 +226,7 @@ def test_task_defaults_fill_only_flags_not_given():
 
     def filled(*argv):
         config = _args(*argv)
-        return config.with_task_defaults(TASKS[config.task].defaults)
+        return config.with_task_defaults(TASKS[config.task])
 
     a = filled("--learning-rate", "5e-5", "--epochs", "2")  # explicit values equal to the classification defaults
     assert a.learning_rate == 5e-5 and a.epochs == 2 and a.patience == 5 and a.model_name is None
@@ -297,3 +297,26 @@ def test_real_preprocess_offsets_match_its_ids_on_the_parity_sentences(minilm_pa
     for text, st, li in zip(sentences, starts.merge_dims(-2, -1).to_list(), limits.merge_dims(-2, -1).to_list()):
         raw = text.encode("utf-8")
         assert all(raw[a:b].decode("utf-8").strip() for a, b in zip(st, li)), text
+
+
+def test_tags_from_entities_marks_the_words_each_span_covers():
+    from tfbert.serving.tagger import tags_from_entities
+    words = [(0, 4), (5, 10), (11, 16), (17, 19), (20, 23), (24, 28)]  # "John Smith lives in New York"
+    found = [{"start": 0, "end": 10, "type": "person"}, {"start": 20, "end": 28, "type": "geo-loc"},
+             {"start": 12, "end": 14, "type": "other"}]  # a span inside one word tags that word
+    assert tags_from_entities(words, found) == ["B-person", "I-person", "B-other", "O", "B-geo-loc", "I-geo-loc"]
+    assert tags_from_entities(words, []) == ["O"] * 6
+
+
+def test_exported_tagger_client_finds_entities_and_scores_the_test_file(ner_trained):
+    from tfbert.serving import load
+    from tfbert.serving.tagger import ExportedTagger
+    out, summary = ner_trained
+    tagger = load(summary["export"])
+    assert isinstance(tagger, ExportedTagger) and tagger.tags[0] == "O"
+    texts = ["Zoë flew from São Paulo to New York", "", "John Smith"]
+    types = {t[2:] for t in tagger.tags if t != "O"}
+    for text, entities in zip(texts, tagger.entities(texts, batch_size=2)):
+        assert all(text[e["start"]:e["end"]] == e["text"] and e["type"] in types for e in entities)
+    metrics, report = tagger.evaluate_file(out / "test.jsonl", note=lambda *_: None)
+    assert metrics["sentences"] == 40 and 0 <= metrics["token_accuracy"] <= 1 and "micro avg" in report

@@ -31,7 +31,7 @@ _API = {
     "EncoderError": "tfbert.encoders.registry", "convert": "tfbert.encoders.convert",
     "TextPipeline": "tfbert.data.pipeline", "load_preprocess": "tfbert.data.pipeline",
     "build_classifier": "tfbert.tasks.classification", "build_tagger": "tfbert.tasks.ner",
-    "make_optimizer": "tfbert.optim", "MacroF1": "tfbert.callbacks",
+    "make_optimizer": "tfbert.optim", "MacroF1Score": "tfbert.metrics.training",
     "RunConfig": "tfbert.config", "ConfigError": "tfbert.config", "fit": "tfbert.fit", "fine_tune": "tfbert.train",
     "TASKS": "tfbert.tasks", "Task": "tfbert.tasks",
     "export_classifier": "tfbert.export.classifier", "export_tagger": "tfbert.export.tagger",

@@ -4,27 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import tf_keras as keras
-from sklearn.metrics import f1_score
-
-
-class MacroF1(keras.callbacks.Callback):
-    """Adds `val_macro_f1` to the epoch logs, so EarlyStopping and ModelCheckpoint can monitor it.
-
-    Macro-F1 rather than accuracy: on imbalanced labels a model that predicts the majority class scores a
-    high accuracy but a low macro-F1.
-    """
-
-    def __init__(self, dataset, labels: np.ndarray):
-        super().__init__()
-        self.dataset, self.labels = dataset, labels
-
-    def on_epoch_end(self, epoch, logs=None):
-        predicted = np.argmax(self.model.predict(self.dataset, verbose=0), axis=-1)
-        score = f1_score(self.labels, predicted, average="macro")
-        if logs is not None:
-            logs["val_macro_f1"] = float(score)
 
 
 class ProgressLog(keras.callbacks.Callback):
@@ -51,15 +31,16 @@ class ProgressLog(keras.callbacks.Callback):
                  f"{rate:.1f} examples/s, {left:.0f}s left in epoch")
 
 
-def training_callbacks(run_dir: Path, metric: keras.callbacks.Callback, monitor: str, *, patience: int,
+def training_callbacks(run_dir: Path, metric: keras.callbacks.Callback | None, monitor: str, *, patience: int,
                        steps_per_epoch: int, batch_size: int, verbose: int, log=print):
     """The callbacks every task trains with, and the path of its best weights.
 
-    `metric` (which writes `monitor` into the epoch logs) comes first: the checkpoint and early stopping read it.
+    `metric`, a callback that writes `monitor` into the epoch logs (None when `monitor` is a compiled metric),
+    comes first: the checkpoint and early stopping read it.
     """
     best = run_dir / "checkpoints" / "best"
-    callbacks = [
-        metric,
+    callbacks = [metric] if metric is not None else []
+    callbacks += [
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode="max", save_best_only=True,
                                         save_weights_only=True, verbose=0),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),

@@ -1,12 +1,10 @@
-"""What the command-line tools share: the error wrapper (one `error: ...` line, exit code 2), common flags and
-input-file checks."""
+"""What the command-line tools share: the error wrapper (one `error: ...` line, exit code 2), notes and common
+flags."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-
-import pandas as pd
 
 
 def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError, OSError)) -> int:
@@ -30,22 +28,6 @@ def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError,
 
 def note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr)
-
-
-def require_columns(df: pd.DataFrame, source, columns: dict) -> None:
-    """Raise DataError naming the flag and the file's columns when a requested column is missing.
-
-    ``columns`` maps a flag (e.g. "--text-column") to the column name; None values are skipped.
-    """
-    from tfbert.data.tables import DataError
-
-    present = list(df.columns)
-    for flag, col in columns.items():
-        if col is not None and col not in present:
-            raise DataError(
-                f"{source}: no column {col!r} ({flag}). Columns in the file: "
-                f"{', '.join(repr(c) for c in present)}. Pass the right name with {flag} NAME."
-            )
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

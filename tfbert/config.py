@@ -1,8 +1,11 @@
 """The run configuration: one typed dataclass that is the single source of every training flag.
 
 Each field carries its type, default, help text and group; the CLI parser (`build_parser`), `fine_tune(**settings)`
-and `--config run.json` all build a RunConfig from it. Fields whose best value depends on the task default to None
-here and are filled in from the task's `defaults` (tfbert/tasks/) by `with_task_defaults`.
+(`make_config`) and `--config run.json` all build a RunConfig from it. Fields whose best value depends on the task
+default to None here and are filled in from the task's `defaults` by `with_task_defaults`. A task's own settings
+(e.g. classification's --pooling) are the fields of its `options` dataclass, made with `flag` like these: they
+become flags too, are held in `RunConfig.options` and read as attributes (`config.pooling`), so a new task adds
+flags without an edit here.
 """
 from __future__ import annotations
 
@@ -23,77 +26,92 @@ class ConfigError(ValueError):
     """A setting (flag, config file key or value) that cannot work; the message names it."""
 
 
-def _flag(default, help: str, group: str, **extra):
+def flag(default, help: str, group: str = "", **extra):
+    """A setting: its default and help text, the --help group it shows in, optional choices and whether its
+    default depends on the task (per_task: the field defaults to None and the task's `defaults` fill it in)."""
     return field(default=default, metadata={"help": help, "group": group, **extra})
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    task: str = _flag("sentiment", "the job: see the task list above", "task", choices="tasks")
+    task: str = flag("sentiment", "the job: see the task list above", "task", choices="tasks")
     # data
-    train_file: str | None = _flag(None, "CSV, TSV, JSONL or Parquet (CoNLL or JSONL for ner); default for sentiment "
+    train_file: str | None = flag(None, "CSV, TSV, JSONL or Parquet (CoNLL or JSONL for ner); default for sentiment "
                                          "and ner: the built-in corpus", "data")
-    valid_file: str | None = _flag(None, "validation file; default: a stratified split of the train file", "data")
-    test_file: str | None = _flag(None, "test file; default: a stratified split of the train file", "data")
-    text_column: str = _flag("text", "column holding the text", "data")
-    text_b_column: str | None = _flag(None, "second text column: trains on sentence pairs", "data")
-    label_column: str = _flag("label", "column holding the label (strings or ints)", "data")
-    max_train_examples: int | None = _flag(None, "stratified subsample of the training split, for quick runs", "data")
+    valid_file: str | None = flag(None, "validation file; default: a stratified split of the train file", "data")
+    test_file: str | None = flag(None, "test file; default: a stratified split of the train file", "data")
+    text_column: str = flag("text", "column holding the text", "data")
+    text_b_column: str | None = flag(None, "second text column: trains on sentence pairs", "data")
+    label_column: str = flag("label", "column holding the label (strings or ints)", "data")
+    max_train_examples: int | None = flag(None, "stratified subsample of the training split, for quick runs", "data")
     # model
-    encoder: str = _flag(DEFAULT_ENCODER, "registered name, converted pair directory, Hugging Face checkpoint "
+    encoder: str = flag(DEFAULT_ENCODER, "registered name, converted pair directory, Hugging Face checkpoint "
                                           "directory or TF Hub URL", "model")
-    preprocess: str | None = _flag(None, "preprocess handle, when --encoder is an unregistered URL or directory",
+    preprocess: str | None = flag(None, "preprocess handle, when --encoder is an unregistered URL or directory",
                                    "model")
-    precision: str | None = _flag(None, "encoder compute precision. auto: bf16 when the CPU multiplies bfloat16 "
+    precision: str | None = flag(None, "encoder compute precision. auto: bf16 when the CPU multiplies bfloat16 "
                                         "natively (AMX or AVX512-BF16) and tfbert builds the encoder (embedded or "
                                         "Hugging Face checkpoint), else fp32", "model",
                                   choices=("auto", "fp32", "bf16"), per_task=True)
-    max_seq_length: int = _flag(128, "longest packed input; batches pad to their own longest", "model")
-    pooling: str = _flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens "
-                                   "(classification)", "model", choices=("pooled", "cls", "mean"))
-    dropout: float = _flag(0.1, "dropout before the task head", "model")
-    freeze_encoder: bool = _flag(False, "train the task head only", "model")
-    freeze_word_embeddings: bool | None = _flag(
+    max_seq_length: int = flag(128, "longest packed input; batches pad to their own longest", "model")
+    dropout: float = flag(0.1, "dropout before the task head", "model")
+    freeze_encoder: bool = flag(False, "train the task head only", "model")
+    freeze_word_embeddings: bool | None = flag(
         None, "keep the encoder's word-embedding table fixed (half of MiniLM's parameters): AdamW then skips its "
               "dense update, ~1.3x faster steps at the same test accuracy on the tweets", "model", per_task=True)
     # training
-    epochs: int | None = _flag(None, "training epochs, raised to reach --min-steps", "training", per_task=True)
-    min_steps: int = _flag(300, "minimum optimisation steps: small data sets get more epochs instead of too few "
+    epochs: int | None = flag(None, "training epochs, raised to reach --min-steps", "training", per_task=True)
+    min_steps: int = flag(300, "minimum optimisation steps: small data sets get more epochs instead of too few "
                                 "updates", "training")
-    batch_size: int = _flag(32, "examples per training step", "training")
-    learning_rate: float | None = _flag(None, "peak learning rate of AdamW", "training", per_task=True)
-    warmup_fraction: float = _flag(0.1, "share of steps with linear warm-up", "training")
-    weight_decay: float = _flag(0.01, "AdamW weight decay (not on LayerNorm/bias)", "training")
-    class_weights: str = _flag("none", "balanced: weight the loss by inverse class frequency, for imbalanced "
-                                       "labels (classification)", "training", choices=("none", "balanced"))
-    patience: int | None = _flag(None, "epochs without a better validation metric before stopping", "training",
+    batch_size: int = flag(32, "examples per training step", "training")
+    learning_rate: float | None = flag(None, "peak learning rate of AdamW", "training", per_task=True)
+    warmup_fraction: float = flag(0.1, "share of steps with linear warm-up", "training")
+    weight_decay: float = flag(0.01, "AdamW weight decay (not on LayerNorm/bias)", "training")
+    patience: int | None = flag(None, "epochs without a better validation metric before stopping", "training",
                                  per_task=True)
-    seed: int = _flag(0, "seed for splits, shuffling and initialisation", "training")
-    strategy: str = _flag("default", "tf.distribute strategy; --batch-size is the global batch, split across "
+    seed: int = flag(0, "seed for splits, shuffling and initialisation", "training")
+    strategy: str = flag("default", "tf.distribute strategy; --batch-size is the global batch, split across "
                                      "replicas (multi_worker reads $TF_CONFIG, tpu reads $TPU_NAME)", "training",
                           choices=STRATEGIES)
     # output
-    output_dir: str = _flag("saved_models", "exports go to OUTPUT_DIR/MODEL_NAME/VERSION", "output")
-    model_name: str | None = _flag(None, "default: the task name", "output")
-    verbose: int | None = _flag(None, "Keras progress: 1 = bars, 2 = a line per epoch; default 1 on a terminal, "
+    output_dir: str = flag("saved_models", "exports go to OUTPUT_DIR/MODEL_NAME/VERSION", "output")
+    model_name: str | None = flag(None, "default: the task name", "output")
+    verbose: int | None = flag(None, "Keras progress: 1 = bars, 2 = a line per epoch; default 1 on a terminal, "
                                       "else 2", "output", choices=(0, 1, 2))
-    debug: bool = _flag(False, "show tracebacks for errors", "output")
+    debug: bool = flag(False, "show tracebacks for errors", "output")
+    # The task's own settings (fields of its `options` dataclass), filled with their defaults by with_task_defaults.
+    options: dict = field(default_factory=dict, metadata={"internal": True})
+
+    def __getattr__(self, name):  # only for names that are not fields: the task's options
+        options = self.__dict__.get("options", {})
+        if name in options:
+            return options[name]
+        raise AttributeError(f"RunConfig has no setting {name!r}")
 
     # ----------------------------------------------------------------------------------------------------------
 
     @classmethod
     def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        """The settings common to every task (the task options are not among them)."""
+        return [f.name for f in fields(cls) if not f.metadata.get("internal")]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Flat settings, the task's options beside the common ones: what config.json and --config hold."""
+        out = {name: getattr(self, name) for name in self.names()}
+        return {**out, **self.options}
 
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
-    def with_task_defaults(self, defaults: dict) -> RunConfig:
-        """Fills the per-task settings left at None from the task's defaults; given values win."""
-        return self.replace(**{k: v for k, v in defaults.items() if getattr(self, k) is None})
+    def with_task_defaults(self, task, log=print) -> RunConfig:
+        """Fills the per-task settings left at None from `task.defaults` (given values win) and completes the
+        task's options with their defaults; options of other tasks are dropped with a warning."""
+        known = {f.name for f in fields(task.options)} if task.options else set()
+        for name in sorted(set(self.options) - known):
+            log(f"warning: --{flag_name(name)} does not apply to --task {task.name}; ignored")
+        options = dataclasses.asdict(task.options(**{k: v for k, v in self.options.items() if k in known})) \
+            if task.options else {}
+        return self.replace(options=options, **{k: v for k, v in task.defaults.items() if getattr(self, k) is None})
 
     def check(self) -> None:
         """Generic checks (task-specific ones live with the task); raises ConfigError naming the flag."""
@@ -111,12 +129,40 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
-            if isinstance(choices, tuple) and value is not None and value not in choices:
-                raise ConfigError(f"--{flag_name(f.name)} must be one of {', '.join(map(str, choices))}, "
-                                  f"not {value!r}")
+        choices = {f.name: f.metadata.get("choices") for f in fields(self)}
+        for f in _fields_of(self.options):
+            choices[f.name] = f.metadata.get("choices")
+        for name, allowed in choices.items():
+            value = getattr(self, name, None)
+            if isinstance(allowed, tuple) and value is not None and value not in allowed:
+                raise ConfigError(f"--{flag_name(name)} must be one of {', '.join(map(str, allowed))}, not {value!r}")
+
+
+_OPTION_FIELDS: dict[str, dataclasses.Field] = {}  # every task's option fields by name, as registered
+
+
+def register_options(option_classes) -> None:
+    """Makes the tasks' option dataclasses known to make_config, --config and the checks (tfbert.tasks does it)."""
+    for cls in option_classes:
+        for f in fields(cls):
+            if f.name in {g.name for g in fields(RunConfig)}:
+                raise ValueError(f"task option {f.name!r} of {cls.__name__} shadows a common setting")
+            _OPTION_FIELDS.setdefault(f.name, f)
+
+
+def _fields_of(options: dict):
+    return [_OPTION_FIELDS[name] for name in options if name in _OPTION_FIELDS]
+
+
+def make_config(settings: dict) -> RunConfig:
+    """A RunConfig from flat settings (flags as keywords, a --config file): common settings become fields, the
+    tasks' options go into `options`. An unknown name raises TypeError naming it."""
+    unknown = sorted(set(settings) - set(RunConfig.names()) - set(_OPTION_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown settings {', '.join(unknown)}; the settings are the `python -m tfbert.train "
+                        "--help` flags with _ for -")
+    common = {k: v for k, v in settings.items() if k in RunConfig.names()}
+    return RunConfig(**common, options={k: v for k, v in settings.items() if k in _OPTION_FIELDS})
 
 
 def flag_name(name: str) -> str:
@@ -134,15 +180,21 @@ def read_config_file(path) -> dict:
         raise ConfigError(f"--config {path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     if not isinstance(settings, dict):
         raise ConfigError(f"--config {path}: expected a JSON object of settings, got {type(settings).__name__}")
-    unknown = sorted(set(settings) - set(RunConfig.names()))
+    types = {f.name: _type_name(f) for f in [*fields(RunConfig), *_OPTION_FIELDS.values()]
+             if not f.metadata.get("internal")}
+    unknown = sorted(set(settings) - set(types))
     if unknown:
         raise ConfigError(f"--config {path}: unknown settings {', '.join(unknown)}; the settings are the "
                           "`python -m tfbert.train --help` flags with _ for -")
-    types = {f.name: f.type for f in fields(RunConfig)}
     for key, value in settings.items():
         if not _json_value_fits(value, types[key]):
             raise ConfigError(f"--config {path}: {key} = {value!r} is not a valid {types[key]}")
     return settings
+
+
+def _type_name(f: dataclasses.Field) -> str:
+    """A field's annotation as written ("int | None"), also for modules without postponed annotations."""
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
 
 
 def _json_value_fits(value, annotation: str) -> bool:
@@ -177,9 +229,9 @@ def _default_text(name: str, default, task_defaults: dict[str, dict]) -> str:
 
 
 def build_parser(tasks: dict, description: str = "") -> argparse.ArgumentParser:
-    """The `python -m tfbert.train` parser, generated from RunConfig. `tasks` maps name -> Task (for the task
-    list and per-task defaults). Every flag defaults to SUPPRESS, so that the parsed namespace holds exactly the
-    flags given: `config_from_args` layers them over --config and the dataclass defaults."""
+    """The `python -m tfbert.train` parser, generated from RunConfig and the tasks' options. `tasks` maps name ->
+    Task (for the task list, per-task defaults and options). Every flag defaults to SUPPRESS, so that the parsed
+    namespace holds exactly the flags given: `config_from_args` layers them over --config and the defaults."""
     task_defaults = {name: task.defaults for name, task in tasks.items()}
     listing = "\n".join(f"  {name:<10} {task.description}" for name, task in tasks.items())
     ap = argparse.ArgumentParser(prog="python -m tfbert.train", formatter_class=_HelpFormatter,
@@ -188,17 +240,25 @@ def build_parser(tasks: dict, description: str = "") -> argparse.ArgumentParser:
                                                      "folder's config.json reproduces that run); flags given beside "
                                                      "it override it")
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in fields(RunConfig):
+    option_groups: dict[type, list[str]] = {}
+    for name, task in tasks.items():
+        if task.options:
+            option_groups.setdefault(task.options, []).append(name)
+    all_fields = [(f, f.metadata["group"]) for f in fields(RunConfig) if not f.metadata.get("internal")]
+    all_fields += [(f, f"options of --task {' and '.join(names)}") for cls, names in option_groups.items()
+                   for f in fields(cls)]
+    for f, group_name in all_fields:
         meta = f.metadata
-        group = groups.get(meta["group"]) or groups.setdefault(meta["group"], ap.add_argument_group(meta["group"]))
+        group = groups.get(group_name) or groups.setdefault(group_name, ap.add_argument_group(group_name))
         kwargs = {"help": meta["help"] + _default_text(f.name, f.default, task_defaults)}
         choices = meta.get("choices")
         if choices is not None:
             kwargs["choices"] = sorted(tasks) if choices == "tasks" else choices
-        if f.type.startswith("bool"):
-            kwargs["action"] = argparse.BooleanOptionalAction if "None" in f.type else "store_true"
+        kind = _type_name(f)
+        if kind.startswith("bool"):
+            kwargs["action"] = argparse.BooleanOptionalAction if "None" in kind else "store_true"
         else:
-            kwargs["type"] = {"int": int, "float": float}.get(f.type.split(" ")[0], str)
+            kwargs["type"] = {"int": int, "float": float}.get(kind.split(" ")[0], str)
         group.add_argument(f"--{flag_name(f.name)}", **kwargs)
     return ap
 
@@ -208,4 +268,4 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     given = vars(args).copy()
     settings = read_config_file(given.pop("config")) if "config" in given else {}
     settings.update(given)
-    return RunConfig(**settings)
+    return make_config(settings)

@@ -12,7 +12,6 @@ so the same flags train the same model on one device or many.
 """
 from __future__ import annotations
 
-import json
 import os
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -43,11 +42,14 @@ def make_strategy(name: str = "default", log=print):
 
 def worker_index() -> int | None:
     """None for the process that writes the run's outputs, else this non-chief worker's index in the TF_CONFIG
-    cluster. The writer: a process outside any cluster, the "chief" task, or worker 0 when there is no chief."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = config.get("task") or {}
-    kind, index = task.get("type"), int(task.get("index", 0))
-    writes = not task or kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config.get("cluster", {}))
+    cluster. The writer: a process outside any cluster, the "chief" task, or worker 0 when there is no chief.
+    TF_CONFIG is read by TF's own TFConfigClusterResolver."""
+    import tensorflow as tf
+
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    kind, index = resolver.task_type, resolver.task_id or 0
+    has_chief = "chief" in resolver.cluster_spec().jobs
+    writes = kind is None or kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
     return None if writes else index
 
 

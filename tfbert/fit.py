@@ -26,7 +26,7 @@ def fit(config: RunConfig, log=print) -> dict:
     """Runs the whole job for `config`; returns the summary (export path, test metrics, run folder, timings)."""
     t_start = time.time()
     task = tasks.create(config.task)
-    config = config.with_task_defaults(task.defaults)
+    config = config.with_task_defaults(task, log)
     config.check()
     task.check_config(config, log)
 

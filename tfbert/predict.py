@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tfbert.cli import add_common_arguments, note, require_columns, run_cli
-from tfbert.data.tables import as_text, read_table
+from tfbert.cli import add_common_arguments, note, run_cli
+from tfbert.data.tables import as_text, read_table, require_columns
 from tfbert.files import atomic_write, clean_json, json_default
 
 __all__ = ["main", "build_parser", "prediction_frame"]
@@ -95,8 +95,8 @@ def _run(args) -> int:
         rows = read_table(args.input_file)
         for n in rows.attrs.get("notes", []):
             note(n)
-        require_columns(rows, args.input_file, {"--text-column": args.text_column,
-                                                "--text-b-column": args.text_b_column})
+        require_columns(rows, args.input_file, {"text_column": args.text_column,
+                                                "text_b_column": args.text_b_column})
         texts = as_text(rows[args.text_column]).tolist()
         texts_b = as_text(rows[args.text_b_column]).tolist() if args.text_b_column else None
     else:

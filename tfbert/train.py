@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from tfbert.config import ConfigError, RunConfig, config_from_args
+from tfbert.config import ConfigError, RunConfig, config_from_args, make_config
 from tfbert.config import build_parser as _config_parser
 from tfbert.fit import fit
 from tfbert.tasks import TASKS
@@ -34,7 +34,7 @@ def fine_tune(log=print, **settings) -> dict:
 
     Unknown names raise TypeError; defaults are the CLI's. Returns the summary (export path, test metrics, run dir).
     """
-    return fit(RunConfig(**settings), log=log)
+    return fit(make_config(settings), log=log)
 
 
 def main(argv=None) -> int:

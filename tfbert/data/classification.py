@@ -204,7 +204,7 @@ def _clean_split(df: pd.DataFrame, path, lines_before, columns: dict, notes: lis
     Returns the rows and whether every label is an integer."""
     text_column, label_column = columns["text_column"], columns["label_column"]
     text_b_column = columns.get("text_b_column")
-    require_columns(df, path, columns)
+    require_columns(df, source_name(path), columns)
     out = pd.DataFrame({"text": as_text(df[text_column])}, index=df.index)
     if text_b_column is not None:
         out["text_b"] = as_text(df[text_b_column])

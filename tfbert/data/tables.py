@@ -70,34 +70,7 @@ def read_table(path, *, encoding_errors: str = "replace") -> pd.DataFrame:
             raise DataError(f"{path}: cannot read as Parquet: {e}") from e
     else:
         text, had_bad_bytes = _decode(raw, path, encoding_errors)
-        try:
-            if ext in (".csv", ".tsv", ".tab"):
-                # dtype=str + keep_default_na=False: the text "NA" or "None" stays text and
-                # "007" keeps its zeros. The C parser keeps bare \r inside quoted fields.
-                df = pd.read_csv(
-                    io.StringIO(text),
-                    sep="," if ext == ".csv" else "\t",
-                    dtype=str,
-                    keep_default_na=False,
-                )
-                header_lines = 1
-            elif ext in (".jsonl", ".ndjson"):
-                df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
-                header_lines = 0
-            else:  # .json: an array of records, or JSON lines despite the extension
-                header_lines = None
-                try:
-                    df = pd.read_json(io.StringIO(text), dtype=False)
-                except ValueError:
-                    df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
-                    header_lines = 0
-        except pd.errors.EmptyDataError as e:
-            raise DataError(f"{path}: file has no columns ({e}); it needs a header row and data rows.") from e
-        except Exception as e:
-            kind = "CSV" if ext == ".csv" else "TSV" if ext in (".tsv", ".tab") else "JSON"
-            raise DataError(
-                f"{path}: cannot parse as {kind}: {e}. Check the quoting/format near the position mentioned."
-            ) from e
+        df, header_lines = _parse_text(text, ext, path)
         if header_lines is not None:
             n_lines = len(re.split(r"\r\n|\r|\n", text.rstrip("\r\n")))
             # Quoted line breaks or blank lines make file lines and data rows diverge;
@@ -119,6 +92,30 @@ def read_table(path, *, encoding_errors: str = "replace") -> pd.DataFrame:
     df.attrs["source"] = str(path)
     df.attrs["lines_before_data"] = lines_before_data
     return df
+
+
+def _parse_text(text: str, ext: str, path: Path) -> tuple[pd.DataFrame, int | None]:
+    """Parse a CSV/TSV/JSON(L) file's text; returns the rows and the number of lines before the first data row
+    (None where file lines are not rows: a JSON array)."""
+    try:
+        if ext in (".csv", ".tsv", ".tab"):
+            # dtype=str + keep_default_na=False: the text "NA" or "None" stays text and
+            # "007" keeps its zeros. The C parser keeps bare \r inside quoted fields.
+            df = pd.read_csv(io.StringIO(text), sep="," if ext == ".csv" else "\t", dtype=str, keep_default_na=False)
+            return df, 1
+        if ext in (".jsonl", ".ndjson"):
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False), 0
+        try:  # .json: an array of records, or JSON lines despite the extension
+            return pd.read_json(io.StringIO(text), dtype=False), None
+        except ValueError:
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False), 0
+    except pd.errors.EmptyDataError as e:
+        raise DataError(f"{path}: file has no columns ({e}); it needs a header row and data rows.") from e
+    except Exception as e:
+        kind = "CSV" if ext == ".csv" else "TSV" if ext in (".tsv", ".tab") else "JSON"
+        raise DataError(
+            f"{path}: cannot parse as {kind}: {e}. Check the quoting/format near the position mentioned."
+        ) from e
 
 
 def _decode(raw: bytes, path: Path, errors: str) -> tuple[str, bool]:
@@ -166,11 +163,13 @@ def row_refs(rows, lines_before_data: int | None) -> str:
     return s
 
 
-def require_columns(df: pd.DataFrame, path, columns: dict[str, str]) -> None:
-    """Raise DataError if a requested column is missing; ``columns`` maps option name -> column."""
+def require_columns(df: pd.DataFrame, source, columns: dict[str, str | None]) -> None:
+    """Raise DataError naming `source`, the flag and the file's columns when a requested column is missing.
+    ``columns`` maps a setting's name (text_column) to the column; None values are skipped."""
     present = list(df.columns)
     for option, col in columns.items():
-        if col not in present:
+        if col is not None and col not in present:
+            flag = "--" + option.replace("_", "-")
             hint = ""
             if len(present) == 1 and any(d in present[0] for d in ("\t", ";", ",", "|")):
                 hint = (
@@ -178,8 +177,9 @@ def require_columns(df: pd.DataFrame, path, columns: dict[str, str]) -> None:
                     "extension (tab-separated files should end in .tsv, comma-separated in .csv)."
                 )
             raise DataError(
-                f"{source_name(path)}: no column {col!r} ({option}). Columns in the file: "
-                f"{', '.join(repr(c) for c in present)}. Pass the right name with --{option.replace('_', '-')} ({option}=... in Python){hint}"
+                f"{source}: no column {col!r} ({flag}). Columns in the file: "
+                f"{', '.join(repr(c) for c in present)}. Pass the right name with {flag} NAME ({option}=... in Python)"
+                f"{hint}"
             )
 
 

@@ -10,7 +10,15 @@ import sys
 import numpy as np
 import pandas as pd
 
-from tfbert.data.tables import DataError, as_text, is_missing_label, normalize_labels, read_table, row_refs
+from tfbert.data.tables import (
+    DataError,
+    as_text,
+    is_missing_label,
+    normalize_labels,
+    read_table,
+    require_columns,
+    row_refs,
+)
 from tfbert.serving import ExportedModel, as_strings, read_labels
 
 __all__ = ["ExportedClassifier", "label_ids", "CLIENT"]
@@ -91,14 +99,13 @@ class ExportedClassifier(ExportedModel):
                       batch_size: int = 256, note=print) -> tuple[dict, str]:
         """Accuracy, macro/weighted F1, per-class scores and the confusion matrix on a labelled table; the file,
         its columns and labels are checked before the model is loaded. Returns (metrics, text report)."""
-        from tfbert.cli import require_columns
         from tfbert.metrics.classification import classification_metrics, format_report
 
         df = read_table(test_file)
         for n in df.attrs.get("notes", []):
             note(n)
-        require_columns(df, test_file, {"--text-column": text_column, "--label-column": label_column,
-                                        "--text-b-column": text_b_column})
+        require_columns(df, test_file, {"text_column": text_column, "label_column": label_column,
+                                        "text_b_column": text_b_column})
         text_cols = [text_column] + ([text_b_column] if text_b_column else [])
         texts = {c: as_text(df[c]) for c in text_cols}
         # Training drops rows with empty text from test files too; do the same so numbers agree.

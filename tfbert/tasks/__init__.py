@@ -5,11 +5,13 @@ per-task defaults, and the conformance test (tests/test_tasks.py) all read this 
 """
 from __future__ import annotations
 
+from tfbert.config import register_options
 from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.classification import ClassificationTask, SentimentTask
 from tfbert.tasks.ner import NerTask
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask)}
+register_options(cls.options for cls in TASKS.values() if cls.options)
 
 __all__ = ["TASKS", "Task", "Datasets", "create"]
 

@@ -34,6 +34,9 @@ class Task:
     monitor: ClassVar[str]
     # What a training row is called in logs and summaries ("rows", "sentences").
     unit: ClassVar[str] = "rows"
+    # The task's own settings: a dataclass whose fields are made with tfbert.config.flag. They become flags of
+    # `python -m tfbert.train` (in a group of their own) and are read from the config as attributes.
+    options: ClassVar[type | None] = None
 
     def check_config(self, config, log=print) -> None:
         """Task-specific setting checks; raise tfbert.config.ConfigError. Warn (log) about settings it ignores."""
@@ -65,8 +68,9 @@ class Task:
         raise NotImplementedError
 
     def validation_callback(self, data, datasets: Datasets, config):
-        """A Keras callback that writes `monitor` into the epoch logs."""
-        raise NotImplementedError
+        """A Keras callback that writes `monitor` into the epoch logs, for a metric Keras cannot compile (e.g.
+        entity F1 over decoded spans); None when `monitor` is a compiled metric's val_ value (the default)."""
+        return None
 
     def evaluate(self, model, data, preprocess, config) -> dict:
         """Test-split metrics (JSON-able)."""

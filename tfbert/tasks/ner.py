@@ -189,9 +189,8 @@ class NerTask(Task):
     unit = "sentences"
 
     def check_config(self, config, log=print) -> None:
-        for flag, default in (("pooling", "pooled"), ("class_weights", "none"), ("text_b_column", None)):
-            if getattr(config, flag) != default:
-                log(f"warning: --{flag.replace('_', '-')} does not apply to --task ner; ignored")
+        if config.text_b_column is not None:
+            log("warning: --text-b-column does not apply to --task ner; ignored")
 
     def load_data(self, config) -> NerDataset:
         return load_ner_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
