@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     from tfbert.encoders.convert import read_metadata
     from tfbert.encoders.registry import resolve_encoder, resolve_precision
     from tfbert.export.classifier import SERVE_CHUNK
+    from tfbert.files import write_table
     from tfbert.tasks import TASKS
     train_defaults = RunConfig(task="sentiment").with_task_defaults(TASKS["sentiment"])
 
@@ -118,8 +119,8 @@ def main(argv=None) -> int:
     split_dir = Path(a.export_splits) if a.export_splits else work / "splits"
     split_dir.mkdir(parents=True, exist_ok=True)
     train_csv, test_csv = split_dir / "train.csv", split_dir / "test.csv"
-    data.train[["text", "label"]].to_csv(train_csv, index=False)
-    data.test[["text", "label"]].to_csv(test_csv, index=False)
+    write_table(train_csv, data.train[["text", "label"]])  # quoted: texts with \r or quotes keep their rows
+    write_table(test_csv, data.test[["text", "label"]])
     print(f"data: {len(data.train)} train / {len(data.test)} test rows ({len(data.labels)} classes); splits in {split_dir}")
 
     encoders = {}

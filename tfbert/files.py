@@ -1,4 +1,5 @@
-"""Atomic writes of directories and files, and strict JSON: a reader sees the old state or the whole new one.
+"""Atomic writes of directories and files, strict JSON and quoted CSV/TSV: a reader sees the old state or the whole
+new one, and reads back what was written.
 
 Directories are built in a hidden temp dir beside the target, then renamed into place.
 
@@ -8,6 +9,7 @@ Hidden names (leading '.') are ignored by TF Serving, which only loads integer-n
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
@@ -141,3 +143,24 @@ def write_json(path, obj) -> Path:
     text = json.dumps(clean_json(obj), indent=2, ensure_ascii=False, default=json_default, allow_nan=False)
     atomic_write(path, lambda f: f.write(text + "\n"))
     return Path(path)
+
+
+TABLE_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+
+
+def write_table(path, df) -> Path:
+    """Write ``df`` (without its index) as CSV (.csv) or TSV (.tsv, .tab), atomically; every CSV/TSV tfbert writes
+    goes through here.
+
+    Every non-numeric field is quoted (numbers stay bare), so the file reads back to the same rows with
+    :func:`tfbert.data.tables.read_table`, pandas or Python's csv module. pandas' default (QUOTE_MINIMAL) quotes only
+    fields holding the separator, a quote or a character of the line terminator ("\\n"): a bare carriage return
+    was written unquoted, and readers, which end lines at \\r as well, split that row in two. Quoted, an empty string
+    is "" (missing values too), so a row of empty fields is not a blank line that readers skip.
+    """
+    path = Path(path)
+    sep = TABLE_SEPARATORS.get(path.suffix.lower())
+    if sep is None:
+        raise ValueError(f"{path}: write_table writes {', '.join(TABLE_SEPARATORS)} files, not {path.suffix or '(none)'!r}")
+    atomic_write(path, lambda f: df.to_csv(f, index=False, sep=sep, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n"))
+    return path

@@ -21,7 +21,7 @@ import pandas as pd
 
 from tfbert.cli import add_common_arguments, note, run_cli
 from tfbert.data.tables import as_text, read_table, require_columns
-from tfbert.files import atomic_write, clean_json, json_default
+from tfbert.files import atomic_write, clean_json, json_default, write_table
 
 __all__ = ["main", "build_parser", "prediction_frame"]
 
@@ -119,7 +119,7 @@ def _run(args) -> int:
         text = "".join(_json_line(r) + "\n" for r in out.to_dict("records"))
         atomic_write(args.output, lambda f: f.write(text))
     else:
-        atomic_write(args.output, lambda f: out.to_csv(f, index=False, sep="," if ext == ".csv" else "\t"))
+        write_table(args.output, out)  # quoted, so texts holding \r, tabs or quotes read back as the same rows
     print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     return 0
 
