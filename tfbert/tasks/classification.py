@@ -19,6 +19,7 @@ from tfbert.data.tweets import load_tweets
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.classifier import export_classifier
+from tfbert.files import write_table
 from tfbert.metrics.classification import classification_metrics, format_report
 from tfbert.metrics.plots import plot_confusion_matrix
 from tfbert.metrics.training import MacroF1Score
@@ -133,7 +134,7 @@ class ClassificationTask(Task):
                  "test": sample.iloc[3 * len(sample) // 4:]}
         for split, part in parts.items():
             path = directory / f"{split}.csv"
-            part.rename(columns={"text": "tweet", "label": "mood"}).to_csv(path, index=False)
+            write_table(path, part.rename(columns={"text": "tweet", "label": "mood"}))
             settings[f"{split}_file"] = str(path)
         return settings
 
