@@ -2,6 +2,7 @@
 steps through the one loop, exports, reloads in a fresh process that imports only tensorflow and tensorflow_text,
 answers hostile inputs, and round-trips through `python -m tfbert.predict` and `python -m tfbert.evaluate`.
 Registering a task makes it tested here."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tfbert.config import RunConfig
+from tfbert.config import RunConfig, make_config
 from tfbert.fit import fit
 from tfbert.tasks import TASKS
 
@@ -53,7 +54,9 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
         assert (run / f).is_file(), f
     # The run folder's config.json is a --config file that reproduces the run's settings.
     settings = json.loads((run / "config.json").read_text())
-    assert settings["task"] == name and set(settings) <= set(RunConfig.names())
+    options = {f.name for f in dataclasses.fields(task.options)} if task.options else set()
+    assert settings["task"] == name and set(settings) == set(RunConfig.names()) | options
+    assert make_config(settings).with_task_defaults(task) == make_config(settings)
     meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
     assert meta["task"] == name and meta["settings"]["task"] == name and meta["test_metrics"] == summary["test"]
     assert meta["versions"]["tensorflow"].startswith("2.") and (meta.get("labels") or meta.get("tags"))
