@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401  (registers the text ops of the preprocess SavedModel)
 
 REF = np.load(Path(__file__).parent / "data" / "parity_minilm.npz")
 SENTENCES = [str(s) for s in REF["sentences"]]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tfbert.encoders.checkpoint import BertConfig, CheckpointError, read_checkpoint
 
-CONVERTER_VERSION = 3  # 2: the preprocess model has tokenize_with_offsets; 3: erf GELU, float32 output layers
+CONVERTER_VERSION = 4  # 2: the preprocess model has tokenize_with_offsets; 3: erf GELU, float32 output layers;
+# 4: the preprocess model tokenizes as Hugging Face does (its normalization, special tokens, 100-character words)
 METADATA_FILE = "tfbert.json"
 VERIFY_SENTENCES = ["The converter checks this sentence after saving.", "Ünïcödé, emoji 👍 and 日本語."]
 
