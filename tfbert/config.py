@@ -245,8 +245,16 @@ def build_parser(tasks: dict, description: str = "") -> argparse.ArgumentParser:
         if task.options:
             option_groups.setdefault(task.options, []).append(name)
     all_fields = [(f, f.metadata["group"]) for f in fields(RunConfig) if not f.metadata.get("internal")]
-    all_fields += [(f, f"options of --task {' and '.join(names)}") for cls, names in option_groups.items()
-                   for f in fields(cls)]
+    users: dict[str, list[str]] = {}  # option name -> the tasks that have it (tasks may share an option)
+    for cls, names in option_groups.items():
+        for f in fields(cls):
+            users.setdefault(f.name, []).extend(names)
+    seen = set()
+    for cls in option_groups:
+        for f in fields(cls):
+            if f.name not in seen:
+                seen.add(f.name)
+                all_fields.append((f, f"options of --task {' and '.join(users[f.name])}"))
     for f, group_name in all_fields:
         meta = f.metadata
         group = groups.get(group_name) or groups.setdefault(group_name, ap.add_argument_group(group_name))
