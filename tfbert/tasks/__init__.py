@@ -8,9 +8,10 @@ from __future__ import annotations
 from tfbert.config import register_options
 from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.classification import ClassificationTask, SentimentTask
+from tfbert.tasks.multilabel import MultilabelTask
 from tfbert.tasks.ner import NerTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask, MultilabelTask)}
 register_options(cls.options for cls in TASKS.values() if cls.options)
 
 __all__ = ["TASKS", "Task", "Datasets", "create"]

@@ -1,0 +1,82 @@
+"""Export a trained multi-label classifier as a SavedModel that serves raw strings (TF Serving layout, verified).
+
+<output>/<name>/<version>/ holds saved_model.pb, variables/, assets/labels.txt and assets/thresholds.txt. One
+signature:
+  serving_default(text: string[batch]) ->
+    probabilities  float32 [batch, labels]      sigmoid per label
+    labels         string  [batch, max_labels]  the predicted set (probability >= the label's threshold), in label
+                                                order, padded with "" to the batch's largest set (0 wide if none)
+    num_labels     int32   [batch]
+The thresholds were tuned on the validation split for F1 (tfbert.metrics.multilabel.tune_thresholds); they are in
+the graph, in assets/thresholds.txt and in assets.extra/tfbert.json. The request runs in length-sorted chunks, as
+the classifier's does (ClassifierServer._logits, inherited).
+
+The numeric part served is the trained Keras core. The forward-only inference graph (tfbert.encoders.inference_graph)
+is classifier-only: choose_serving_core accepts it by comparing softmax probabilities and argmax labels, a check
+that says nothing about independent sigmoid outputs, so it is not used here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfbert.export.classifier import CHECK_TEXTS, LABELS_FILE, ClassifierServer
+from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
+
+THRESHOLDS_FILE = "thresholds.txt"
+OUTPUTS = ("probabilities", "labels", "num_labels")
+
+
+class MultilabelServer(ClassifierServer):
+    """Raw strings -> preprocess model -> trained core (chunked, as the classifier) -> sigmoid, thresholded sets."""
+
+    def __init__(self, preprocess_handle: str, core, labels: list[str], thresholds, max_seq_length: int,
+                 labels_file: Path, thresholds_file: Path):
+        super().__init__(preprocess_handle, core, labels, max_seq_length, labels_file)
+        self.thresholds_asset = tf.saved_model.Asset(str(thresholds_file))
+        self._thresholds = np.asarray(thresholds, np.float32)
+
+    def _outputs(self, logits):
+        probabilities = tf.sigmoid(logits)
+        chosen = probabilities >= tf.constant(self._thresholds)[None, :]
+        where = tf.where(chosen)  # [k, 2] (row, label), row-major: each row's labels in label order
+        batch = tf.shape(probabilities, out_type=tf.int64)[0]
+        names = tf.RaggedTensor.from_value_rowids(tf.gather(tf.constant(self._labels), where[:, 1]), where[:, 0],
+                                                  nrows=batch)
+        return {"probabilities": probabilities, "labels": names.to_tensor(""),
+                "num_labels": tf.reduce_sum(tf.cast(chosen, tf.int32), axis=1)}
+
+
+def export_multilabel(core, preprocess_handle: str, labels: list[str], thresholds, base: str | Path, *,
+                      max_seq_length: int, check_texts=(), metadata: dict | None = None, log=print) -> Path:
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `metadata` goes
+    into assets.extra/tfbert.json with the label names and thresholds."""
+    thresholds = [float(t) for t in np.asarray(thresholds, np.float32)]
+    if len(thresholds) != len(labels):
+        raise ValueError(f"{len(labels)} labels but {len(thresholds)} thresholds")
+    texts = CHECK_TEXTS + list(check_texts)
+    return publish_next_version(
+        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, max_seq_length, texts, log),
+        {"task": "multilabel", **(metadata or {}), "serving": "multilabel", "labels": list(labels),
+         "thresholds": thresholds, "signatures": ["serving_default"], "serving_graph": {"graph": "trained"}}, log)
+
+
+def _write(tmp: Path, core, preprocess_handle, labels, thresholds, max_seq_length, check_texts, log) -> None:
+    server = MultilabelServer(preprocess_handle, core, labels, thresholds, max_seq_length,
+                              asset_source(tmp, LABELS_FILE, labels),
+                              asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]))
+    save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()})
+
+    log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
+    got = verify_in_fresh_process(tmp, {"serving_default": {"text": check_texts}})["serving_default"]
+    expected = server.serve(tf.constant(check_texts))
+    probs = np.array(got["probabilities"], np.float32)
+    want = expected["probabilities"].numpy()
+    chosen = probs >= np.asarray(thresholds, np.float32)[None, :]
+    sets_ok = got["num_labels"] == chosen.sum(1).tolist() and all(
+        [x for x in row if x] == [labels[j] for j in np.flatnonzero(c)] for row, c in zip(got["labels"], chosen))
+    if probs.shape != want.shape or np.abs(probs - want).max() > 1e-4 or not sets_ok:
+        raise RuntimeError(f"exported model answers differ from the trained model (got {got}, expected "
+                           f"{want.tolist()})")
