@@ -239,7 +239,7 @@ def test_float_labels_with_many_values_rejected_as_regression(tmp_path):
     df = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [i / 7 for i in range(30)]})
     p = tmp_path / "reg.parquet"
     df.to_parquet(p)
-    with pytest.raises(DataError, match=r"reg\.parquet.*'label'.*regression is not supported yet"):
+    with pytest.raises(DataError, match=r"reg\.parquet.*'label'.*regression target: train it with --task regression"):
         load_dataset(p)
 
 

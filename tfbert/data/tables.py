@@ -21,7 +21,7 @@ __all__ = ["DataError", "read_table", "SUPPORTED_EXTENSIONS", "row_refs", "requi
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet")
 
 # More distinct non-integer numbers than this in a label column means the user
-# most likely has a regression target, which we do not support yet.
+# most likely has a regression target (--task regression), not classes.
 MAX_FLOAT_CLASSES = 20
 
 _REPLACEMENT_CHAR = "\ufffd"
@@ -216,7 +216,7 @@ def normalize_labels(s: pd.Series, path, column: str) -> tuple[pd.Series, bool]:
             raise DataError(
                 f"{source_name(path)}: label column {column!r} holds {nums.nunique()} distinct numbers, "
                 f"{frac.nunique()} of them non-integer (e.g. {', '.join(map(str, frac.unique()[:3]))}). "
-                f"This looks like a regression target; regression is not supported yet. "
-                f"Use a column of class labels (strings or integers), or bin the values into classes."
+                f"This looks like a regression target: train it with --task regression. For classification, "
+                f"use a column of class labels (strings or integers), or bin the values into classes."
             )
     return stripped.map(str).astype(object), False

@@ -10,8 +10,9 @@ from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.classification import ClassificationTask, SentimentTask
 from tfbert.tasks.multilabel import MultilabelTask
 from tfbert.tasks.ner import NerTask
+from tfbert.tasks.regression import RegressionTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask, MultilabelTask)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask, MultilabelTask, RegressionTask)}
 register_options(cls.options for cls in TASKS.values() if cls.options)
 
 __all__ = ["TASKS", "Task", "Datasets", "create"]

@@ -1,0 +1,88 @@
+"""Export a trained regressor as a SavedModel that serves raw strings (TF Serving layout, atomic, verified).
+
+Signatures:
+  serving_default(text: string[batch]) -> score float32[batch]     in the label's own units
+  serving_pairs(text, text_b)          -> the same, for models trained on sentence pairs
+The core outputs standardised scores (the model trains on (label - mean) / std of the train split); the server
+maps them back with the mean and std held as constants in the graph, also written in the metadata ("target").
+The forward-only inference graph (tfbert.encoders.inference_graph) is built and checked for classifiers only, so a
+regressor serves its trained Keras core. Written to a hidden temp dir, loaded back in a fresh process that imports
+only tensorflow and tensorflow_text and compared with the in-process server, then published as the next version.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from tfbert.data.pipeline import TextPipeline
+from tfbert.export.classifier import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
+from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
+
+_TEXT = tf.TensorSpec([None], tf.string, name="text")
+_TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
+OUTPUT = "score"
+
+
+class RegressorServer(tf.Module):
+    """Raw strings -> preprocess model -> trained core (one standardised value per text) -> score in label units."""
+
+    def __init__(self, preprocess_handle: str, core, mean: float, std: float, max_seq_length: int,
+                 chunk: int = SERVE_CHUNK):
+        super().__init__()
+        self.chunk = chunk  # 0: the whole request as one batch
+        self.preprocess = hub.load(preprocess_handle)
+        self.core = core
+        self.mean, self.std = float(mean), float(std)
+        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, pad_multiple=1)
+        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, pad_multiple=1)
+
+    def _scores(self, pipeline: TextPipeline, segments):
+        standardised = sorted_chunks(self.core, pipeline, segments, self.chunk, 1)[:, 0]
+        return {OUTPUT: standardised * tf.constant(self.std, tf.float32) + tf.constant(self.mean, tf.float32)}
+
+    @tf.function(input_signature=[_TEXT])
+    def serve(self, text):
+        return self._scores(self.single, [self.single.tokenize(text)])
+
+    @tf.function(input_signature=[_TEXT, _TEXT_B])
+    def serve_pairs(self, text, text_b):
+        return self._scores(self.pairs, [self.pairs.tokenize(text), self.pairs.tokenize(text_b)])
+
+
+def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,
+                     max_seq_length: int, has_pairs: bool = False, metadata: dict | None = None,
+                     log=print) -> Path:
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `core`: encoder
+    inputs -> [batch, 1] standardised scores; `mean`, `std`: the train labels', to map them back."""
+    signatures = ["serving_default"] + (["serving_pairs"] if has_pairs else [])
+    return publish_next_version(
+        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, max_seq_length, has_pairs, log),
+        {"task": "regression", **(metadata or {}), "serving": "regressor", "labels": [OUTPUT],
+         "signatures": signatures, "target": {"mean": float(mean), "std": float(std)},
+         "serving_graph": {"graph": "trained", "reason": "the forward-only inference graph is built for "
+                                                         "classifiers only"}}, log)
+
+
+def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, log) -> None:
+    server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length)
+    signatures = {"serving_default": server.serve.get_concrete_function()}
+    if has_pairs:
+        signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()
+    save_server(tmp, server, signatures)
+
+    log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
+    calls = {"serving_default": {"text": CHECK_TEXTS}}
+    if has_pairs:
+        calls["serving_pairs"] = {"text": CHECK_TEXTS, "text_b": CHECK_TEXTS[::-1]}
+    got = verify_in_fresh_process(tmp, calls)
+    for name, inputs in calls.items():
+        fn = server.serve if name == "serving_default" else server.serve_pairs
+        expected = fn(*(tf.constant(v) for v in inputs.values()))[OUTPUT].numpy()
+        scores = np.array(got[name][OUTPUT], dtype=np.float64)
+        if scores.shape != (len(CHECK_TEXTS),) or not np.isfinite(scores).all() \
+                or np.abs(scores - expected).max() > 1e-4 * max(1.0, abs(std)):
+            raise RuntimeError(f"exported model answers differ from the trained model in {name} (got {scores}, "
+                               f"expected {expected})")

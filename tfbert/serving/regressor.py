@@ -1,0 +1,101 @@
+"""The client of exported regressors (tfbert.export.regressor): Python calls, predictions and evaluation.
+
+Signatures: ``serving_default`` (``text`` -> ``score``), optionally ``serving_pairs`` (``text``, ``text_b`` ->
+``score``); scores in the label's own units. The train labels' mean and std are in the metadata (``target``).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from tfbert.data.regression import drop_empty_texts, numeric_labels
+from tfbert.data.tables import ROW_COL, as_text, read_table, require_columns
+from tfbert.serving import ExportedModel, as_strings
+
+__all__ = ["ExportedRegressor", "CLIENT"]
+
+
+class ExportedRegressor(ExportedModel):
+    """``has_pairs`` tells whether the model has the ``serving_pairs`` signature; ``target`` is the train labels'
+    ``{"mean", "std"}``; ``path`` is the resolved version directory."""
+
+    @property
+    def has_pairs(self) -> bool:
+        return "serving_pairs" in self.metadata.get("signatures", []) or "serving_pairs" in self.signatures
+
+    @property
+    def target(self) -> dict:
+        return dict(self.metadata.get("target", {}))
+
+    def predict(self, texts, texts_b=None, batch_size: int = 256) -> np.ndarray:
+        """Scores (float32 ``[n]``, in the label's units) of ``texts`` or of (text, text_b) pairs. None (or NaN)
+        texts are sent as "". Runs the signature in batches of ``batch_size``."""
+        import tensorflow as tf
+
+        texts = as_strings(texts, "texts")
+        if texts_b is not None:
+            texts_b = as_strings(texts_b, "texts_b")
+            if not self.has_pairs:
+                raise ValueError(f"{self.path}: model has no 'serving_pairs' signature (it was not trained on "
+                                 "sentence pairs), so texts_b cannot be used.")
+            if len(texts_b) != len(texts):
+                raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        scores = []
+        for start in range(0, len(texts), batch_size):
+            a = tf.constant(texts[start:start + batch_size], dtype=tf.string)
+            if texts_b is None:
+                out = self.signatures["serving_default"](text=a)
+            else:
+                b = tf.constant(texts_b[start:start + batch_size], dtype=tf.string)
+                out = self.signatures["serving_pairs"](text=a, text_b=b)
+            scores.append(out["score"].numpy().astype(np.float32, copy=False))
+        return np.concatenate(scores) if scores else np.zeros((0,), np.float32)
+
+    def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:
+        if texts_b is None and self.has_pairs:
+            print("note: the model was trained on sentence pairs; pass the second texts with "
+                  "--text-b/--text-b-column (scoring single texts).", file=sys.stderr)
+        scores = self.predict(texts, texts_b, batch_size=batch_size)
+        # float32 -> shortest decimal that round-trips (0.8, not 0.800000011920929).
+        return [{"score": s} for s in scores.astype(str).astype(float).tolist()]
+
+    def prediction_columns(self, records: list[dict]) -> dict[str, list]:
+        return {"score": [r["score"] for r in records]}
+
+    def evaluate_file(self, test_file, *, text_column="text", label_column="label", text_b_column=None,
+                      batch_size: int = 256, note=print) -> tuple[dict, str]:
+        """Pearson, Spearman, MAE and RMSE (label units) on a table with a numeric label column; the file, its
+        columns and labels are checked before the model is loaded. Returns (metrics, text report)."""
+        from tfbert.metrics.regression import format_regression_report, regression_metrics
+
+        df = read_table(test_file)
+        for n in df.attrs.get("notes", []):
+            note(n)
+        require_columns(df, test_file, {"text_column": text_column, "label_column": label_column,
+                                        "text_b_column": text_b_column})
+        lines_before = df.attrs.get("lines_before_data")
+        rows = pd.DataFrame({"text": as_text(df[text_column])})
+        if text_b_column:
+            rows["text_b"] = as_text(df[text_b_column])
+        rows[ROW_COL] = np.arange(1, len(df) + 1)
+        rows["label"] = df[label_column].to_numpy(dtype=object)
+        notes: list[str] = []
+        # Training drops rows with empty text from test files too; do the same so numbers agree.
+        rows = drop_empty_texts(rows, [c for c in ("text", "text_b") if c in rows], test_file, lines_before, notes)
+        for n in notes:
+            note(n)
+        y_true = numeric_labels(rows["label"], test_file, label_column, rows[ROW_COL], lines_before)
+        if self.has_pairs and not text_b_column:
+            note("the model was trained on sentence pairs; pass --text-b-column to evaluate pairs "
+                 "(evaluating single texts).")
+        y_pred = self.predict(rows["text"].tolist(), rows["text_b"].tolist() if text_b_column else None,
+                              batch_size=batch_size)
+        metrics = regression_metrics(y_true.to_numpy(), y_pred)
+        return metrics, format_regression_report(metrics)
+
+
+CLIENT = ExportedRegressor

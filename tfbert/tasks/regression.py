@@ -1,0 +1,152 @@
+"""Regression and sentence-pair similarity (`regression`): one output unit on the pooled vector, the task's plug-in.
+
+Model: the classifier's head with one unit (tfbert.tasks.classification.build_classifier: encoder -> pooling ->
+Dropout -> Dense(1)), trained on standardised labels ((label - mean) / std of the train split) with MSE or Huber.
+Validation: Pearson, Spearman and RMSE in the label's units, computed by a callback (correlations do not compile);
+early stopping follows Spearman by default (--monitor). Export: tfbert.export.regressor (scores in label units).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tfbert.config import flag
+from tfbert.data.pipeline import TextPipeline, steps_per_epoch
+from tfbert.data.regression import ScoredDataset, load_scored, tweet_scores
+from tfbert.export.regressor import export_regressor
+from tfbert.files import write_table
+from tfbert.metrics.regression import correlation, format_regression_report, regression_metrics
+from tfbert.tasks.base import Datasets, Task
+from tfbert.tasks.classification import POOLING, build_classifier
+
+MONITORS = ("spearman", "pearson", "neg_rmse")
+
+
+@dataclass(frozen=True)
+class RegressionOptions:
+    pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
+                        choices=POOLING)
+    loss: str = flag("mse", "training loss on the standardised labels: mse, or huber (squared within one standard "
+                            "deviation of the label, linear beyond: less pull from outliers)", choices=("mse", "huber"))
+    monitor: str = flag("spearman", "validation metric for early stopping and the best checkpoint (neg_rmse: minus "
+                                    "the RMSE)", choices=MONITORS)
+
+
+def scores_in_label_units(model, dataset, mean: float, std: float) -> np.ndarray:
+    """The model's standardised outputs over `dataset` (in order), mapped back to the label's units."""
+    return model.predict(dataset, verbose=0).reshape(-1).astype(np.float64) * std + mean
+
+
+def validation_values(y_true, y_pred) -> dict[str, float]:
+    """val_spearman, val_pearson, val_neg_rmse. An undefined correlation (constant predictions, as a fresh head
+    can give) counts as 0, no association: NaN would never be 'better' and no best checkpoint would be written."""
+    rmse = float(np.sqrt(np.mean((np.asarray(y_pred) - np.asarray(y_true)) ** 2)))
+    out = {"val_neg_rmse": -rmse}
+    for kind in ("spearman", "pearson"):
+        value = correlation(y_true, y_pred, kind)
+        out[f"val_{kind}"] = 0.0 if math.isnan(value) else value
+    return out
+
+
+class RegressionValidation(keras.callbacks.Callback):
+    """Adds val_spearman, val_pearson and val_neg_rmse (label units) to the epoch logs, for EarlyStopping and
+    ModelCheckpoint."""
+
+    def __init__(self, dataset, y_true, mean: float, std: float):
+        super().__init__()
+        self.dataset, self.y_true, self.mean, self.std = dataset, np.asarray(y_true, np.float64), mean, std
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(validation_values(self.y_true,
+                                          scores_in_label_units(self.model, self.dataset, self.mean, self.std)))
+
+
+class RegressionTask(Task):
+    """A numeric label for one text or a sentence pair: one-unit head, MSE/Huber on standardised labels."""
+
+    name = "regression"
+    description = ("a numeric label per text or sentence pair (STS-style similarity); default data: the built-in "
+                   "tweets' signed sentiment score")
+    # Classification's defaults (not tuned for regression: no full run was made to tune them).
+    defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
+    monitor = "val_spearman"
+    options = RegressionOptions
+
+    def check_config(self, config, log=print) -> None:
+        self.monitor = f"val_{config.monitor}"  # the loop reads it after this call
+
+    def load_data(self, config) -> ScoredDataset:
+        return load_scored(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
+                           label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
+                           max_train_examples=config.max_train_examples, min_rows=config.batch_size)
+
+    def describe(self, data: ScoredDataset) -> str:
+        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test "
+                f"{'pairs' if data.has_pairs else 'rows'}; train labels mean {data.mean:.4g}, std {data.std:.4g}")
+
+    def run_facts(self, data: ScoredDataset) -> dict:
+        return {"target": {"mean": data.mean, "std": data.std}}
+
+    def _dataset(self, df, pipe: TextPipeline, batch_size: int, data: ScoredDataset, **kwargs):
+        """(encoder inputs, standardised label [batch, 1]) batches. The pipeline carries each row's index as its
+        int label; the float target is looked up after batching."""
+        targets = tf.constant(((df["label"].to_numpy() - data.mean) / data.std).astype(np.float32)[:, None])
+        ds = pipe.dataset(df.assign(label_id=np.arange(len(df))), batch_size, **kwargs)
+        return ds.map(lambda x, i: (x, tf.gather(targets, i)))
+
+    def datasets(self, data: ScoredDataset, preprocess, config, log=print) -> Datasets:
+        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs)
+        return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed),
+                        self._dataset(data.valid, pipe, 2 * config.batch_size, data),
+                        steps_per_epoch(len(data.train), config.batch_size))
+
+    def build_model(self, encoder_handle: str, data: ScoredDataset, config):
+        # The classifier's head with a single unit: a standardised score per text, [batch, 1].
+        return build_classifier(encoder_handle, 1, dropout=config.dropout, pooling=config.pooling,
+                                freeze_encoder=config.freeze_encoder,
+                                freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
+
+    def compile_args(self, data: ScoredDataset, config) -> dict:
+        loss = keras.losses.Huber(delta=1.0) if config.loss == "huber" else keras.losses.MeanSquaredError()
+        return {"loss": loss}
+
+    def validation_callback(self, data: ScoredDataset, datasets: Datasets, config):
+        return RegressionValidation(datasets.valid, data.valid["label"].to_numpy(), data.mean, data.std)
+
+    def evaluate(self, model, data: ScoredDataset, preprocess, config) -> dict:
+        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs)
+        predicted = scores_in_label_units(model, self._dataset(data.test, pipe, 2 * config.batch_size, data),
+                                          data.mean, data.std)
+        return regression_metrics(data.test["label"].to_numpy(), predicted)
+
+    def report(self, metrics: dict) -> str:
+        return format_regression_report(metrics)
+
+    def headline(self, metrics: dict) -> str:
+        return (f"test Spearman {metrics['spearman']:.4f}, Pearson {metrics['pearson']:.4f}, "
+                f"MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}")
+
+    def export(self, model, handles, data: ScoredDataset, base, config, metadata: dict, log=print):
+        return export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std,
+                                max_seq_length=config.max_seq_length, has_pairs=data.has_pairs,
+                                metadata=metadata, log=log), {"target": {"mean": data.mean, "std": data.std}}
+
+    def example_data(self, directory, rows: int = 48) -> dict:
+        """Tweets of the built-in corpus with their signed sentiment score (a third per label), as CSV files with
+        non-default column names."""
+        tweets, _ = tweet_scores()
+        sample = tweets.groupby("label").sample(rows // 3, random_state=0).sample(frac=1.0, random_state=0)
+        sample = sample[["text", "score"]].rename(columns={"text": "tweet", "score": "sentiment_score"})
+        settings = {"text_column": "tweet", "label_column": "sentiment_score"}
+        parts = {"train": sample.iloc[: len(sample) // 2], "valid": sample.iloc[len(sample) // 2: 3 * len(sample) // 4],
+                 "test": sample.iloc[3 * len(sample) // 4:]}
+        for split, part in parts.items():
+            path = directory / f"{split}.csv"
+            write_table(path, part)
+            settings[f"{split}_file"] = str(path)
+        return settings
