@@ -4,6 +4,7 @@ answers hostile inputs, and round-trips through `python -m tfbert.predict` and `
 Registering a task makes it tested here."""
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     run = Path(summary["run_dir"])
     assert summary["task"] == name and summary["epochs_run"] == 1
     assert summary["planned_steps_per_epoch"] == -(-summary["train_rows"] // 8)
-    assert f"best_{task.monitor}" in summary and 0 <= summary[f"best_{task.monitor}"] <= 1
+    assert math.isfinite(summary[f"best_{task.monitor}"])  # the monitored value was logged (F1 or a correlation)
     for f in ("config.json", "run.json", "metrics.json", "history.csv", "training_curves.png"):
         assert (run / f).is_file(), f
     # The run folder's config.json is a --config file that reproduces the run's settings.

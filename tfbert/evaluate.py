@@ -3,9 +3,10 @@
     python -m tfbert.evaluate --model saved_models/sentiment --test-file test.csv [--output metrics.json]
     python -m tfbert.evaluate --model saved_models/ner --test-file test.conll
 
-The export says what it is (assets.extra/tfbert.json): a classifier reads a table (text and label columns) and
-reports accuracy, macro/weighted F1, per-class scores and the confusion matrix; a tagger reads CoNLL or JSONL
-and reports entity-level scores. The file, its columns and its labels are checked before TensorFlow is loaded.
+The export says what it is (assets.extra/tfbert.json) and its client (tfbert/serving/<kind>.py) reads the file:
+a classifier a table (text and label columns: accuracy, macro/weighted F1, per-class scores, confusion matrix); a
+tagger CoNLL or JSONL (entity-level scores); a regressor a table with a numeric label (Pearson, Spearman, MAE,
+RMSE); a multi-label model a table of label sets (micro/macro F1, per-label scores, subset accuracy). The file, its columns and its labels are checked before TensorFlow is loaded.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tfbert.evaluate",
-        description="Evaluate an exported tfbert model on a labelled file: classifiers read a table (.csv, .tsv, "
-                    ".jsonl, .json, .parquet) and print accuracy, macro/weighted F1, per-class scores and the "
-                    "confusion matrix; taggers read CoNLL or JSONL and print entity-level scores.",
+        description="Evaluate an exported tfbert model on a labelled file: classifiers, regressors and multi-label "
+                    "models read a table (.csv, .tsv, .jsonl, .json, .parquet), taggers CoNLL or JSONL; prints the "
+                    "task's metrics (accuracy and F1, correlations and errors, entity scores).",
     )
     p.add_argument("--model", required=True, metavar="DIR",
                    help="SavedModel version directory, or a model base directory (its highest integer version "

@@ -5,10 +5,11 @@
     python -m tfbert.predict --model saved_models/ner "John Smith flew to Paris"
 
 Texts on the command line (or a file without --output) print one JSON object per line: the text and the
-model's answer, which the export's task decides: a classifier's {"label": ..., "probabilities": {label: p}},
-a tagger's {"entities": [{"text", "type", "start", "end", "score"}]}. With --output, the input rows are written
-back with the answer's columns (classifier: ``label`` and one ``p_<label>`` per class; tagger: ``entities`` as
-JSON) to .csv/.tsv or .jsonl.
+model's answer, which the export's serving kind decides (tfbert/serving/<kind>.py): a classifier's
+{"label": ..., "probabilities": {label: p}}, a tagger's {"entities": [{"text", "type", "start", "end", "score"}]},
+a regressor's {"score": ...}, a multi-label model's {"labels": [...], "probabilities": {...}}. With --output, the
+input rows are written back with the answer's columns (e.g. ``label`` and one ``p_<label>`` per class) to
+.csv/.tsv or .jsonl.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="column of --input-file with the second text of sentence pairs (default: none)")
     p.add_argument("--output", default=None, metavar="FILE",
                    help="write the rows plus the model's answer columns (classifier: 'label' and one 'p_<label>' "
-                        "per class; tagger: 'entities') to FILE: .csv, .tsv or .jsonl (JSON lines). If the input "
+                        "per class; tagger: 'entities'; regressor: 'score'; multi-label: 'labels' and 'p_<label>') "
+                        "to FILE: .csv, .tsv or .jsonl (JSON lines). If the input "
                         f"already has such columns, the new ones are prefixed '{PREFIX}'. (default: none, print JSON "
                         "lines to stdout)")
     add_common_arguments(p)
