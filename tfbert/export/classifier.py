@@ -17,7 +17,13 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfbert.data.pipeline import TextPipeline
-from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
+from tfbert.export.publish import (
+    asset_source,
+    publish_next_version,
+    save_server,
+    text_signatures,
+    verify_in_fresh_process,
+)
 
 LABELS_FILE = "labels.txt"
 CHECK_TEXTS = ["", "   ", "a perfectly ordinary sentence", "Ünïcödé 👍🏽 日本語 \x00\x07", "word " * 400]
@@ -139,15 +145,10 @@ def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs
     pipeline = server.pairs if has_pairs else server.single
     server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
     info.update(facts)
-    signatures = {"serving_default": server.serve.get_concrete_function()}
-    if has_pairs:
-        signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()
+    signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
-    calls = {"serving_default": {"text": CHECK_TEXTS}}
-    if has_pairs:
-        calls["serving_pairs"] = {"text": CHECK_TEXTS, "text_b": CHECK_TEXTS[::-1]}
     got = verify_in_fresh_process(tmp, calls)
     expected = server.serve(tf.constant(CHECK_TEXTS))["probabilities"].numpy()
     probs = np.array(got["serving_default"]["probabilities"])

@@ -46,6 +46,17 @@ def asset_source(directory: Path, name: str, lines: list[str]) -> Path:
     return path
 
 
+def text_signatures(server: tf.Module, has_pairs: bool, check_texts: list[str]) -> tuple[dict, dict]:
+    """The signatures of a server with serve(text) [and serve_pairs(text, text_b)], and the fresh-process calls
+    that check them (pairs: the check texts against the same texts reversed)."""
+    signatures = {"serving_default": server.serve.get_concrete_function()}
+    calls = {"serving_default": {"text": check_texts}}
+    if has_pairs:
+        signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()
+        calls["serving_pairs"] = {"text": check_texts, "text_b": check_texts[::-1]}
+    return signatures, calls
+
+
 def save_server(directory: Path, server: tf.Module, signatures: dict) -> None:
     """Saves `server` as the SavedModel in `directory`, the version folder itself (its assets copied in)."""
     staging = directory / ".staging"

@@ -19,7 +19,7 @@ import tensorflow_hub as hub
 
 from tfbert.data.pipeline import TextPipeline
 from tfbert.export.classifier import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
-from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
+from tfbert.export.publish import publish_next_version, save_server, text_signatures, verify_in_fresh_process
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
@@ -68,15 +68,10 @@ def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: fl
 
 def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, log) -> None:
     server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length)
-    signatures = {"serving_default": server.serve.get_concrete_function()}
-    if has_pairs:
-        signatures["serving_pairs"] = server.serve_pairs.get_concrete_function()
+    signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
-    calls = {"serving_default": {"text": CHECK_TEXTS}}
-    if has_pairs:
-        calls["serving_pairs"] = {"text": CHECK_TEXTS, "text_b": CHECK_TEXTS[::-1]}
     got = verify_in_fresh_process(tmp, calls)
     for name, inputs in calls.items():
         fn = server.serve if name == "serving_default" else server.serve_pairs

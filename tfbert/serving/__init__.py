@@ -14,7 +14,7 @@ import json
 import pkgutil
 from pathlib import Path
 
-__all__ = ["resolve_model_dir", "read_metadata", "read_labels", "ExportedModel", "load", "as_strings"]
+__all__ = ["resolve_model_dir", "read_metadata", "read_labels", "ExportedModel", "load", "as_strings", "short_floats"]
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 METADATA_FILE = Path("assets.extra") / "tfbert.json"
@@ -110,6 +110,13 @@ def client_module(kind: str):
     return importlib.import_module(f"{__name__}.{kind}")
 
 
+def short_floats(a) -> list:
+    """float32 values as the shortest decimals that round-trip (0.8, not 0.800000011920929), for JSON output."""
+    import numpy as np
+
+    return np.asarray(a, dtype=np.float32).astype(str).astype(float).tolist()
+
+
 def as_strings(values, what: str) -> list:
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{what} must be a list of strings, not a single {type(values).__name__}.")
@@ -143,6 +150,34 @@ class ExportedModel:
                 raise ValueError(f"{self.path}: SavedModel has no 'serving_default' signature (signatures: "
                                  f"{', '.join(self._loaded.signatures) or 'none'}).")
         return self._loaded.signatures
+
+    @property
+    def has_pairs(self) -> bool:
+        """Whether the export has the serving_pairs signature (it was trained on sentence pairs)."""
+        listed = self.metadata.get("signatures")
+        return "serving_pairs" in listed if listed is not None else "serving_pairs" in self.signatures
+
+    def outputs(self, texts, texts_b=None, batch_size: int = 256):
+        """Runs serving_default (serving_pairs with ``texts_b``) over ``texts`` in batches of ``batch_size`` and
+        yields each batch's outputs as numpy arrays. None (or NaN) texts are sent as ""."""
+        import tensorflow as tf
+
+        texts = as_strings(texts, "texts")
+        if texts_b is not None:
+            texts_b = as_strings(texts_b, "texts_b")
+            if not self.has_pairs:
+                raise ValueError(f"{self.path}: model has no 'serving_pairs' signature (it was not trained on "
+                                 f"sentence pairs), so texts_b cannot be used.")
+            if len(texts_b) != len(texts):
+                raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        fn = self.signatures["serving_default" if texts_b is None else "serving_pairs"]
+        for start in range(0, len(texts), batch_size):
+            inputs = {"text": tf.constant(texts[start:start + batch_size], tf.string)}
+            if texts_b is not None:
+                inputs["text_b"] = tf.constant(texts_b[start:start + batch_size], tf.string)
+            yield {k: v.numpy() for k, v in fn(**inputs).items()}
 
     def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:
         """One JSON-able prediction per text (what `python -m tfbert.predict` prints)."""

@@ -19,16 +19,11 @@ from tfbert.data.tables import (
     require_columns,
     row_refs,
 )
-from tfbert.serving import ExportedModel, as_strings, read_labels
+from tfbert.serving import ExportedModel, read_labels, short_floats
 
 __all__ = ["ExportedClassifier", "label_ids", "CLIENT"]
 
 _MAX_LISTED = 20
-
-
-def _short_floats(a: np.ndarray) -> list:
-    # float32 -> shortest decimal that round-trips (0.8, not 0.800000011920929).
-    return np.asarray(a, dtype=np.float32).astype(str).astype(float).tolist()
 
 
 class ExportedClassifier(ExportedModel):
@@ -39,40 +34,17 @@ class ExportedClassifier(ExportedModel):
         super().__init__(path, metadata)
         self.labels = read_labels(self.path)
 
-    @property
-    def has_pairs(self) -> bool:
-        return "serving_pairs" in self.metadata.get("signatures", []) or "serving_pairs" in self.signatures
-
     def predict(self, texts, texts_b=None, batch_size: int = 256):
         """Classify ``texts`` (or (text, text_b) pairs); returns ``(probabilities, label_ids, labels)``.
 
         ``probabilities`` is float32 ``[n, n_classes]``, ``label_ids`` int64 ``[n]``, ``labels`` a list of
         label names. None (or NaN) texts are sent as "". Runs the signature in batches of ``batch_size``.
         """
-        import tensorflow as tf
-
-        texts = as_strings(texts, "texts")
-        if texts_b is not None:
-            texts_b = as_strings(texts_b, "texts_b")
-            if not self.has_pairs:
-                raise ValueError(f"{self.path}: model has no 'serving_pairs' signature (it was not trained on "
-                                 f"sentence pairs), so texts_b cannot be used.")
-            if len(texts_b) != len(texts):
-                raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-
         probs, ids, names = [], [], []
-        for start in range(0, len(texts), batch_size):
-            a = tf.constant(texts[start:start + batch_size], dtype=tf.string)
-            if texts_b is None:
-                out = self.signatures["serving_default"](text=a)
-            else:
-                b = tf.constant(texts_b[start:start + batch_size], dtype=tf.string)
-                out = self.signatures["serving_pairs"](text=a, text_b=b)
-            probs.append(out["probabilities"].numpy().astype(np.float32, copy=False))
-            ids.append(out["label_id"].numpy().astype(np.int64, copy=False))
-            names += [s.decode("utf-8") for s in out["label"].numpy().tolist()]
+        for out in self.outputs(texts, texts_b, batch_size):
+            probs.append(out["probabilities"].astype(np.float32, copy=False))
+            ids.append(out["label_id"].astype(np.int64, copy=False))
+            names += [s.decode("utf-8") for s in out["label"].tolist()]
         if not probs:
             return np.zeros((0, len(self.labels)), np.float32), np.zeros((0,), np.int64), []
         probabilities = np.concatenate(probs)
@@ -87,7 +59,7 @@ class ExportedClassifier(ExportedModel):
                   "--text-b/--text-b-column (classifying single texts).", file=sys.stderr)
         probs, _, predicted = self.predict(texts, texts_b, batch_size=batch_size)
         return [{"label": label, "probabilities": dict(zip(self.labels, p))}
-                for label, p in zip(predicted, _short_floats(probs))]
+                for label, p in zip(predicted, short_floats(probs))]
 
     def prediction_columns(self, records: list[dict]) -> dict[str, list]:
         columns = {"label": [r["label"] for r in records]}

@@ -11,14 +11,9 @@ import numpy as np
 
 from tfbert.data.multilabel import multi_hot, parse_label_columns, read_label_sets
 from tfbert.data.tables import DataError, as_text, read_table, require_columns, row_refs
-from tfbert.serving import ExportedModel, as_strings, read_labels
+from tfbert.serving import ExportedModel, read_labels, short_floats
 
 __all__ = ["ExportedMultilabel", "CLIENT"]
-
-
-def _short_floats(a: np.ndarray) -> list:
-    # float32 -> shortest decimal that round-trips (0.8, not 0.800000011920929).
-    return np.asarray(a, dtype=np.float32).astype(str).astype(float).tolist()
 
 
 class ExportedMultilabel(ExportedModel):
@@ -32,16 +27,10 @@ class ExportedMultilabel(ExportedModel):
     def predict(self, texts, batch_size: int = 256) -> tuple[np.ndarray, list[list[str]]]:
         """``(probabilities float32 [n, labels], the predicted label set of each text)``; None/NaN texts are sent
         as ""."""
-        import tensorflow as tf
-
-        texts = as_strings(texts, "texts")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         probs, sets = [], []
-        for start in range(0, len(texts), batch_size):
-            out = self.signatures["serving_default"](text=tf.constant(texts[start:start + batch_size], tf.string))
-            probs.append(out["probabilities"].numpy().astype(np.float32, copy=False))
-            names, counts = out["labels"].numpy(), out["num_labels"].numpy()
+        for out in self.outputs(texts, batch_size=batch_size):
+            probs.append(out["probabilities"].astype(np.float32, copy=False))
+            names, counts = out["labels"], out["num_labels"]
             sets += [[names[i, j].decode("utf-8") for j in range(int(n))] for i, n in enumerate(counts)]
         if not probs:
             return np.zeros((0, len(self.labels)), np.float32), []
@@ -57,7 +46,7 @@ class ExportedMultilabel(ExportedModel):
                              "apply.")
         probs, sets = self.predict(texts, batch_size)
         return [{"labels": names, "probabilities": dict(zip(self.labels, p))}
-                for names, p in zip(sets, _short_floats(probs))]
+                for names, p in zip(sets, short_floats(probs))]
 
     def prediction_columns(self, records: list[dict]) -> dict[str, list]:
         columns = {"labels": [json.dumps(r["labels"], ensure_ascii=False) for r in records]}

@@ -12,7 +12,7 @@ import pandas as pd
 
 from tfbert.data.regression import drop_empty_texts, numeric_labels
 from tfbert.data.tables import ROW_COL, as_text, read_table, require_columns
-from tfbert.serving import ExportedModel, as_strings
+from tfbert.serving import ExportedModel
 
 __all__ = ["ExportedRegressor", "CLIENT"]
 
@@ -22,37 +22,13 @@ class ExportedRegressor(ExportedModel):
     ``{"mean", "std"}``; ``path`` is the resolved version directory."""
 
     @property
-    def has_pairs(self) -> bool:
-        return "serving_pairs" in self.metadata.get("signatures", []) or "serving_pairs" in self.signatures
-
-    @property
     def target(self) -> dict:
         return dict(self.metadata.get("target", {}))
 
     def predict(self, texts, texts_b=None, batch_size: int = 256) -> np.ndarray:
         """Scores (float32 ``[n]``, in the label's units) of ``texts`` or of (text, text_b) pairs. None (or NaN)
         texts are sent as "". Runs the signature in batches of ``batch_size``."""
-        import tensorflow as tf
-
-        texts = as_strings(texts, "texts")
-        if texts_b is not None:
-            texts_b = as_strings(texts_b, "texts_b")
-            if not self.has_pairs:
-                raise ValueError(f"{self.path}: model has no 'serving_pairs' signature (it was not trained on "
-                                 "sentence pairs), so texts_b cannot be used.")
-            if len(texts_b) != len(texts):
-                raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        scores = []
-        for start in range(0, len(texts), batch_size):
-            a = tf.constant(texts[start:start + batch_size], dtype=tf.string)
-            if texts_b is None:
-                out = self.signatures["serving_default"](text=a)
-            else:
-                b = tf.constant(texts_b[start:start + batch_size], dtype=tf.string)
-                out = self.signatures["serving_pairs"](text=a, text_b=b)
-            scores.append(out["score"].numpy().astype(np.float32, copy=False))
+        scores = [out["score"].astype(np.float32, copy=False) for out in self.outputs(texts, texts_b, batch_size)]
         return np.concatenate(scores) if scores else np.zeros((0,), np.float32)
 
     def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:

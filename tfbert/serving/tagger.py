@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from tfbert.serving import ExportedModel, as_strings, read_labels
+from tfbert.serving import ExportedModel, read_labels
 
 __all__ = ["ExportedTagger", "tags_from_entities", "CLIENT"]
 
@@ -22,15 +22,8 @@ class ExportedTagger(ExportedModel):
     def entities(self, texts, batch_size: int = 256) -> list[list[dict]]:
         """Per text, its entities: {"text", "type", "start", "end", "score"} with text[start:end] == entity text
         (Python string offsets). None (or NaN) texts are sent as ""."""
-        import tensorflow as tf
-
-        texts = as_strings(texts, "texts")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         found = []
-        for start in range(0, len(texts), batch_size):
-            out = self.signatures["serving_default"](text=tf.constant(texts[start:start + batch_size], tf.string))
-            out = {k: v.numpy() for k, v in out.items()}
+        for out in self.outputs(texts, batch_size=batch_size):
             for i, n in enumerate(out["num_entities"]):
                 found.append([{"text": out["entity_text"][i, j].decode("utf-8"),
                                "type": out["entity_type"][i, j].decode("utf-8"),
