@@ -25,3 +25,31 @@ def encoder_layer(encoder_handle: str, *, freeze_encoder: bool = False,
     """The TF Hub encoder as the trainable Keras layer that classifier and tagger heads sit on."""
     return EncoderLayer(encoder_handle, frozen=("word_embeddings",) if freeze_word_embeddings else (),
                         trainable=not freeze_encoder, name="encoder")
+
+
+def checkpoint_key(variable_name: str) -> str:
+    """The tail of a variable's key in a Keras weights checkpoint (TF object-graph escaping: '.' -> '..',
+    '/' -> '.S'). A hub.KerasLayer's variables are saved under their SavedModel names."""
+    return variable_name.replace(".", "..").replace("/", ".S") + "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def restore_encoder_weights(layer: EncoderLayer, checkpoint: str) -> int:
+    """Loads the encoder's variables from a trained task model's weights checkpoint (a run's checkpoints/best)
+    into `layer`; returns how many were read. A variable the checkpoint lacks, or holds twice, is an error: the
+    run was trained on another encoder."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(checkpoint)
+    keys = [k for k in reader.get_variable_to_shape_map() if k.startswith("layer_with_weights-")]
+    for variable in layer.weights:
+        tail = "/" + checkpoint_key(variable.name)
+        found = [k for k in keys if k.endswith(tail)]
+        if len(found) != 1:
+            raise ValueError(f"{checkpoint}: {'no' if not found else 'more than one'} saved value for the encoder "
+                             f"variable {variable.name!r}: was the run trained with another encoder?")
+        value = reader.get_tensor(found[0])
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"{checkpoint}: encoder variable {variable.name!r} has shape {tuple(value.shape)} there, "
+                             f"{tuple(variable.shape)} here: was the run trained with another encoder?")
+        variable.assign(value)
+    return len(layer.weights)
