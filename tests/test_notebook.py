@@ -1,15 +1,21 @@
-"""notebooks/finetune_sentiment.ipynb: runs top to bottom (tiny encoder, small data) and is committed without outputs."""
+"""The notebooks run top to bottom (tiny encoder, small data), use only the public API and are committed without
+outputs."""
 import ast
 import json
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 import tfbert
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOK = NOTEBOOKS / "finetune_sentiment.ipynb"
+SIMILARITY = NOTEBOOKS / "similarity_regression.ipynb"
+# The public names each notebook must show (beyond that, any name in tfbert.__all__).
+SHOWS = {NOTEBOOK: {"load_dataset", "resolve_encoder", "TextPipeline", "build_classifier", "export_classifier", "load"},
+         SIMILARITY: {"export_embeddings", "fine_tune", "load", "load_tweets"}}
 REPORT = "TFBERT_NOTEBOOK_TEST "
 
 
@@ -17,19 +23,21 @@ def _code(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def test_committed_notebook_has_no_outputs():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("notebook", sorted(SHOWS), ids=lambda p: p.stem)
+def test_committed_notebook_has_no_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
     nbformat.validate(nb)
     dirty = [i for i, c in enumerate(nb.cells)
              if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
-    assert not dirty, (f"{NOTEBOOK.name}: cells {dirty} carry outputs or execution counts; clear all outputs "
+    assert not dirty, (f"{notebook.name}: cells {dirty} carry outputs or execution counts; clear all outputs "
                        f"before committing (Jupyter: Edit > Clear Outputs of All Cells)")
     assert nb.cells[0].cell_type == "markdown" and "no outputs" in nb.cells[0].source
 
 
-def test_notebook_uses_only_the_public_api():
+@pytest.mark.parametrize("notebook", sorted(SHOWS), ids=lambda p: p.stem)
+def test_notebook_uses_only_the_public_api(notebook):
     """`tfbert.<name>` for names in tfbert.__all__ only, and no `from tfbert.<module> import ...`."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
     used = set()
     for cell in _code(nb):
         tree = ast.parse(cell.source)
@@ -40,7 +48,7 @@ def test_notebook_uses_only_the_public_api():
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "tfbert":
                 used.add(node.attr)
     assert used - {"__version__"} <= set(tfbert.__all__), sorted(used - set(tfbert.__all__) - {"__version__"})
-    assert {"load_dataset", "resolve_encoder", "TextPipeline", "build_classifier", "export_classifier", "load"} <= used
+    assert SHOWS[notebook] <= used
 
 
 def _kernel_manager(tmp_path):
@@ -103,3 +111,29 @@ def test_notebook_runs_top_to_bottom(tiny_pair, tmp_path, monkeypatch):
     images = sum("image/png" in o.get("data", {}) for c in _code(nb) for o in c.outputs)
     assert images >= 5, images
     assert len(nb.cells) == n_cells + 1
+
+
+def test_similarity_notebook_runs_top_to_bottom(tiny_pair, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    out = tmp_path / "out"
+    for key, value in {"ENCODER": str(tiny_pair), "MAX_TRAIN": "120", "EPOCHS": "1", "SEARCH_POOL": "200",
+                       "OUTPUT_DIR": str(out)}.items():
+        monkeypatch.setenv(f"TFBERT_NB_{key}", value)
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    nb = nbformat.read(SIMILARITY, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        f"import json\nprint({REPORT!r} + json.dumps({{'export': summary['export'], 'tuned': str(tuned.path), "
+        f"'shape': list(vectors.shape)}}))"))
+    NotebookClient(nb, km=_kernel_manager(tmp_path), timeout=600,
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+
+    assert not [o for c in _code(nb) for o in c.outputs if o.output_type == "error"]
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    report = json.loads(printed.split(REPORT, 1)[1])
+    assert report["shape"] == [200, 32]
+    assert Path(report["export"]).resolve() == (out / "regression" / "1").resolve()
+    assert Path(report["tuned"]).resolve() == (out / "embedding-tuned" / "1").resolve()
+    assert (out / "regression" / "runs" / "1" / "test_scatter.png").is_file()
+    assert sum("image/png" in o.get("data", {}) for c in _code(nb) for o in c.outputs) >= 2

@@ -18,6 +18,9 @@ from tfbert.tasks import TASKS
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = ["", "   ", "\x00\x07\x1b", "Zoë 👍🏽 日本語 \u200b\u202e", "word " * 3000,
            b"bad \xff\xfe bytes".decode("utf-8", "replace"), "a"]
+# The task's own plots in its run folder, beside the loop's training curves.
+TASK_PLOTS = {"sentiment": ["confusion_matrix.png"], "classify": ["confusion_matrix.png"],
+              "regression": ["test_scatter.png"]}
 
 _FRESH = r"""
 import json, sys
@@ -51,7 +54,8 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     assert summary["task"] == name and summary["epochs_run"] == 1
     assert summary["planned_steps_per_epoch"] == -(-summary["train_rows"] // 8)
     assert math.isfinite(summary[f"best_{task.monitor}"])  # the monitored value was logged (F1 or a correlation)
-    for f in ("config.json", "run.json", "metrics.json", "history.csv", "training_curves.png"):
+    for f in ("config.json", "run.json", "metrics.json", "history.csv", "training_curves.png",
+              *TASK_PLOTS.get(name, [])):
         assert (run / f).is_file(), f
     # The run folder's config.json is a --config file that reproduces the run's settings.
     settings = json.loads((run / "config.json").read_text())

@@ -17,6 +17,9 @@ The public API, which the CLI (`python -m tfbert.train`) and the notebooks both 
                                     encoder_handle=enc.encoder)   # serves the fast inference graph
     clf = tfbert.load(path); clf.predict(["some text"])
 
+    path = tfbert.export_embeddings("saved_models/embedding")     # sentence embeddings (or run=<a run folder>)
+    tfbert.load(path).similarity(["a text"], ["another text"])
+
 Names resolve lazily so that `import tfbert` does not import TensorFlow.
 """
 import importlib
@@ -36,9 +39,12 @@ _API = {
     "TASKS": "tfbert.tasks", "Task": "tfbert.tasks",
     "export_classifier": "tfbert.export.classifier", "export_tagger": "tfbert.export.tagger",
     "load": "tfbert.serving", "ExportedClassifier": "tfbert.serving.classifier",
-    "ExportedTagger": "tfbert.serving.tagger",
+    "ExportedTagger": "tfbert.serving.tagger", "ExportedRegressor": "tfbert.serving.regressor",
+    "ExportedEmbedder": "tfbert.serving.embedder", "ExportedMultilabel": "tfbert.serving.multilabel",
+    "export_embeddings": "tfbert.embed",
     "classification_metrics": "tfbert.metrics.classification", "entity_metrics": "tfbert.metrics.entities",
     "plot_confusion_matrix": "tfbert.metrics.plots", "plot_history": "tfbert.metrics.plots",
+    "plot_scatter": "tfbert.metrics.plots",
 }
 __all__ = sorted(_API)
 

@@ -1,4 +1,5 @@
-"""PNG plots of a run: training curves and the confusion matrix (matplotlib, no pyplot state)."""
+"""PNG plots of a run: training curves, the confusion matrix, predicted against true scores (matplotlib, no pyplot
+state)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ import numpy as np
 
 from tfbert.files import atomic_write
 
-__all__ = ["plot_confusion_matrix", "plot_history"]
+__all__ = ["plot_confusion_matrix", "plot_history", "plot_scatter"]
 
 
 def _new_figure(width: float, height: float):
@@ -86,4 +87,26 @@ def plot_history(history: dict, path) -> Path:
         longest = max(len(series[k]) for k in keys)
         if longest <= 20:
             ax.set_xticks(range(1, longest + 1))
+    return _save_png(fig, path)
+
+
+def plot_scatter(y_true, y_pred, path, title: str = "Test set") -> Path:
+    """Write predicted against true values as a PNG, with the identity line; dense data sets are drawn as a
+    hexbin (log counts) so that thousands of points stay readable."""
+    y_true, y_pred = np.asarray(y_true, dtype=float).ravel(), np.asarray(y_pred, dtype=float).ravel()
+    if y_true.shape != y_pred.shape or not len(y_true):
+        raise ValueError(f"need as many predictions as true values, got {len(y_pred)} and {len(y_true)}.")
+    fig = _new_figure(5.0, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    if len(y_true) > 500:
+        im = ax.hexbin(y_true, y_pred, gridsize=40, bins="log", cmap="Blues", mincnt=1)
+        fig.colorbar(im, ax=ax, label="texts (log scale)")
+    else:
+        ax.scatter(y_true, y_pred, s=12, alpha=0.6)
+    low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([low, high], [low, high], color="C3", linestyle="--", linewidth=1, label="predicted = true")
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"{title} (n={len(y_true)})")
+    ax.legend(loc="upper left")
     return _save_png(fig, path)

@@ -19,6 +19,7 @@ from tfbert.data.pipeline import TextPipeline, steps_per_epoch
 from tfbert.data.regression import ScoredDataset, load_scored, tweet_scores
 from tfbert.export.regressor import export_regressor
 from tfbert.files import write_table
+from tfbert.metrics.plots import plot_scatter
 from tfbert.metrics.regression import correlation, format_regression_report, regression_metrics
 from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.classification import POOLING, build_classifier
@@ -122,7 +123,13 @@ class RegressionTask(Task):
         pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs)
         predicted = scores_in_label_units(model, self._dataset(data.test, pipe, 2 * config.batch_size, data),
                                           data.mean, data.std)
+        self.test_scores = predicted  # for plots(): kept out of metrics.json
         return regression_metrics(data.test["label"].to_numpy(), predicted)
+
+    def plots(self, metrics: dict, data: ScoredDataset, run_dir) -> None:
+        if getattr(self, "test_scores", None) is not None:
+            plot_scatter(data.test["label"].to_numpy(), self.test_scores, run_dir / "test_scatter.png",
+                         title=f"Test set, Spearman {metrics['spearman']:.3f}")
 
     def report(self, metrics: dict) -> str:
         return format_regression_report(metrics)
