@@ -76,6 +76,16 @@ def test_temperature_scaling_recovers_a_known_temperature_and_lowers_nll():
     assert facts["valid"]["after"]["log_loss"] < facts["valid"]["before"]["log_loss"]
 
 
+def test_no_temperature_is_fitted_on_a_validation_split_without_errors():
+    # Every argmax right: the log-loss falls all the way to T -> 0 (probabilities of 0 and 1); T = 1 is kept.
+    logits, y = np.array([[3.0, -3.0], [-2.0, 2.0], [0.1, 0.0]]), np.array([0, 1, 0])
+    with pytest.raises(ValueError, match="all 3 examples are classified correctly"):
+        fit_temperature(logits, y)
+    facts = fit_on_validation(logits, y, ["a", "b"], calibrate=True, tune=None)["calibration"]
+    assert facts["temperature"] == 1.0 and "T = 1 kept" in facts["skipped"]
+    assert facts["valid"]["before"] == facts["valid"]["after"]
+
+
 def test_threshold_for_f1_on_a_hand_case():
     # Positives at 0.9, 0.35, 0.3; the negative at 0.1. At 0.5: F1 = 2/(1+3) = 0.5; below 0.3: every positive
     # found and the negative left out, F1 = 1. The threshold sits halfway between 0.3 and 0.1.

@@ -10,10 +10,11 @@ import numpy as np
 
 from tfbert.metrics.classification import expected_calibration_error
 
-__all__ = ["softmax", "nll", "fit_temperature", "tune_threshold", "decide", "fit_on_validation"]
+__all__ = ["softmax", "nll", "fit_temperature", "tune_threshold", "decide", "fit_on_validation", "TEMPERATURE_RANGE"]
 
-# log T is searched in [log 1/100, log 100]: far beyond any temperature a fine-tuned model needs.
-_LOG_T_BOUNDS = (-np.log(100.0), np.log(100.0))
+# T is searched in [1/100, 100], far beyond what a fine-tuned model needs; a fit at a bound means the validation
+# log-loss only kept falling that way.
+TEMPERATURE_RANGE = (0.01, 100.0)
 
 
 def softmax(logits, temperature: float = 1.0) -> np.ndarray:
@@ -33,7 +34,8 @@ def nll(logits, y_true, temperature: float = 1.0) -> float:
 
 def fit_temperature(logits, y_true) -> float:
     """The T > 0 that minimises the validation NLL of softmax(logits / T): a 1-D bounded search on log T
-    (NLL is convex in 1/T, so the minimum is the one minimum)."""
+    (NLL is convex in 1/T, so the minimum is the one minimum). Refuses logits whose argmax is right for every
+    example: their NLL falls all the way to T -> 0, which would serve probabilities of 0 and 1."""
     from scipy.optimize import minimize_scalar  # slow import, keep lazy
 
     logits = np.asarray(logits, dtype=np.float64)
@@ -43,7 +45,10 @@ def fit_temperature(logits, y_true) -> float:
                          f"{logits.shape}.")
     if not np.isfinite(logits).all():
         raise ValueError("fit_temperature: the logits hold NaN or infinite values.")
-    result = minimize_scalar(lambda log_t: nll(logits, y_true, np.exp(log_t)), bounds=_LOG_T_BOUNDS,
+    if (logits.argmax(axis=1) == y_true).all():
+        raise ValueError(f"fit_temperature: all {len(y_true)} examples are classified correctly, so the log-loss "
+                         "has no minimum at any T > 0 (it falls as T -> 0)")
+    result = minimize_scalar(lambda log_t: nll(logits, y_true, np.exp(log_t)), bounds=np.log(TEMPERATURE_RANGE),
                              method="bounded", options={"xatol": 1e-5})
     return float(np.exp(result.x))
 
@@ -85,7 +90,8 @@ def decide(probabilities, threshold: float | None = None) -> np.ndarray:
 
 def fit_on_validation(logits, y_true, labels, *, calibrate: bool, tune: str | None) -> dict:
     """Fits what was asked on validation logits; returns the facts for metrics.json and the export metadata:
-    {"calibration": {"temperature", "valid": {"before", "after"}: {"ece", "log_loss"}}} with `calibrate`,
+    {"calibration": {"temperature", "valid": {"before", "after"}: {"ece", "log_loss"}}} with `calibrate` (T = 1
+    and a "skipped" reason when the validation split is classified without error),
     {"decision_threshold": {"value", "positive_label", "optimised", "valid_f1", "valid_f1_argmax"}} with
     tune == "f1"."""
     from sklearn.metrics import f1_score  # slow import, keep lazy
@@ -94,11 +100,18 @@ def fit_on_validation(logits, y_true, labels, *, calibrate: bool, tune: str | No
     out = {}
     temperature = 1.0
     if calibrate:
-        temperature = fit_temperature(logits, y_true)
+        skipped = None
+        if (np.asarray(logits).argmax(axis=1) == y_true).all():
+            skipped = (f"all {len(y_true)} validation rows are classified correctly: the log-loss falls as T -> 0, "
+                       "so there is no temperature to fit; T = 1 kept")
+        else:
+            temperature = fit_temperature(logits, y_true)
         quality = lambda t: {"ece": expected_calibration_error(y_true, softmax(logits, t)),  # noqa: E731
                              "log_loss": nll(logits, y_true, t)}
         out["calibration"] = {"temperature": temperature, "valid": {"before": quality(1.0),
                                                                     "after": quality(temperature)}}
+        if skipped:
+            out["calibration"]["skipped"] = skipped
     if tune is not None:
         if tune != "f1":
             raise ValueError(f"tune_threshold must be 'f1', not {tune!r}")

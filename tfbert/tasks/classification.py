@@ -22,7 +22,7 @@ from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.classifier import export_classifier
 from tfbert.files import write_table
-from tfbert.metrics.calibration import decide, fit_on_validation, softmax
+from tfbert.metrics.calibration import TEMPERATURE_RANGE, decide, fit_on_validation, softmax
 from tfbert.metrics.classification import classification_metrics, format_report, probability_metrics
 from tfbert.metrics.plots import plot_confusion_matrix, plot_reliability
 from tfbert.metrics.training import MacroF1Score
@@ -88,9 +88,13 @@ class ClassificationTask(Task):
         data = load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
                             label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
                             max_train_examples=config.max_train_examples, min_rows=config.batch_size)
-        if config.tune_threshold != "none" and len(data.labels) != 2:  # refused before training, not after
-            raise ConfigError(f"--tune-threshold {config.tune_threshold} needs two labels (a binary classifier); the "
-                              f"data has {len(data.labels)}: {', '.join(data.labels[:20])}")
+        if config.tune_threshold != "none":  # refused before training, not after it
+            if len(data.labels) != 2:
+                raise ConfigError(f"--tune-threshold {config.tune_threshold} needs two labels (a binary classifier); "
+                                  f"the data has {len(data.labels)}: {', '.join(data.labels[:20])}")
+            if not (data.valid["label_id"] == 1).any():
+                raise ConfigError(f"--tune-threshold {config.tune_threshold}: the validation split has no row "
+                                  f"labelled {data.labels[1]!r}, so F1 cannot choose a threshold")
         return data
 
     def describe(self, data: TextDataset) -> str:
@@ -143,6 +147,12 @@ class ClassificationTask(Task):
             before, after = c["valid"]["before"], c["valid"]["after"]
             log(f"calibration: temperature {c['temperature']:.3f}; validation ECE {before['ece']:.4f} -> "
                 f"{after['ece']:.4f}, log-loss {before['log_loss']:.4f} -> {after['log_loss']:.4f}")
+            if "skipped" in c:
+                log(f"WARNING: calibration: {c['skipped']}")
+            elif not TEMPERATURE_RANGE[0] * 1.01 < c["temperature"] < TEMPERATURE_RANGE[1] / 1.01:
+                log(f"WARNING: calibration: the temperature {c['temperature']:.3g} is at the end of its search range "
+                    f"{TEMPERATURE_RANGE}: the validation log-loss kept falling ({len(data.valid)} rows); check the "
+                    "validation split, or train without --calibrate")
         if "decision_threshold" in self.fitted:
             t = self.fitted["decision_threshold"]
             log(f"decision threshold: {t['positive_label']} when its probability >= {t['value']:.4f}; validation "
