@@ -4,7 +4,8 @@
     python -m tfbert.evaluate --model saved_models/ner --test-file test.conll
 
 The export says what it is (assets.extra/tfbert.json) and its client (tfbert/serving/<kind>.py) reads the file:
-a classifier a table (text and label columns: accuracy, macro/weighted F1, per-class scores, confusion matrix); a
+a classifier a table (text and label columns: accuracy, macro/weighted F1, per-class scores, confusion matrix,
+log-loss, Brier score, expected calibration error; --plots DIR draws the confusion matrix and reliability diagram); a
 tagger CoNLL or JSONL (entity-level scores); a regressor a table with a numeric label (Pearson, Spearman, MAE,
 RMSE); a multi-label model a table of label sets (micro/macro F1, per-label scores, subset accuracy). The file, its columns and its labels are checked before TensorFlow is loaded.
 """
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: none, single texts)")
     p.add_argument("--output", default=None, metavar="FILE",
                    help="also write the metrics as JSON to FILE (default: none, print only)")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="also draw the task's plots as PNGs into DIR (classifiers: confusion_matrix.png, "
+                        "reliability.png) (default: none)")
     add_common_arguments(p)
     return p
 
@@ -54,6 +58,12 @@ def _run(args) -> int:
     if args.output:
         write_json(args.output, {"model": str(model.path), "test_file": str(args.test_file), **metrics})
         print(f"wrote {args.output}", file=sys.stderr)
+    if args.plots:
+        written = model.write_plots(metrics, args.plots)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+        if not written:
+            note(f"no plots for a {model.metadata.get('serving', 'classifier')} model; --plots ignored")
     return 0
 
 

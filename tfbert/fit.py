@@ -78,6 +78,7 @@ def fit(config: RunConfig, log=print) -> dict:
         write_json(trained_marker, {"fit_seconds": round(time.time() - t_fit, 1)})
     fit_seconds = json.loads(trained_marker.read_text())["fit_seconds"]
     model.load_weights(str(best)).expect_partial()
+    task.after_training(model, data, preprocess, config, log)
 
     metrics = task.evaluate(model, data, preprocess, config)
     log(task.report(metrics))

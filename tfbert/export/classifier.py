@@ -3,6 +3,9 @@
 <output>/<name>/<version>/ holds saved_model.pb, variables/ and assets/labels.txt. Signatures:
   serving_default(text: string[batch]) -> probabilities float32[batch, classes], label string[batch], label_id int64[batch]
   serving_pairs(text, text_b)          -> the same, for models trained on sentence pairs
+A temperature T (fitted by --calibrate) and a decision threshold (--tune-threshold, two labels) are variables of
+the exported module, applied in the graph: probabilities = softmax(logits / T); with a threshold, label_id is 1
+exactly when probabilities[:, 1] >= threshold (else the argmax).
 The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
 fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
 For an encoder converted by tfbert, the numeric part served is tfbert.encoders.inference_graph's forward-only graph, once
@@ -64,8 +67,13 @@ class ClassifierServer(tf.Module):
     """Raw strings -> preprocess model -> trained classifier core -> softmax, label names."""
 
     def __init__(self, preprocess_handle: str, core, labels: list[str], max_seq_length: int, labels_file: Path,
-                 chunk: int = SERVE_CHUNK):
+                 chunk: int = SERVE_CHUNK, temperature: float = 1.0, threshold: float | None = None):
         super().__init__()
+        check_decision(labels, temperature, threshold)
+        # Variables, not constants: a loaded export shows them (model.temperature, model.threshold).
+        self.temperature = tf.Variable(float(temperature), trainable=False, name="temperature")
+        self.threshold = None if threshold is None else tf.Variable(float(threshold), trainable=False,
+                                                                    name="threshold")
         self.chunk = chunk  # 0: the whole request as one batch
         self.preprocess = hub.load(preprocess_handle)
         self.core = core
@@ -78,8 +86,11 @@ class ClassifierServer(tf.Module):
         return sorted_chunks(self.core, pipeline, segments, self.chunk, len(self._labels))
 
     def _outputs(self, logits):
-        probabilities = tf.nn.softmax(logits, axis=-1)
-        label_id = tf.argmax(probabilities, axis=-1)
+        probabilities = tf.nn.softmax(logits / self.temperature, axis=-1)
+        if self.threshold is None:
+            label_id = tf.argmax(probabilities, axis=-1)
+        else:  # two labels: the second one exactly when its probability reaches the threshold
+            label_id = tf.cast(probabilities[:, 1] >= self.threshold, tf.int64)
         return {"probabilities": probabilities, "label_id": label_id,
                 "label": tf.gather(tf.constant(self._labels), label_id)}
 
@@ -90,6 +101,16 @@ class ClassifierServer(tf.Module):
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_pairs(self, text, text_b):
         return self._outputs(self._logits(self.pairs, [self.pairs.tokenize(text), self.pairs.tokenize(text_b)]))
+
+
+def check_decision(labels: list[str], temperature: float, threshold: float | None) -> None:
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive finite number, not {temperature!r}")
+    if threshold is not None:
+        if len(labels) != 2:
+            raise ValueError(f"a decision threshold needs two labels, not {len(labels)} ({', '.join(labels)})")
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must be between 0 and 1 (exclusive), not {threshold!r}")
 
 
 def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str], log=print):
@@ -122,26 +143,31 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
 
 def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
                       has_pairs: bool = False, encoder_handle: str | None = None, check_texts=(), info=None,
-                      metadata: dict | None = None, log=print) -> Path:
+                      metadata: dict | None = None, temperature: float = 1.0, threshold: float | None = None,
+                      log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path.
 
     encoder_handle: the encoder the core was built on; for one converted by tfbert the export serves the
     forward-only inference graph, checked against the core on CHECK_TEXTS plus `check_texts`. `info` (a dict),
     if given, receives which graph was exported and how closely it matched. `metadata` goes into the export's
-    assets.extra/tfbert.json (with the label names, signatures and the graph chosen).
+    assets.extra/tfbert.json (with the label names, signatures and the graph chosen). `temperature` and
+    `threshold` (two labels only; None: the argmax) are applied in the graph and written to the metadata.
     """
+    check_decision(labels, temperature, threshold)
     info = {} if info is None else info
     texts = CHECK_TEXTS + list(check_texts)
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log,
-                                 encoder_handle, texts, info),
+                                 encoder_handle, texts, info, temperature, threshold),
         {"task": "classify", **(metadata or {}), "serving": "classifier", "labels": list(labels),
+         "temperature": float(temperature), "threshold": None if threshold is None else float(threshold),
          "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info}, log)
 
 
 def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle,
-           check_texts: list[str], info: dict) -> None:
-    server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, asset_source(tmp, LABELS_FILE, labels))
+           check_texts: list[str], info: dict, temperature: float, threshold: float | None) -> None:
+    server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, asset_source(tmp, LABELS_FILE, labels),
+                              temperature=temperature, threshold=threshold)
     pipeline = server.pairs if has_pairs else server.single
     server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
     info.update(facts)

@@ -1,9 +1,13 @@
-"""Classification metrics (sklearn) and their text report. No TensorFlow here: the evaluate CLI shares it."""
+"""Classification metrics (sklearn), probability quality (log-loss, Brier score, expected calibration error) and
+their text report. No TensorFlow here: the evaluate CLI shares it."""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["classification_metrics", "format_report"]
+__all__ = ["classification_metrics", "probability_metrics", "expected_calibration_error", "reliability_bins",
+           "format_report", "ECE_BINS"]
+
+ECE_BINS = 15  # equal-width confidence bins of the expected calibration error (Guo et al. 2017 use 15)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -61,6 +65,64 @@ def classification_metrics(y_true, y_pred, labels) -> dict:
     }
 
 
+def _checked_probabilities(y_true, probabilities):
+    """(y_true int array, float64 probabilities with rows summing to 1) after shape and range checks."""
+    y_true = np.asarray(y_true).reshape(-1)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] != len(y_true) or p.shape[1] < 2:
+        raise ValueError(f"probabilities must be [n, classes>=2] for {len(y_true)} labels, got shape {p.shape}.")
+    if len(y_true) == 0:
+        raise ValueError("no examples: probability metrics need at least one.")
+    if not np.issubdtype(y_true.dtype, np.integer) or y_true.min() < 0 or y_true.max() >= p.shape[1]:
+        raise ValueError(f"y_true must hold label ids in 0..{p.shape[1] - 1}, got {sorted(set(y_true.tolist()))[:10]}.")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError("probabilities must be finite and non-negative.")
+    # float32 softmax rows sum to 1 only up to rounding; sklearn's log_loss checks the sums.
+    return y_true, p / p.sum(axis=1, keepdims=True)
+
+
+def reliability_bins(y_true, probabilities, bins: int = ECE_BINS) -> dict:
+    """Top-label reliability: each example's confidence is its largest probability, and it is right when that
+    class is the true one. Confidences fall into `bins` equal-width bins ((0, 1/bins], ..., (1 - 1/bins, 1]).
+    Returns {"edges", "count", "confidence", "accuracy"}: per bin the count and the mean confidence and accuracy
+    (None for an empty bin)."""
+    y_true, p = _checked_probabilities(y_true, probabilities)
+    confidence = p.max(axis=1)
+    correct = p.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)  # (lower, upper]
+    count = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(index, weights=confidence, minlength=bins) / count
+        accuracy = np.bincount(index, weights=correct.astype(float), minlength=bins) / count
+    either = lambda a: [None if c == 0 else float(v) for v, c in zip(a, count)]  # noqa: E731
+    return {"edges": edges.tolist(), "count": count.tolist(),
+            "confidence": either(mean_conf), "accuracy": either(accuracy)}
+
+
+def expected_calibration_error(y_true, probabilities, bins: int = ECE_BINS) -> float:
+    """Top-label ECE: sum over the confidence bins of (share of examples) x |accuracy - mean confidence|.
+    0 for probabilities that are right as often as they say; larger for over- or under-confident ones."""
+    r = reliability_bins(y_true, probabilities, bins)
+    n = sum(r["count"])
+    return float(sum(c / n * abs(a - m) for c, a, m in zip(r["count"], r["accuracy"], r["confidence"]) if c))
+
+
+def probability_metrics(y_true, probabilities) -> dict:
+    """How good the probabilities are, for label ids `y_true` and probabilities [n, classes]:
+    ``log_loss`` (mean negative log-likelihood of the true label), ``brier_score`` (binary: mean squared error of
+    the second label's probability; multi-class: mean over examples of the squared distance from the one-hot label,
+    range 0-2; both sklearn's brier_score_loss), ``ece`` (expected calibration error, 15 bins) and the
+    ``reliability`` bins behind it."""
+    from sklearn.metrics import brier_score_loss, log_loss  # slow import, keep lazy
+
+    y_true, p = _checked_probabilities(y_true, probabilities)
+    ids = list(range(p.shape[1]))
+    return {"log_loss": float(log_loss(y_true, p, labels=ids)),
+            "brier_score": float(brier_score_loss(y_true, p, labels=ids)),
+            "ece": expected_calibration_error(y_true, p), "reliability": reliability_bins(y_true, p)}
+
+
 def format_report(metrics: dict) -> str:
     """A short text table of :func:`classification_metrics` output (summary, per class, confusion matrix)."""
     per_class = metrics["per_class"]
@@ -69,6 +131,11 @@ def format_report(metrics: dict) -> str:
     lines = [
         f"n={metrics['n']}  accuracy={metrics['accuracy']:.4f}  "
         f"macro_f1={metrics['macro_f1']:.4f}  weighted_f1={metrics['weighted_f1']:.4f}",
+    ]
+    if "ece" in metrics:
+        lines.append(f"log_loss={metrics['log_loss']:.4f}  brier={metrics['brier_score']:.4f}  "
+                     f"ece={metrics['ece']:.4f} ({ECE_BINS} bins)")
+    lines += [
         "",
         f"{'label':<{w}}  precision  recall      f1  support",
     ]

@@ -1,5 +1,5 @@
-"""PNG plots of a run: training curves, the confusion matrix, predicted against true scores (matplotlib, no pyplot
-state)."""
+"""PNG plots of a run: training curves, the confusion matrix, the reliability diagram, predicted against true scores
+(matplotlib, no pyplot state)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import numpy as np
 
 from tfbert.files import atomic_write
 
-__all__ = ["plot_confusion_matrix", "plot_history", "plot_scatter"]
+__all__ = ["plot_confusion_matrix", "plot_history", "plot_reliability", "plot_scatter"]
 
 
 def _new_figure(width: float, height: float):
@@ -109,4 +109,40 @@ def plot_scatter(y_true, y_pred, path, title: str = "Test set") -> Path:
     ax.set_ylabel("predicted")
     ax.set_title(f"{title} (n={len(y_true)})")
     ax.legend(loc="upper left")
+    return _save_png(fig, path)
+
+
+def plot_reliability(reliability: dict, path, ece: float | None = None) -> Path:
+    """Write a reliability diagram as a PNG from tfbert.metrics.classification.reliability_bins output: per
+    confidence bin the accuracy (bars) and its gap to the bin's mean confidence, against the diagonal of perfect
+    calibration, and below it how many examples each bin holds. Bars under the diagonal: over-confident."""
+    edges = np.asarray(reliability["edges"], dtype=float)
+    count = np.asarray(reliability["count"], dtype=float)
+    if len(edges) != len(count) + 1:
+        raise ValueError(f"reliability has {len(edges)} edges for {len(count)} bins; expected one more edge.")
+    nan = lambda xs: np.array([np.nan if x is None else x for x in xs], dtype=float)  # noqa: E731
+    accuracy, confidence = nan(reliability["accuracy"]), nan(reliability["confidence"])
+    left, width = edges[:-1], np.diff(edges)
+
+    fig = _new_figure(5.0, 6.0)
+    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+    ax = fig.add_subplot(grid[0])
+    ax.bar(left, np.nan_to_num(accuracy), width=width, align="edge", color="C0", edgecolor="white",
+           label="accuracy")
+    # The gap up (over-confident) or down (under-confident) to the bin's mean confidence: what ECE sums.
+    ax.bar(left, np.nan_to_num(confidence - accuracy), bottom=np.nan_to_num(accuracy), width=width, align="edge",
+           color="C3", alpha=0.35, edgecolor="C3", label="gap to mean confidence")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.tick_params(labelbottom=False)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    title = f"Reliability (n={int(count.sum())}"
+    ax.set_title(title + (f", ECE {ece:.3f})" if ece is not None else ")"))
+    counts = fig.add_subplot(grid[1], sharex=ax)
+    counts.bar(left, count, width=width, align="edge", color="grey", edgecolor="white")
+    counts.set_xlabel("confidence (largest probability)")
+    counts.set_ylabel("examples")
     return _save_png(fig, path)

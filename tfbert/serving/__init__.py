@@ -187,6 +187,11 @@ class ExportedModel:
         """The predictions as table columns (what `python -m tfbert.predict --output` adds to the rows)."""
         raise NotImplementedError
 
+    def write_plots(self, metrics: dict, directory) -> list:
+        """PNG plots of `evaluate_file`'s metrics in `directory` (`python -m tfbert.evaluate --plots`); returns their
+        paths. Default: none."""
+        return []
+
 
 def load(path) -> ExportedModel:
     """Load the export at ``path`` (a version directory or a model base directory) with its task's client."""

@@ -69,9 +69,10 @@ class ExportedClassifier(ExportedModel):
 
     def evaluate_file(self, test_file, *, text_column="text", label_column="label", text_b_column=None,
                       batch_size: int = 256, note=print) -> tuple[dict, str]:
-        """Accuracy, macro/weighted F1, per-class scores and the confusion matrix on a labelled table; the file,
+        """Accuracy, macro/weighted F1, per-class scores, the confusion matrix and the quality of the probabilities
+        (log-loss, Brier score, expected calibration error and its reliability bins) on a labelled table; the file,
         its columns and labels are checked before the model is loaded. Returns (metrics, text report)."""
-        from tfbert.metrics.classification import classification_metrics, format_report
+        from tfbert.metrics.classification import classification_metrics, format_report, probability_metrics
 
         df = read_table(test_file)
         for n in df.attrs.get("notes", []):
@@ -96,9 +97,22 @@ class ExportedClassifier(ExportedModel):
             note("the model was trained on sentence pairs; pass --text-b-column to evaluate pairs "
                  "(evaluating single texts).")
         texts_b = texts[text_b_column][keep].tolist() if text_b_column else None
-        _, y_pred, _ = self.predict(texts[text_column][keep].tolist(), texts_b, batch_size=batch_size)
-        metrics = classification_metrics(y_true.to_numpy(), y_pred, self.labels)
+        # The export's own answers: its temperature and decision threshold (if any) are applied in its graph.
+        probs, y_pred, _ = self.predict(texts[text_column][keep].tolist(), texts_b, batch_size=batch_size)
+        metrics = {**classification_metrics(y_true.to_numpy(), y_pred, self.labels),
+                   **probability_metrics(y_true.to_numpy(), probs)}
         return metrics, format_report(metrics)
+
+    def write_plots(self, metrics: dict, directory) -> list:
+        """confusion_matrix.png and reliability.png of `evaluate_file`'s metrics in `directory`."""
+        from pathlib import Path
+
+        from tfbert.metrics.plots import plot_confusion_matrix, plot_reliability
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        return [plot_confusion_matrix(metrics["confusion_matrix"], self.labels, directory / "confusion_matrix.png"),
+                plot_reliability(metrics["reliability"], directory / "reliability.png", ece=metrics["ece"])]
 
 
 def label_ids(values: pd.Series, labels: list[str], source, column: str, *, rows=None,

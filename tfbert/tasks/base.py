@@ -72,6 +72,10 @@ class Task:
         entity F1 over decoded spans); None when `monitor` is a compiled metric's val_ value (the default)."""
         return None
 
+    def after_training(self, model, data, preprocess, config, log=print) -> None:
+        """Runs once the best weights are loaded, before `evaluate` and `export`: what the task fits on the
+        validation split after training (classification: a temperature, a decision threshold). Default: nothing."""
+
     def evaluate(self, model, data, preprocess, config) -> dict:
         """Test-split metrics (JSON-able)."""
         raise NotImplementedError

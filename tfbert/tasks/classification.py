@@ -1,8 +1,10 @@
 """Text classification (`sentiment`, `classify`): the classifier head and the task's plug-in for the loop.
 
 Model: TF Hub encoder (trainable hub.KerasLayer) -> pooling -> Dropout -> Dense logits. Validation: macro-F1, a
-compiled metric (tfbert.metrics.training.MacroF1Score). Export:
-tfbert.export.classifier (probabilities and label names, the forward-only inference graph where it matches).
+compiled metric (tfbert.metrics.training.MacroF1Score). After training, optionally a temperature (--calibrate) and a
+decision threshold (--tune-threshold f1, two labels) fitted on the validation logits (tfbert.metrics.calibration);
+the test report and the export both use them. Export: tfbert.export.classifier (probabilities and label names, the
+forward-only inference graph where it matches).
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.classifier import export_classifier
 from tfbert.files import write_table
-from tfbert.metrics.classification import classification_metrics, format_report
-from tfbert.metrics.plots import plot_confusion_matrix
+from tfbert.metrics.calibration import TEMPERATURE_RANGE, decide, fit_on_validation, softmax
+from tfbert.metrics.classification import classification_metrics, format_report, probability_metrics
+from tfbert.metrics.plots import plot_confusion_matrix, plot_reliability
 from tfbert.metrics.training import MacroF1Score
 from tfbert.tasks.base import Datasets, Task
 
@@ -60,6 +63,11 @@ class ClassificationOptions:
                         choices=POOLING)
     class_weights: str = flag("none", "balanced: weight the loss by inverse class frequency, for imbalanced labels",
                               choices=("none", "balanced"))
+    calibrate: bool = flag(False, "temperature scaling: after training, fit T > 0 on the validation split (least "
+                                  "log-loss); the export serves softmax(logits / T)")
+    tune_threshold: str = flag("none", "f1: two labels only; choose the threshold on the second label's probability "
+                                       "with the best validation F1; the export's label follows it",
+                               choices=("none", "f1"))
 
 
 class ClassificationTask(Task):
@@ -77,9 +85,17 @@ class ClassificationTask(Task):
             raise ConfigError("--task classify needs --train-file")
 
     def load_data(self, config) -> TextDataset:
-        return load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
+        data = load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
                             label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
                             max_train_examples=config.max_train_examples, min_rows=config.batch_size)
+        if config.tune_threshold != "none":  # refused before training, not after it
+            if len(data.labels) != 2:
+                raise ConfigError(f"--tune-threshold {config.tune_threshold} needs two labels (a binary classifier); "
+                                  f"the data has {len(data.labels)}: {', '.join(data.labels[:20])}")
+            if not (data.valid["label_id"] == 1).any():
+                raise ConfigError(f"--tune-threshold {config.tune_threshold}: the validation split has no row "
+                                  f"labelled {data.labels[1]!r}, so F1 cannot choose a threshold")
+        return data
 
     def describe(self, data: TextDataset) -> str:
         return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; "
@@ -105,10 +121,50 @@ class ClassificationTask(Task):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "metrics": ["accuracy", MacroF1Score(len(data.labels))]}
 
+    def __init__(self):
+        # What after_training fitted on validation (metrics.json, the export's metadata); empty: argmax, T = 1.
+        self.fitted: dict = {}
+
+    def _logits(self, model, frame, preprocess, config, has_pairs: bool) -> np.ndarray:
+        pipe = TextPipeline(preprocess, config.max_seq_length, has_pairs)
+        return np.asarray(model.predict(pipe.dataset(frame, 2 * config.batch_size), verbose=0), dtype=np.float32)
+
+    def _temperature(self) -> float:
+        return self.fitted.get("calibration", {}).get("temperature", 1.0)
+
+    def _threshold(self) -> float | None:
+        return self.fitted.get("decision_threshold", {}).get("value")
+
+    def after_training(self, model, data: TextDataset, preprocess, config, log=print) -> None:
+        if not config.calibrate and config.tune_threshold == "none":
+            return
+        logits = self._logits(model, data.valid, preprocess, config, data.has_pairs)
+        self.fitted = fit_on_validation(logits, data.valid["label_id"].to_numpy(), data.labels,
+                                        calibrate=config.calibrate,
+                                        tune=None if config.tune_threshold == "none" else config.tune_threshold)
+        if "calibration" in self.fitted:
+            c = self.fitted["calibration"]
+            before, after = c["valid"]["before"], c["valid"]["after"]
+            log(f"calibration: temperature {c['temperature']:.3f}; validation ECE {before['ece']:.4f} -> "
+                f"{after['ece']:.4f}, log-loss {before['log_loss']:.4f} -> {after['log_loss']:.4f}")
+            if "skipped" in c:
+                log(f"WARNING: calibration: {c['skipped']}")
+            elif not TEMPERATURE_RANGE[0] * 1.01 < c["temperature"] < TEMPERATURE_RANGE[1] / 1.01:
+                log(f"WARNING: calibration: the temperature {c['temperature']:.3g} is at the end of its search range "
+                    f"{TEMPERATURE_RANGE}: the validation log-loss kept falling ({len(data.valid)} rows); check the "
+                    "validation split, or train without --calibrate")
+        if "decision_threshold" in self.fitted:
+            t = self.fitted["decision_threshold"]
+            log(f"decision threshold: {t['positive_label']} when its probability >= {t['value']:.4f}; validation "
+                f"F1 {t['valid_f1_argmax']:.4f} (argmax) -> {t['valid_f1']:.4f}")
+
     def evaluate(self, model, data: TextDataset, preprocess, config) -> dict:
-        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs)
-        predicted = np.argmax(model.predict(pipe.dataset(data.test, 2 * config.batch_size), verbose=0), axis=-1)
-        return classification_metrics(data.test["label_id"].to_numpy(), predicted, data.labels)
+        # The test split scored the way the export answers: temperature and threshold applied.
+        probabilities = softmax(self._logits(model, data.test, preprocess, config, data.has_pairs),
+                                self._temperature())
+        y_true = data.test["label_id"].to_numpy()
+        return {**classification_metrics(y_true, decide(probabilities, self._threshold()), data.labels),
+                **probability_metrics(y_true, probabilities)}
 
     def report(self, metrics: dict) -> str:
         return format_report(metrics)
@@ -122,7 +178,8 @@ class ClassificationTask(Task):
                                     max_seq_length=config.max_seq_length, has_pairs=data.has_pairs,
                                     encoder_handle=handles.encoder,
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
-                                    info=facts, metadata=metadata, log=log)
+                                    info=facts, metadata={**metadata, **self.fitted},
+                                    temperature=self._temperature(), threshold=self._threshold(), log=log)
         return version, {"serving_graph": facts}
 
     def example_data(self, directory, rows: int = 48) -> dict:
@@ -140,6 +197,10 @@ class ClassificationTask(Task):
 
     def plots(self, metrics: dict, data: TextDataset, run_dir) -> None:
         plot_confusion_matrix(metrics["confusion_matrix"], data.labels, run_dir / "confusion_matrix.png")
+        plot_reliability(metrics["reliability"], run_dir / "reliability.png", ece=metrics["ece"])
+
+    def summary_extras(self, data: TextDataset) -> dict:
+        return dict(self.fitted)
 
 
 class SentimentTask(ClassificationTask):
