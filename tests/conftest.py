@@ -61,6 +61,26 @@ def trained(tmp_path_factory, tiny_pair, tweets_csv):
 
 
 @pytest.fixture(scope="session")
+def folder_trained(tmp_path_factory, tiny_pair):
+    """The tiny encoder trained through the public loop on a tiny folder in the TF tutorial's layout
+    (aclImdb/{train,test}/{neg,pos}/*.txt, read with --train-dir and --test-dir) and exported: (root, summary)."""
+    from tfbert.fit import fit
+    from tfbert.train import parse_config
+    root = tmp_path_factory.mktemp("folders")
+    words = {"neg": "awful terrible bad boring", "pos": "great lovely good superb"}
+    for split, n in (("train", 16), ("test", 4)):
+        for label, text in words.items():
+            (root / "aclImdb" / split / label).mkdir(parents=True)
+            for i in range(n):
+                (root / "aclImdb" / split / label / f"{i}_{label}.txt").write_text(f"{text} {i}", encoding="utf-8")
+    config = parse_config(["--verbose", "0", "--task", "classify", "--train-dir", str(root / "aclImdb" / "train"),
+                           "--test-dir", str(root / "aclImdb" / "test"), "--encoder", str(tiny_pair),
+                           "--batch-size", "8", "--epochs", "1", "--min-steps", "4", "--max-seq-length", "16",
+                           "--output-dir", str(root / "out"), "--model-name", "imdb"])
+    return root, fit(config, log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
 def trained_export(trained) -> Path:
     return Path(trained[1]["export"])
 

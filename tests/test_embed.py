@@ -50,6 +50,9 @@ def test_embeddings_are_mean_pooled_unit_vectors_independent_of_batching(tiny_em
     for i in (0, 1):  # mean over real tokens, [CLS]/[SEP] included (not [CLS] alone, not the pooler)
         np.testing.assert_allclose(together[i], manual_embedding(tiny_pair, texts[i], 32), atol=1e-5)
     assert json.loads((Path(tiny_embedder) / "assets.extra" / "tfbert.json").read_text())["serving"] == "embedder"
+    from tfbert.export.warmup import read_warmup_requests
+    warm = {log.predict_log.request.model_spec.signature_name for log in read_warmup_requests(tiny_embedder)}
+    assert warm == {"serving_default", "serving_similarity"}
 
 
 def test_similarity_is_the_cosine_of_the_embeddings(tiny_embedder):

@@ -20,6 +20,8 @@ from tfbert.encoders.registry import DEFAULT_ENCODER
 
 # Settings that do not change what is trained: a resumed run may differ in these.
 NON_ESSENTIAL = ("verbose", "debug")
+# Folder data settings: only tasks with `reads_folders` take them (check_task).
+FOLDER_SETTINGS = ("train_dir", "valid_dir", "test_dir")
 
 
 class ConfigError(ValueError):
@@ -40,7 +42,13 @@ class RunConfig:
                                          "and ner: the built-in corpus", "data")
     valid_file: str | None = flag(None, "validation file; default: a stratified split of the train file", "data")
     test_file: str | None = flag(None, "test file; default: a stratified split of the train file", "data")
-    text_column: str = flag("text", "column holding the text", "data")
+    train_dir: str | None = flag(None, "instead of --train-file, for sentiment and classify: a folder with one "
+                                       "sub-folder of .txt files per class (the layout of Keras' "
+                                       "text_dataset_from_directory; labels are the folder names)", "data")
+    valid_dir: str | None = flag(None, "validation folder of class folders, instead of --valid-file", "data")
+    test_dir: str | None = flag(None, "test folder of class folders, instead of --test-file", "data")
+    text_column: str = flag("text", "column holding the text; several, comma-separated (title,body), are joined "
+                                    "with ' | ' between them", "data")
     text_b_column: str | None = flag(None, "second text column: trains on sentence pairs", "data")
     label_column: str = flag("label", "column holding the label (strings or ints)", "data")
     max_train_examples: int | None = flag(None, "stratified subsample of the training split, for quick runs", "data")
@@ -112,6 +120,18 @@ class RunConfig:
         options = dataclasses.asdict(task.options(**{k: v for k, v in self.options.items() if k in known})) \
             if task.options else {}
         return self.replace(options=options, **{k: v for k, v in task.defaults.items() if getattr(self, k) is None})
+
+    def check_task(self, task) -> None:
+        """Refuses settings that the task does not read (warning and ignoring them would train on other data)."""
+        given = [name for name in FOLDER_SETTINGS if getattr(self, name) is not None]
+        if given and not getattr(task, "reads_folders", False):
+            raise ConfigError(f"--{flag_name(given[0])}: folder data (one sub-folder of .txt files per class) is for "
+                              f"the classification tasks (sentiment, classify); --task {task.name} reads files "
+                              "(--train-file, --valid-file, --test-file)")
+        for split in ("train", "valid", "test"):
+            if getattr(self, f"{split}_file") is not None and getattr(self, f"{split}_dir") is not None:
+                raise ConfigError(f"--{split}-file {getattr(self, f'{split}_file')} and --{split}-dir "
+                                  f"{getattr(self, f'{split}_dir')} were both given: pass one of them")
 
     def check(self) -> None:
         """Generic checks (task-specific ones live with the task); raises ConfigError naming the flag."""

@@ -28,6 +28,7 @@ def fit(config: RunConfig, log=print) -> dict:
     task = tasks.create(config.task)
     config = config.with_task_defaults(task, log)
     config.check()
+    config.check_task(task)
     task.check_config(config, log)
 
     import tf_keras as keras

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from tfbert.cli import add_common_arguments, note, run_cli
-from tfbert.data.tables import as_text, read_table, require_columns
+from tfbert.data.tables import joined_text, read_table
 from tfbert.files import atomic_write, clean_json, json_default, write_table
 
 __all__ = ["main", "build_parser", "prediction_frame"]
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data file to run the model on (.csv, .tsv, .jsonl, .json, .parquet) instead of TEXT arguments "
                         "(default: none)")
     p.add_argument("--text-column", default="text", metavar="COL",
-                   help="column of --input-file with the texts (default: %(default)s)")
+                   help="column of --input-file with the texts; several, comma-separated (title,body), are joined "
+                        "with ' | ' as in training (default: %(default)s)")
     p.add_argument("--text-b-column", default=None, metavar="COL",
                    help="column of --input-file with the second text of sentence pairs (default: none)")
     p.add_argument("--output", default=None, metavar="FILE",
@@ -97,10 +98,9 @@ def _run(args) -> int:
         rows = read_table(args.input_file)
         for n in rows.attrs.get("notes", []):
             note(n)
-        require_columns(rows, args.input_file, {"text_column": args.text_column,
-                                                "text_b_column": args.text_b_column})
-        texts = as_text(rows[args.text_column]).tolist()
-        texts_b = as_text(rows[args.text_b_column]).tolist() if args.text_b_column else None
+        texts = joined_text(rows, args.text_column, args.input_file).tolist()
+        texts_b = joined_text(rows, args.text_b_column, args.input_file, "text_b_column").tolist() \
+            if args.text_b_column else None
     else:
         texts, texts_b = list(args.texts), args.text_b
         rows = pd.DataFrame({"text": texts, **({"text_b": texts_b} if texts_b else {})})

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tfbert.data.folders import read_folder
 from tfbert.data.tables import (
     ROW_COL,
     DataError,
-    as_text,
+    column_names,
     is_missing_label,
+    joined_text,
     normalize_labels,
     read_table,
     require_columns,
@@ -107,10 +109,15 @@ def load_dataset(
     test_fraction: float = 0.1,
     max_train_examples: int | None = None,
     min_rows: int = 1,
+    train_dir=None,
+    valid_dir=None,
+    test_dir=None,
 ) -> TextDataset:
     """Read, validate and split classification data.
 
-    ``train_file=None`` uses the built-in tweets corpus (column options are ignored).
+    ``train_file=None`` (and no ``train_dir``) uses the built-in tweets corpus (column options are ignored). A
+    ``*_dir`` is a folder of class folders of .txt files (tfbert.data.folders), read instead of that split's file.
+    ``text_column`` may name several columns ("title,body"): their texts are joined (tables.TEXT_JOINER).
     Missing valid/test files are split off the train data, stratified by label and
     seeded. ``max_train_examples`` subsamples train only. Raises :class:`DataError`
     with a fix-it message for any data problem; everything done to the data is
@@ -125,19 +132,31 @@ def load_dataset(
         raise DataError(f"max_train_examples={max_train_examples} must be a positive integer or None.")
 
     notes: list[str] = []
-    if train_file is None:
-        if valid_file is not None or test_file is not None:
-            raise DataError("valid_file/test_file were given without train_file; pass train_file as well.")
+    given = {"train": (train_file, train_dir), "valid": (valid_file, valid_dir), "test": (test_file, test_dir)}
+    for split, (file, folder) in given.items():
+        if file is not None and folder is not None:
+            raise DataError(f"--{split}-file {file} and --{split}-dir {folder} were both given; pass one of them.")
+    if train_file is None and train_dir is None:
+        if any(file is not None or folder is not None for file, folder in (given["valid"], given["test"])):
+            raise DataError("valid/test data were given without train_file or train_dir; pass one of them "
+                            "(--train-file, --train-dir) as well.")
         text_column, label_column, text_b_column = "text", "label", None
-    elif text_column == label_column:
-        raise DataError(f"text_column and label_column are both {text_column!r}; they must differ.")
-    sources = _read_sources(train_file, valid_file, test_file, notes)
+    elif text_column in column_names(label_column) or label_column in column_names(text_column):
+        raise DataError(f"text_column {text_column!r} and label_column {label_column!r} name the same column; they "
+                        "must differ.")
+    folders = {split: folder for split, (_, folder) in given.items() if folder is not None}
+    if folders and text_b_column is not None:
+        raise DataError(f"--text-b-column {text_b_column!r}: folder data ({', '.join(map(str, folders.values()))}) "
+                        "holds single texts; sentence pairs need tables (--train-file).")
+    sources = _read_sources({split: file for split, (file, _) in given.items()}, folders, notes)
     columns = {"text_column": text_column, "label_column": label_column}
     if text_b_column is not None:
         columns["text_b_column"] = text_b_column
     frames, int_like = {}, True
     for split, (path, df, lines_before) in sources.items():
-        frames[split], split_int_like = _clean_split(df, path, lines_before, columns, notes)
+        # A folder's table has the columns text and label whatever the column flags (which are for the tables).
+        split_columns = {"text_column": "text", "label_column": "label"} if split in folders else columns
+        frames[split], split_int_like = _clean_split(df, path, lines_before, split_columns, notes)
         int_like &= split_int_like
 
     train_path = sources["train"][0]
@@ -156,7 +175,9 @@ def load_dataset(
     if "valid" not in frames:
         frames["train"], frames["valid"] = _split_off(frames["train"], _n_for(valid_fraction, n), seed, "valid", notes)
     for split in ("valid", "test"):
-        if split in sources:
+        if split in folders:
+            _refuse_unseen_classes(frames[split], folders[split], train_path, labels)
+        elif split in sources:
             _refuse_unseen_labels(frames[split], split, sources[split], train_path, labels)
     if max_train_examples is not None and len(frames["train"]) > max_train_examples:
         frames["train"] = _subsample(frames["train"], max_train_examples, labels, seed, notes)
@@ -184,16 +205,18 @@ def load_dataset(
     return ds
 
 
-def _read_sources(train_file, valid_file, test_file, notes: list[str]) -> dict:
+def _read_sources(files: dict, folders: dict, notes: list[str]) -> dict:
     """split -> (path or None for the built-in corpus, raw DataFrame, lines before the first data row)."""
-    if train_file is None:
+    if files["train"] is None and "train" not in folders:
         tweets, tweet_notes = load_tweets()
         notes += tweet_notes
         return {"train": (None, tweets, None)}
     sources = {}
-    for split, path in (("train", train_file), ("valid", valid_file), ("test", test_file)):
+    for split in ("train", "valid", "test"):
+        path = folders.get(split, files[split])
         if path is not None:
-            df = read_table(path)
+            # A valid/test folder may lack classes, as a valid/test file may.
+            df = read_folder(path, min_classes=2 if split == "train" else 1) if split in folders else read_table(path)
             notes += df.attrs.get("notes", [])
             sources[split] = (path, df, df.attrs.get("lines_before_data"))
     return sources
@@ -204,10 +227,10 @@ def _clean_split(df: pd.DataFrame, path, lines_before, columns: dict, notes: lis
     Returns the rows and whether every label is an integer."""
     text_column, label_column = columns["text_column"], columns["label_column"]
     text_b_column = columns.get("text_b_column")
-    require_columns(df, source_name(path), columns)
-    out = pd.DataFrame({"text": as_text(df[text_column])}, index=df.index)
+    out = pd.DataFrame({"text": joined_text(df, text_column, source_name(path))}, index=df.index)
     if text_b_column is not None:
-        out["text_b"] = as_text(df[text_b_column])
+        out["text_b"] = joined_text(df, text_b_column, source_name(path), "text_b_column")
+    require_columns(df, source_name(path), {"label_column": label_column})
     out["label"] = df[label_column]
     out[ROW_COL] = np.arange(1, len(df) + 1)  # df has a fresh RangeIndex: row i is data row i + 1
 
@@ -248,6 +271,14 @@ def _refuse_unseen_labels(df: pd.DataFrame, split: str, source, train_path, labe
             f"Train labels are {', '.join(map(repr, labels[:20]))}. Fix the labels, remove those rows, "
             f"or add examples of these classes to the train file."
         )
+
+
+def _refuse_unseen_classes(df: pd.DataFrame, folder, train_path, labels: list[str]) -> None:
+    unseen = sorted(set(df["label"]) - set(labels))
+    if unseen:
+        raise DataError(f"{folder}: class folders not in the train data ({train_path}): "
+                        f"{', '.join(map(repr, unseen[:20]))}. Train classes are {', '.join(map(repr, labels[:20]))}. "
+                        "Rename or remove those folders, or add them to the train folder.")
 
 
 def _subsample(train: pd.DataFrame, size: int, labels: list[str], seed: int, notes: list[str]) -> pd.DataFrame:

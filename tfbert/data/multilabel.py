@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tfbert.data.tables import ROW_COL, DataError, as_text, is_na, read_table, require_columns, row_refs, source_name
+from tfbert.data.tables import (
+    ROW_COL,
+    DataError,
+    is_na,
+    joined_text,
+    read_table,
+    require_columns,
+    row_refs,
+    source_name,
+)
 from tfbert.data.tagged import BUILTIN_PACKAGE, builtin_path, entity_types, load_builtin
 
 __all__ = ["MultilabelDataset", "load_multilabel_dataset", "multi_hot", "read_label_sets", "split_rows", "builtin_rows",
@@ -133,8 +142,7 @@ def read_label_sets(df: pd.DataFrame, path, lines_before, *, label_column: str =
 def _clean(df: pd.DataFrame, path, lines_before, text_column: str, label_options: dict, notes: list[str]):
     """text, labels, ROW_COL of one file; rows with empty text dropped (noted)."""
     source = source_name(path)
-    require_columns(df, source, {"text_column": text_column})
-    out = pd.DataFrame({"text": as_text(df[text_column])}, index=df.index)
+    out = pd.DataFrame({"text": joined_text(df, text_column, source)}, index=df.index)
     out["labels"] = read_label_sets(df, path, lines_before, **label_options)
     out[ROW_COL] = np.arange(1, len(df) + 1)
     empty = ~out["text"].str.strip().astype(bool)

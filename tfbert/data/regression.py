@@ -16,8 +16,8 @@ import pandas as pd
 from tfbert.data.tables import (
     ROW_COL,
     DataError,
-    as_text,
     is_missing_label,
+    joined_text,
     read_table,
     require_columns,
     row_refs,
@@ -168,14 +168,13 @@ def load_scored(train_file=None, valid_file=None, test_file=None, *, text_column
                 df = read_table(path)
                 notes += df.attrs.get("notes", [])
                 sources[split] = (path, df, df.attrs.get("lines_before_data"))
-    columns = {"text_column": text_column, "label_column": label_column, "text_b_column": text_b_column}
     texts = ["text"] + (["text_b"] if text_b_column else [])
     frames = {}
     for split, (path, df, lines_before) in sources.items():
-        require_columns(df, source_name(path), columns)
-        out = pd.DataFrame({"text": as_text(df[text_column])}, index=df.index)
+        out = pd.DataFrame({"text": joined_text(df, text_column, source_name(path))}, index=df.index)
         if text_b_column:
-            out["text_b"] = as_text(df[text_b_column])
+            out["text_b"] = joined_text(df, text_b_column, source_name(path), "text_b_column")
+        require_columns(df, source_name(path), {"label_column": label_column})
         out[ROW_COL] = np.arange(1, len(df) + 1)
         out["label"] = df[label_column].to_numpy(dtype=object)
         out = drop_empty_texts(out, texts, path, lines_before, notes)

@@ -16,9 +16,14 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DataError", "read_table", "SUPPORTED_EXTENSIONS", "row_refs", "require_columns", "as_text",
-           "is_missing_label", "normalize_labels", "source_name", "ROW_COL"]
+           "is_missing_label", "normalize_labels", "source_name", "ROW_COL", "TEXT_JOINER", "column_names",
+           "joined_text"]
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet")
+
+# Joins the columns of `--text-column title,body` into one text: a visible boundary the tokenizer keeps ("|" is a
+# token of its own), where a bare space would run a title into its body.
+TEXT_JOINER = " | "
 
 # More distinct non-integer numbers than this in a label column means the user
 # most likely has a regression target (--task regression), not classes.
@@ -181,6 +186,27 @@ def require_columns(df: pd.DataFrame, source, columns: dict[str, str | None]) ->
                 f"{', '.join(repr(c) for c in present)}. Pass the right name with {flag} NAME ({option}=... in Python)"
                 f"{hint}"
             )
+
+
+def column_names(spec: str | None, present=()) -> list[str]:
+    """The columns of a text-column setting: "title,body" -> ["title", "body"]. A name in `present` (the file's
+    columns) is taken whole, so a column whose name holds a comma still works."""
+    if not spec:
+        return []
+    return [spec] if spec in present else [name.strip() for name in spec.split(",")]
+
+
+def joined_text(df: pd.DataFrame, spec: str, source, option: str = "text_column") -> pd.Series:
+    """The text of a text-column setting as str: one column, or several ("title,body") joined by TEXT_JOINER
+    (empty parts left out). A missing column is a DataError naming it, the flag and the file's columns."""
+    names = column_names(spec, df.columns)
+    for name in names:
+        require_columns(df, source, {option: name})
+    parts = [as_text(df[name]) for name in names]
+    if len(parts) == 1:
+        return parts[0]
+    return pd.Series([TEXT_JOINER.join(p for p in row if p.strip()) for row in zip(*parts)], index=df.index,
+                     dtype=object)
 
 
 def is_na(v) -> bool:

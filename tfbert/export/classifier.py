@@ -172,7 +172,7 @@ def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs
     server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
     info.update(facts)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
-    save_server(tmp, server, signatures)
+    save_server(tmp, server, signatures, calls)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
     got = verify_in_fresh_process(tmp, calls)

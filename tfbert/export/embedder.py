@@ -81,7 +81,7 @@ def _write(tmp: Path, encoder, preprocess_handle, max_seq_length, log) -> None:
                   "serving_similarity": server.serve_similarity.get_concrete_function()}
     calls = {"serving_default": {"text": CHECK_TEXTS},
              "serving_similarity": {"text": CHECK_TEXTS, "text_b": CHECK_TEXTS[::-1]}}
-    save_server(tmp, server, signatures)
+    save_server(tmp, server, signatures, calls)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
     got = verify_in_fresh_process(tmp, calls)

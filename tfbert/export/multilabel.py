@@ -67,10 +67,11 @@ def _write(tmp: Path, core, preprocess_handle, labels, thresholds, max_seq_lengt
     server = MultilabelServer(preprocess_handle, core, labels, thresholds, max_seq_length,
                               asset_source(tmp, LABELS_FILE, labels),
                               asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]))
-    save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()})
+    calls = {"serving_default": {"text": check_texts}}
+    save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
-    got = verify_in_fresh_process(tmp, {"serving_default": {"text": check_texts}})["serving_default"]
+    got = verify_in_fresh_process(tmp, calls)["serving_default"]
     expected = server.serve(tf.constant(check_texts))
     probs = np.array(got["probabilities"], np.float32)
     want = expected["probabilities"].numpy()

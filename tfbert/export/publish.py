@@ -4,7 +4,8 @@ Every task's exporter builds a tf.Module with its serving signatures and calls `
 saves it into a hidden temp dir beside the version, adds the model's metadata (`assets.extra/tfbert.json`: task,
 label names, settings, test metrics, library versions, so a model copied to a server keeps its provenance), runs
 the exporter's check (which loads the model in a fresh process that imports only tensorflow and tensorflow_text)
-and only then renames the folder into place.
+and only then renames the folder into place. `save_server` also writes the check calls as TF Serving warm-up
+requests (tfbert.export.warmup).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfbert.export.warmup import write_warmup_requests
 from tfbert.files import atomic_directory, write_json
 
 METADATA_FILE = Path("assets.extra") / "tfbert.json"
@@ -57,14 +59,18 @@ def text_signatures(server: tf.Module, has_pairs: bool, check_texts: list[str]) 
     return signatures, calls
 
 
-def save_server(directory: Path, server: tf.Module, signatures: dict) -> None:
-    """Saves `server` as the SavedModel in `directory`, the version folder itself (its assets copied in)."""
+def save_server(directory: Path, server: tf.Module, signatures: dict, check_calls: dict[str, dict[str, list[str]]]) \
+        -> None:
+    """Saves `server` as the SavedModel in `directory`, the version folder itself (its assets copied in), with
+    `check_calls` (signature -> input -> texts, what verify_in_fresh_process runs) as TF Serving warm-up requests
+    for the model named after the folder above the version."""
     staging = directory / ".staging"
     tf.saved_model.save(server, str(staging), signatures=signatures)
     for item in staging.iterdir():
         item.rename(directory / item.name)
     staging.rmdir()
     shutil.rmtree(directory / _ASSET_SOURCES, ignore_errors=True)
+    write_warmup_requests(directory, check_calls, directory.parent.name)
 
 
 # Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.

@@ -69,7 +69,7 @@ def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: fl
 def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, log) -> None:
     server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
-    save_server(tmp, server, signatures)
+    save_server(tmp, server, signatures, calls)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
     got = verify_in_fresh_process(tmp, calls)

@@ -132,10 +132,11 @@ def _same(got: dict, expected: dict) -> bool:
 
 def _write(tmp: Path, core, preprocess_handle, tags, max_seq_length, log) -> None:
     server = TaggerServer(preprocess_handle, core, tags, max_seq_length, asset_source(tmp, TAGS_FILE, tags))
-    save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()})
+    calls = {"serving_default": {"text": CHECK_TEXTS}}
+    save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
-    got = verify_in_fresh_process(tmp, {"serving_default": {"text": CHECK_TEXTS}})["serving_default"]
+    got = verify_in_fresh_process(tmp, calls)["serving_default"]
     expected = _as_lists(server.serve(tf.constant(CHECK_TEXTS)))
     loaded = tf.saved_model.load(str(tmp)).signatures["serving_default"]
     non_ascii = _as_lists(loaded(text=tf.constant(NON_ASCII_CHECK)))

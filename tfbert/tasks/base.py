@@ -37,6 +37,8 @@ class Task:
     # The task's own settings: a dataclass whose fields are made with tfbert.config.flag. They become flags of
     # `python -m tfbert.train` (in a group of their own) and are read from the config as attributes.
     options: ClassVar[type | None] = None
+    # Whether the task reads --train-dir/--valid-dir/--test-dir (folders of class folders); others refuse them.
+    reads_folders: ClassVar[bool] = False
 
     def check_config(self, config, log=print) -> None:
         """Task-specific setting checks; raise tfbert.config.ConfigError. Warn (log) about settings it ignores."""

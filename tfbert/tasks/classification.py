@@ -79,15 +79,17 @@ class ClassificationTask(Task):
     defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
     monitor = "val_macro_f1"
     options = ClassificationOptions
+    reads_folders = True
 
     def check_config(self, config, log=print) -> None:
-        if self.name == "classify" and not config.train_file:
-            raise ConfigError("--task classify needs --train-file")
+        if self.name == "classify" and not config.train_file and not config.train_dir:
+            raise ConfigError("--task classify needs --train-file or --train-dir")
 
     def load_data(self, config) -> TextDataset:
         data = load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
                             label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
-                            max_train_examples=config.max_train_examples, min_rows=config.batch_size)
+                            max_train_examples=config.max_train_examples, min_rows=config.batch_size,
+                            train_dir=config.train_dir, valid_dir=config.valid_dir, test_dir=config.test_dir)
         if config.tune_threshold != "none":  # refused before training, not after it
             if len(data.labels) != 2:
                 raise ConfigError(f"--tune-threshold {config.tune_threshold} needs two labels (a binary classifier); "
