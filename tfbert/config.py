@@ -75,6 +75,15 @@ class RunConfig:
     learning_rate: float | None = flag(None, "peak learning rate of AdamW", "training", per_task=True)
     warmup_fraction: float = flag(0.1, "share of steps with linear warm-up", "training")
     weight_decay: float = flag(0.01, "AdamW weight decay (not on LayerNorm/bias)", "training")
+    freeze_layers: int | None = flag(None, "keep the encoder's embeddings and bottom N transformer layers fixed "
+                                           "(not trained: faster steps)", "training")
+    unfreeze: bool = flag(False, "gradual unfreezing: train the head first, then one more encoder layer from the "
+                                 "top every --unfreeze-every steps (layers held by --freeze-layers stay fixed)",
+                          "training")
+    unfreeze_every: int | None = flag(None, "steps between two unfreezings; default: one epoch", "training")
+    layer_lr_decay: float | None = flag(None, "layer-wise rate decay D: an encoder layer's rate is D ** its distance "
+                                              "from the top (head and pooler at the full rate, embeddings lowest), "
+                                              "e.g. 0.9", "training")
     patience: int | None = flag(None, "epochs without a better validation metric before stopping", "training",
                                  per_task=True)
     seed: int = flag(0, "seed for splits, shuffling and initialisation", "training")
@@ -133,6 +142,19 @@ class RunConfig:
                 raise ConfigError(f"--{split}-file {getattr(self, f'{split}_file')} and --{split}-dir "
                                   f"{getattr(self, f'{split}_dir')} were both given: pass one of them")
 
+    def _layer_checks(self) -> list[tuple[bool, str]]:
+        frozen = "with --freeze-encoder the encoder does not train"
+        return [(self.freeze_layers is None or self.freeze_layers >= 0,
+                 f"--freeze-layers must be >= 0, not {self.freeze_layers}"),
+                (self.unfreeze_every is None or self.unfreeze_every >= 1,
+                 f"--unfreeze-every must be at least 1, not {self.unfreeze_every}"),
+                (self.unfreeze_every is None or self.unfreeze, "--unfreeze-every needs --unfreeze"),
+                (self.layer_lr_decay is None or 0 < self.layer_lr_decay <= 1,
+                 f"--layer-lr-decay must be in (0, 1], not {self.layer_lr_decay}"),
+                *[(not (self.freeze_encoder and on), f"{name}: {frozen}") for name, on in (
+                    ("--freeze-layers", self.freeze_layers is not None), ("--unfreeze", self.unfreeze),
+                    ("--layer-lr-decay", self.layer_lr_decay is not None))]]
+
     def check(self) -> None:
         """Generic checks (task-specific ones live with the task); raises ConfigError naming the flag."""
         checks = [(self.epochs >= 1, "--epochs must be at least 1"),
@@ -145,7 +167,7 @@ class RunConfig:
                   (self.weight_decay >= 0, "--weight-decay must be >= 0"),
                   (self.max_seq_length >= 3, "--max-seq-length must be at least 3"),
                   (self.max_train_examples is None or self.max_train_examples >= 1,
-                   "--max-train-examples must be at least 1")]
+                   "--max-train-examples must be at least 1")] + self._layer_checks()
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)

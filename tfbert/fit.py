@@ -1,10 +1,11 @@
 """The one training loop: every task (tfbert/tasks/) trains, is tested and is exported through `fit`.
 
 The loop owns what tasks share: seeding, the run folder and its resume marker, epochs and --min-steps, the
-distribution strategy, AdamW and its schedule, the callbacks (validation metric, best checkpoint, early stopping,
-backup for resuming, CSV history, TensorBoard, progress lines), best weights, history and plots, the summary and
-publishing the export. An interrupted run resumes when started again with the same settings: its state lives in
-<output-dir>/<model-name>/runs/in-progress/ until the export succeeds, then moves to runs/<version>/.
+distribution strategy, AdamW and its schedule, per-layer freezing and rates (tfbert.layerwise), the callbacks
+(validation metric, best checkpoint, early stopping, backup for resuming, CSV history, TensorBoard, progress
+lines), best weights, history and plots, the summary and publishing the export. An interrupted run resumes when
+started again with the same settings: its state lives in <output-dir>/<model-name>/runs/in-progress/ until the
+export succeeds, then moves to runs/<version>/.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def fit(config: RunConfig, log=print) -> dict:
     from tfbert.callbacks import training_callbacks
     from tfbert.data.pipeline import load_preprocess
     from tfbert.distribute import make_strategy
+    from tfbert.layerwise import plan_layers
     from tfbert.metrics.plots import plot_history
     from tfbert.optim import make_optimizer
 
@@ -49,22 +51,26 @@ def fit(config: RunConfig, log=print) -> dict:
     preprocess = load_preprocess(handles)
     task.check_encoder(preprocess, handles)
 
-    base = output_base(config, log)
-    run_dir = base / "runs" / "in-progress"
-    facts = {"encoder_handles": {"preprocess": handles.preprocess, "encoder": handles.encoder},
-             "precision_used": handles.precision, **task.run_facts(data)}
-    prepare_run_dir(run_dir, config.to_dict(), facts, log)
-
     ds = task.datasets(data, preprocess, config, log)
     epochs = max(config.epochs, math.ceil(config.min_steps / ds.steps_per_epoch))
     if epochs > config.epochs:
         log(f"training for up to {epochs} epochs ({ds.steps_per_epoch} steps each) to reach --min-steps "
             f"{config.min_steps}")
+    total_steps = ds.steps_per_epoch * epochs
     with make_strategy(config.strategy, log=log).scope():
         model = task.build_model(handles.encoder, data, config)
-        optimizer = make_optimizer(config.learning_rate, ds.steps_per_epoch * epochs, config.warmup_fraction,
-                                   config.weight_decay)
+        layers = plan_layers(model, config, ds.steps_per_epoch, total_steps, log)
+        optimizer = make_optimizer(config.learning_rate, total_steps, config.warmup_fraction, config.weight_decay,
+                                   layerwise=layers.optimizer_settings)
         model.compile(optimizer, **task.compile_args(data, config))
+
+    base = output_base(config, log)
+    run_dir = base / "runs" / "in-progress"
+    facts = {"encoder_handles": {"preprocess": handles.preprocess, "encoder": handles.encoder},
+             "precision_used": handles.precision, **task.run_facts(data)}
+    if layers.facts:  # the per-layer plan: which parts are frozen, their rate factors and first steps
+        facts["layers"] = layers.facts
+    prepare_run_dir(run_dir, config.to_dict(), facts, log)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     callbacks, best = training_callbacks(run_dir, task.validation_callback(data, ds, config), task.monitor,
                                          patience=config.patience, steps_per_epoch=ds.steps_per_epoch,

@@ -19,6 +19,15 @@ class EncoderLayer(hub.KerasLayer):
             trainable = False
         super()._add_existing_weight(weight, trainable=trainable)
 
+    def freeze(self, variables) -> None:
+        """Makes these of its trainable variables non-trainable, after construction: the training loop's
+        --freeze-layers knows which variables to freeze only once the encoder is loaded and its names are read.
+        (Lists rebuilt in place: `list.remove` would compare variables with ==, which is elementwise.)"""
+        ids = {id(v) for v in variables}
+        moved = [w for w in self._trainable_weights if id(w) in ids]
+        self._trainable_weights[:] = [w for w in self._trainable_weights if id(w) not in ids]
+        self._non_trainable_weights.extend(moved)
+
 
 def encoder_layer(encoder_handle: str, *, freeze_encoder: bool = False,
                   freeze_word_embeddings: bool = False) -> EncoderLayer:
