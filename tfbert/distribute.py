@@ -77,7 +77,7 @@ def local_batch_sizes(strategy, dataset) -> list[int]:
     the observable of the batch split (global batch / replicas in sync)."""
     import tensorflow as tf
 
-    _, targets = next(iter(strategy.experimental_distribute_dataset(dataset)))[:2]
+    targets = tf.nest.flatten(next(iter(strategy.experimental_distribute_dataset(dataset)))[1])[0]
     return [int(tf.shape(t)[0]) for t in strategy.experimental_local_results(targets)]
 
 

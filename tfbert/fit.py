@@ -129,8 +129,8 @@ def resolve_run_encoder(config: RunConfig, log=print):
 
 def output_base(config: RunConfig, log=print, chief: bool = False) -> Path:
     """<output-dir>/<model-name>; a non-chief worker of a multi-worker cluster writes under worker-<i>/ in it, so
-    that only the chief's export is where a server looks (every worker has to run the test predictions and the
-    export: they are collective). chief=True: the chief's, on every worker."""
+    that only the chief's export is where a server looks (every worker runs the test predictions, which are
+    collective, and the export, as TF has every worker save). chief=True: the chief's, on every worker."""
     from tfbert.distribute import worker_index
 
     base = Path(config.output_dir) / (config.model_name or config.task)
