@@ -148,8 +148,10 @@ class Processes:
                 for i in range(2)]
 
     def kill(self, proc):
-        if proc.poll() is None:
+        try:  # the whole group: also a fresh-process export check the worker started
             os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # nothing of it left
         proc.wait()
 
     def wait(self, procs, timeout=WAIT):
