@@ -32,21 +32,25 @@ class ProgressLog(keras.callbacks.Callback):
 
 
 def training_callbacks(run_dir: Path, metric: keras.callbacks.Callback | None, monitor: str, *, patience: int,
-                       steps_per_epoch: int, batch_size: int, verbose: int, log=print):
+                       steps_per_epoch: int, batch_size: int, verbose: int, log=print, state_dir: Path | None = None):
     """The callbacks every task trains with, and the path of its best weights.
 
     `metric`, a callback that writes `monitor` into the epoch logs (None when `monitor` is a compiled metric),
-    comes first: the checkpoint and early stopping read it.
+    comes first: the checkpoint and early stopping read it. `state_dir` (default `run_dir`) holds the best weights,
+    the resume backup and the TensorBoard logs: in a multi-worker cluster, the chief's run folder for every worker,
+    since these Keras callbacks write there on the chief only (other workers write temp copies they delete) and
+    every worker restores from the chief's backup.
     """
-    best = run_dir / "checkpoints" / "best"
+    state_dir = state_dir or run_dir
+    best = state_dir / "checkpoints" / "best"
     callbacks = [metric] if metric is not None else []
     callbacks += [
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode="max", save_best_only=True,
                                         save_weights_only=True, verbose=0),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.BackupAndRestore(str(state_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=50, profile_batch=0),
+        keras.callbacks.TensorBoard(str(state_dir / "logs"), update_freq=50, profile_batch=0),
     ]
     if verbose == 2:
         callbacks.append(ProgressLog(steps_per_epoch, batch_size, every=max(10, steps_per_epoch // 10), log=log))

@@ -36,11 +36,13 @@ def fit(config: RunConfig, log=print) -> dict:
 
     from tfbert.callbacks import training_callbacks
     from tfbert.data.pipeline import load_preprocess
-    from tfbert.distribute import make_strategy
+    from tfbert.distribute import barrier, local_batch_sizes, make_strategy, shard_by_data
     from tfbert.layerwise import plan_layers
     from tfbert.metrics.plots import plot_history
     from tfbert.optim import make_optimizer
 
+    # First TF call of the run: MultiWorkerMirroredStrategy configures collective ops, which must precede any op.
+    strategy = make_strategy(config.strategy, log=log)
     keras.utils.set_random_seed(config.seed)
     data = task.load_data(config)
     for note in data.notes:
@@ -52,17 +54,22 @@ def fit(config: RunConfig, log=print) -> dict:
     task.check_encoder(preprocess, handles)
 
     ds = task.datasets(data, preprocess, config, log)
+    multi_worker = config.strategy == "multi_worker"
+    if multi_worker:
+        ds.train, ds.valid = shard_by_data(ds.train), shard_by_data(ds.valid)
     epochs = max(config.epochs, math.ceil(config.min_steps / ds.steps_per_epoch))
     if epochs > config.epochs:
         log(f"training for up to {epochs} epochs ({ds.steps_per_epoch} steps each) to reach --min-steps "
             f"{config.min_steps}")
     total_steps = ds.steps_per_epoch * epochs
-    with make_strategy(config.strategy, log=log).scope():
+    with strategy.scope():
         model = task.build_model(handles.encoder, data, config)
         layers = plan_layers(model, config, ds.steps_per_epoch, total_steps, log)
         optimizer = make_optimizer(config.learning_rate, total_steps, config.warmup_fraction, config.weight_decay,
                                    layerwise=layers.optimizer_settings)
         model.compile(optimizer, **task.compile_args(data, config))
+    if multi_worker:  # compiled metrics are synced already: "auto" would sum them over workers in per-step logs
+        model.distribute_reduction_method = "first"
 
     base = output_base(config, log)
     run_dir = base / "runs" / "in-progress"
@@ -74,7 +81,8 @@ def fit(config: RunConfig, log=print) -> dict:
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     callbacks, best = training_callbacks(run_dir, task.validation_callback(data, ds, config), task.monitor,
                                          patience=config.patience, steps_per_epoch=ds.steps_per_epoch,
-                                         batch_size=config.batch_size, verbose=verbose, log=log)
+                                         batch_size=config.batch_size, verbose=verbose, log=log,
+                                         state_dir=output_base(config, chief=True) / "runs" / "in-progress")
     trained_marker = run_dir / "training_done.json"
     if trained_marker.is_file():  # killed after training (during test or export): do not train again
         log(f"training already finished in {run_dir}; evaluating and exporting its best weights")
@@ -84,6 +92,8 @@ def fit(config: RunConfig, log=print) -> dict:
                   **ds.fit_kwargs)
         write_json(trained_marker, {"fit_seconds": round(time.time() - t_fit, 1)})
     fit_seconds = json.loads(trained_marker.read_text())["fit_seconds"]
+    if multi_worker:
+        barrier(strategy)  # the chief has written the best weights every worker loads
     model.load_weights(str(best)).expect_partial()
     task.after_training(model, data, preprocess, config, log)
 
@@ -100,7 +110,9 @@ def fit(config: RunConfig, log=print) -> dict:
     summary = {"export": str(version), "task": task.name, "test": metrics, "epochs_run": len(history.get("loss", [])),
                f"best_{task.monitor}": best_value, "train_rows": len(data.train), "planned_steps_per_epoch":
                ds.steps_per_epoch, "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1),
-               "data_notes": data.notes, **task.summary_extras(data), **export_facts}
+               "data_notes": data.notes, "replicas_in_sync": strategy.num_replicas_in_sync,
+               **({"worker_valid_batch": local_batch_sizes(strategy, ds.valid)} if multi_worker else {}),
+               **task.summary_extras(data), **export_facts}
     final_run = finish_run(run_dir, base, version, summary)
     log(f"{task.headline(metrics)}; model: {version}; run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
     return summary
@@ -123,13 +135,14 @@ def resolve_run_encoder(config: RunConfig, log=print):
     return handles
 
 
-def output_base(config: RunConfig, log=print) -> Path:
+def output_base(config: RunConfig, log=print, chief: bool = False) -> Path:
     """<output-dir>/<model-name>; a non-chief worker of a multi-worker cluster writes under worker-<i>/ in it, so
-    that only the chief's export is where a server looks (every worker has to run the export: it is collective)."""
+    that only the chief's export is where a server looks (every worker runs the test predictions, which are
+    collective, and the export, as TF has every worker save). chief=True: the chief's, on every worker."""
     from tfbert.distribute import worker_index
 
     base = Path(config.output_dir) / (config.model_name or config.task)
-    index = worker_index() if config.strategy == "multi_worker" else None
+    index = worker_index() if config.strategy == "multi_worker" and not chief else None
     if index is not None:
         base = base / f"worker-{index}"
         log(f"non-chief worker {index}: this worker's copy of the outputs goes to {base}")
