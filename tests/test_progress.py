@@ -2,6 +2,7 @@
 (That the CLIs send it to stderr and keep stdout clean is tested in test_serving_cli.py.)"""
 import io
 import itertools
+import os
 import re
 
 from tfbert import progress
@@ -44,6 +45,9 @@ def test_terminal_gets_one_bar_redrawn_in_place(monkeypatch):
     assert out.count("\n") == 1 and out.endswith("\n") and out.count("\r") == 5
     last = out.rstrip("\n").split("\r")[-1]
     assert last.startswith("predicting [" + "#" * 24 + "] 50/50 texts") and "texts/s" in last
+    monkeypatch.setattr(progress.shutil, "get_terminal_size", lambda: os.terminal_size((60, 24)))
+    narrow = _run(50, 10, Terminal()).rstrip("\n").split("\r")[-1].removesuffix("\x1b[K")
+    assert len(narrow) < 60 and narrow.startswith("predicting [#") and narrow.endswith("s")  # whole, bar shorter
 
 
 def test_small_jobs_and_quiet_show_nothing():

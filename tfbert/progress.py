@@ -122,10 +122,14 @@ class Progress:
 
     def _bar(self, now: float) -> str:
         rate, when = self._numbers(now)
-        full = min(BAR_WIDTH, BAR_WIDTH * self.done // self.total)
-        text = (f"{self.label} [{'#' * full}{'.' * (BAR_WIDTH - full)}] {self.done:,}/{self.total:,} {self.unit}, "
-                f"{rate}, {when}")
-        return text[: max(20, shutil.get_terminal_size().columns - 1)]  # wrapping would break the redraw
+        numbers = f"{self.done:,}/{self.total:,} {self.unit}, {rate}, {when}"
+        # A line that wraps cannot be redrawn in place: a narrow terminal gets a shorter bar, then none.
+        room = shutil.get_terminal_size().columns - 1 - len(self.label) - len(numbers) - 4
+        width = min(BAR_WIDTH, room)
+        if width < 5:
+            return f"{self.label} {numbers}"[: max(20, shutil.get_terminal_size().columns - 1)]
+        full = min(width, width * self.done // self.total)
+        return f"{self.label} [{'#' * full}{'.' * (width - full)}] {numbers}"
 
 
 class Steps:
