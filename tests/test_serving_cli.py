@@ -9,6 +9,7 @@ other cases call ``main(argv)`` in-process to keep TensorFlow start-ups few.
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,9 +58,50 @@ def _save_fake(directory: Path, *, pairs=False, all_neutral=False):
     return directory
 
 
+def _save_fake_kind(directory: Path, kind: str):
+    """A fake regressor (score: the text's length, of pairs the difference), embedder (similarity: 1 / (1 + the
+    difference of the lengths)) or multi-label model (labels good and bad: the words the text contains)."""
+    import tensorflow as tf
+
+    length = lambda t: tf.cast(tf.strings.length(t), tf.float32)  # noqa: E731
+    text = tf.TensorSpec([None], tf.string, name="text")
+    text_b = tf.TensorSpec([None], tf.string, name="text_b")
+    m = tf.Module()
+    metadata = {"serving": kind}
+    if kind == "regressor":
+        m.serve = tf.function(lambda text: {"score": length(text)}, input_signature=[text])
+        m.pairs = tf.function(lambda text, text_b: {"score": length(text) - length(text_b)},
+                              input_signature=[text, text_b])
+        signatures = {"serving_default": m.serve, "serving_pairs": m.pairs}
+    elif kind == "embedder":
+        m.serve = tf.function(lambda text: {"embedding": tf.one_hot(tf.strings.length(text) % 4, 4)},
+                              input_signature=[text])
+        m.pairs = tf.function(lambda text, text_b: {"similarity": 1 / (1 + tf.abs(length(text) - length(text_b)))},
+                              input_signature=[text, text_b])
+        signatures = {"serving_default": m.serve, "serving_similarity": m.pairs}
+    else:
+        def sets(text):
+            good = tf.strings.regex_full_match(text, ".*good.*")
+            bad = tf.strings.regex_full_match(text, ".*bad.*")
+            first = tf.where(good, "good", tf.where(bad, "bad", ""))
+            return {"probabilities": tf.cast(tf.stack([good, bad], 1), tf.float32),
+                    "labels": tf.stack([first, tf.where(good & bad, "bad", "")], 1),
+                    "num_labels": tf.cast(good, tf.int32) + tf.cast(bad, tf.int32)}
+
+        m.serve = tf.function(sets, input_signature=[text])
+        signatures = {"serving_default": m.serve}
+        metadata.update(labels=["good", "bad"], thresholds=[0.5, 0.5])
+    metadata["signatures"] = sorted(signatures)
+    tf.saved_model.save(m, str(directory), signatures=signatures)
+    (directory / "assets.extra").mkdir(exist_ok=True)
+    (directory / "assets.extra" / "tfbert.json").write_text(json.dumps(metadata), encoding="utf-8")
+    return directory
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
-    """<base>/fake/{1 (old: all neutral), 2 (the rule), 3 (incomplete), 10.tmp, runs}, <base>/pairs/1, <base>/empty."""
+    """<base>/fake/{1 (old: all neutral), 2 (the rule), 3 (incomplete), 10.tmp, runs}, <base>/pairs/1, <base>/empty,
+    and <base>/{regressor,embedder,multilabel}/1."""
     base = tmp_path_factory.mktemp("saved_models")
     _save_fake(base / "fake" / "1", all_neutral=True)
     _save_fake(base / "fake" / "2")
@@ -68,6 +110,8 @@ def models(tmp_path_factory) -> Path:
         (base / "fake" / junk).mkdir()
         (base / "fake" / junk / "saved_model.pb").write_bytes(b"not a model")
     _save_fake(base / "pairs" / "1", pairs=True)
+    for kind in ("regressor", "embedder", "multilabel"):
+        _save_fake_kind(base / kind / "1", kind)
     (base / "empty" / "runs").mkdir(parents=True)
     return base
 
@@ -239,9 +283,9 @@ def test_cli_usage_errors_and_debug(models, capsys):
 
 @pytest.mark.parametrize("module, flags", [
     (evaluate, ["--model", "--test-file", "--text-column", "--label-column", "--text-b-column", "--output",
-                "--batch-size", "--debug"]),
+                "--plots", "--batch-size", "--debug", "--quiet"]),
     (predict, ["--model", "--input-file", "--text-column", "--text-b-column", "--text-b", "--output",
-               "--batch-size", "--debug"]),
+               "--batch-size", "--debug", "--quiet"]),
 ])
 def test_help_documents_every_flag_and_default(module, flags, capsys):
     with pytest.raises(SystemExit) as e:
@@ -255,3 +299,79 @@ def test_help_documents_every_flag_and_default(module, flags, capsys):
     for action in parser._actions:
         if action.option_strings and action.option_strings[0] != "-h":
             assert "default" in action.help or "required" in action.help, action.option_strings
+
+
+# --------------------------------------------------------------------------- progress and joined text columns
+
+
+def test_predict_progress_goes_to_stderr_and_stdout_stays_json(models, tmp_path):
+    src = tmp_path / "many.csv"
+    pd.DataFrame({"text": [f"good {i}" if i % 2 else f"bad {i}" for i in range(300)]}).to_csv(src, index=False)
+    r = _run("predict", "--model", models / "fake", "--input-file", src, "--batch-size", "8")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]  # every stdout line is an answer
+    assert len(rows) == 300 and rows[1]["label"] == "positive"
+    counts = [int(c) for c in re.findall(r"^predicting: (\d+)/300 texts", r.stderr, flags=re.M)]
+    assert 5 <= len(counts) <= 11 and counts == sorted(counts) and counts[-1] == 300, r.stderr  # not per batch
+
+
+def test_small_inputs_and_quiet_show_no_progress(models, tmp_path, capsys):
+    src = tmp_path / "many.csv"
+    pd.DataFrame({"text": ["good"] * 40}).to_csv(src, index=False)
+    assert predict.main(["--model", str(models / "fake"), "--input-file", str(src), "--batch-size", "20"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 40 and "predicting" not in err  # 2 batches: too small for progress
+    assert predict.main(["--model", str(models / "fake"), "--input-file", str(src), "--batch-size", "4",
+                         "--quiet"]) == 0
+    assert "predicting" not in capsys.readouterr().err
+    assert predict.main(["--model", str(models / "fake"), "--input-file", str(src), "--batch-size", "4"]) == 0
+    assert "predicting: 40/40 texts (100%)" in capsys.readouterr().err
+
+
+def _joined_file(tmp_path):
+    """title and body (some empty) and their join written out as text; other_a, other_b and their join, other;
+    the labels of every client's test."""
+    title = ["good news", "bad day", "", "so so", "good", "plain", "", "bad"]
+    body = ["fine", "", "good and bad", "bad luck", "", "x", "nothing", "good"]
+    join = lambda parts: " | ".join(p for p in parts if p)  # noqa: E731  (empty parts are left out)
+    df = pd.DataFrame({"title": title, "body": body, "text": [join(p) for p in zip(title, body)],
+                       "other_a": body, "other_b": "b", "other": [join((a, "b")) for a in body],
+                       "label": ["positive", "negative", "positive", "negative", "positive", "neutral", "neutral",
+                                 "negative"],
+                       "score": [12, 7, 15, 16, 3, 9, 8, 10],
+                       "labels": ['["good"]', '["bad"]', '["good", "bad"]', '["bad"]', '["good"]', "[]", "[]", "[]"]})
+    df.to_csv(tmp_path / "joined.csv", index=False)
+    return tmp_path / "joined.csv"
+
+
+@pytest.mark.parametrize("kind, columns", [
+    ("fake", dict(label_column="label")),
+    ("regressor", dict(label_column="score")),
+    ("regressor", dict(label_column="score", text_b_column="other")),
+    ("embedder", dict(label_column="score", text_b_column="other")),
+    ("multilabel", dict(label_column="labels")),
+])
+def test_evaluate_joins_text_columns_as_a_pre_joined_column(models, tmp_path, kind, columns):
+    src = _joined_file(tmp_path)
+    model = load(models / kind)
+    expected, _ = model.evaluate_file(src, text_column="text", **columns, note=lambda *_: None)
+    if "text_b_column" in columns:
+        columns["text_b_column"] = "other_a,other_b"
+    got, _ = model.evaluate_file(src, text_column="title,body", **columns, note=lambda *_: None)
+    assert got == expected
+    if kind == "fake":  # and through the command line
+        out = tmp_path / "metrics.json"
+        assert evaluate.main(["--model", str(models / kind), "--test-file", str(src), "--text-column", "title,body",
+                              "--output", str(out)]) == 0
+        assert {k: v for k, v in json.loads(out.read_text()).items() if k not in ("model", "test_file")} == \
+            json.loads(json.dumps(expected))
+
+
+def test_evaluate_names_a_missing_joined_column_and_refuses_a_list_for_taggers(models, tmp_path):
+    src = _joined_file(tmp_path)
+    with pytest.raises(DataError, match=r"no column 'titel' \(--text-column\)"):
+        load(models / "fake").evaluate_file(src, text_column="titel,body")
+    from tfbert.serving.tagger import ExportedTagger
+
+    with pytest.raises(ValueError, match="--text-column title,body: a tagger's test file is CoNLL or JSONL"):
+        ExportedTagger(models / "fake", {"tags": ["O"]}).evaluate_file(src, text_column="title,body")

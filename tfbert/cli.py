@@ -1,10 +1,12 @@
 """What the command-line tools share: the error wrapper (one `error: ...` line, exit code 2), notes and common
-flags."""
+flags (--batch-size, --debug, --quiet)."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+from tfbert.progress import quiet
 
 
 def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError, OSError)) -> int:
@@ -17,7 +19,8 @@ def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError,
     # Quiets TensorFlow's C++ logging where it honours the variable; the user's setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        return run(args) or 0
+        with quiet(getattr(args, "quiet", False)):
+            return run(args) or 0
     except errors as e:
         if getattr(args, "debug", False):
             raise
@@ -35,6 +38,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="texts per model call (default: %(default)s)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback on errors instead of a one-line message (default: off)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress on stderr (default: shown when the model runs more than 2 batches: a bar "
+                             "on a terminal, a line every 10%% or 30 s in logs and pipes)")
 
 
 def _positive_int(s: str) -> int:

@@ -7,7 +7,9 @@ The export says what it is (assets.extra/tfbert.json) and its client (tfbert/ser
 a classifier a table (text and label columns: accuracy, macro/weighted F1, per-class scores, confusion matrix,
 log-loss, Brier score, expected calibration error; --plots DIR draws the confusion matrix and reliability diagram); a
 tagger CoNLL or JSONL (entity-level scores); a regressor a table with a numeric label (Pearson, Spearman, MAE,
-RMSE); a multi-label model a table of label sets (micro/macro F1, per-label scores, subset accuracy). The file, its columns and its labels are checked before TensorFlow is loaded.
+RMSE); a multi-label model a table of label sets (micro/macro F1, per-label scores, subset accuracy). The file, its
+columns and its labels are checked before TensorFlow is loaded. `--text-column title,body` joins several columns as
+training does. Progress over big files goes to stderr (tfbert.progress; --quiet turns it off).
 """
 from __future__ import annotations
 
@@ -30,12 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SavedModel version directory, or a model base directory (its highest integer version "
                         "is used) (required)")
     p.add_argument("--test-file", required=True, metavar="FILE", help="labelled data file (required)")
-    p.add_argument("--text-column", default="text", metavar="COL", help="column with the texts (default: %(default)s)")
+    p.add_argument("--text-column", default="text", metavar="COL",
+                   help="column with the texts; several, comma-separated (title,body), are joined with ' | ' as in "
+                        "training (default: %(default)s)")
     p.add_argument("--label-column", default="label", metavar="COL",
                    help="column with the true labels, as named in the model's label list (default: %(default)s)")
     p.add_argument("--text-b-column", default=None, metavar="COL",
-                   help="column with the second text of sentence pairs; needs a model exported with pairs "
-                        "(default: none, single texts)")
+                   help="column with the second text of sentence pairs, or several comma-separated to join; needs "
+                        "a model exported with pairs (default: none, single texts)")
     p.add_argument("--output", default=None, metavar="FILE",
                    help="also write the metrics as JSON to FILE (default: none, print only)")
     p.add_argument("--plots", default=None, metavar="DIR",

@@ -9,7 +9,8 @@ model's answer, which the export's serving kind decides (tfbert/serving/<kind>.p
 {"label": ..., "probabilities": {label: p}}, a tagger's {"entities": [{"text", "type", "start", "end", "score"}]},
 a regressor's {"score": ...}, a multi-label model's {"labels": [...], "probabilities": {...}}. With --output, the
 input rows are written back with the answer's columns (e.g. ``label`` and one ``p_<label>`` per class) to
-.csv/.tsv or .jsonl.
+.csv/.tsv or .jsonl. Notes and progress (tfbert.progress; --quiet turns it off) go to stderr, so stdout holds
+nothing but the answers.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from tfbert.encoders.checkpoint import BertConfig, CheckpointError, read_checkpoint
+from tfbert.progress import Steps
 
 CONVERTER_VERSION = 4  # 2: the preprocess model has tokenize_with_offsets; 3: erf GELU, float32 output layers;
 # 4: the preprocess model tokenizes as Hugging Face does (its normalization, special tokens, 100-character words)
@@ -46,10 +47,14 @@ def convert(source: str | Path, output: str | Path, *, random_init: bool = False
         config = dataclasses.replace(config, **overrides)
     log(f"converting {ckpt.directory} ({config.num_layers} layers, hidden {config.hidden_size}, "
         f"{'random init' if random_init else 'checkpoint weights'}, {precision})")
+    # Tens of seconds even for a tiny encoder (TF graph tracing), minutes for a large one: say where it is.
+    step = Steps(4 if random_init else 5, log)
+    step("building the encoder")
     encoder = build_encoder(config, seed=seed, precision=precision)
     if random_init:
         pooler = f"random init (seed {seed})"
     else:
+        step(f"loading the weights of {ckpt.weights_file.name}")
         has_pooler = load_hf_weights(encoder, config, ckpt.load_weights(), str(ckpt.weights_file))
         pooler = "checkpoint" if has_pooler else f"random init (seed {seed}): the checkpoint has no pooler weights"
     preprocess = BertPreprocess(ckpt.vocab_file, ckpt.do_lower_case,
@@ -63,14 +68,17 @@ def convert(source: str | Path, output: str | Path, *, random_init: bool = False
                 "config": dataclasses.asdict(config), "do_lower_case": ckpt.do_lower_case, "precision": precision,
                 "weights": "random init" if random_init else "checkpoint", "pooled_output": pooler}
     with atomic_directory(output, overwrite=overwrite) as tmp:
+        step("saving the preprocess model")
         tf.saved_model.save(preprocess, str(tmp / "preprocess"))
         # Dropout ops traced now get fixed op seeds from this graph seed: fine-tuning runs with the same
         # --seed then repeat exactly (an unseeded random op differs from process to process).
         tf.random.set_seed(seed)
+        step("saving the encoder")
         encoder.save(str(tmp / "encoder"), save_format="tf", include_optimizer=False)
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        step("verifying the saved pair")
         _verify(tmp, preprocess, encoder, precision)
-    log(f"wrote {output}/preprocess and {output}/encoder (pooled_output: {pooler})")
+    log(f"wrote {output}/preprocess and {output}/encoder (pooled_output: {pooler}) in {step.summary()}")
     return Path(output)
 
 

@@ -14,6 +14,8 @@ import json
 import pkgutil
 from pathlib import Path
 
+from tfbert.progress import Progress
+
 __all__ = ["resolve_model_dir", "read_metadata", "read_labels", "ExportedModel", "load", "as_strings", "short_floats"]
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -159,7 +161,8 @@ class ExportedModel:
 
     def outputs(self, texts, texts_b=None, batch_size: int = 256):
         """Runs serving_default (serving_pairs with ``texts_b``) over ``texts`` in batches of ``batch_size`` and
-        yields each batch's outputs as numpy arrays. None (or NaN) texts are sent as ""."""
+        yields each batch's outputs as numpy arrays. None (or NaN) texts are sent as "". Over more than a few
+        batches, progress goes to stderr (tfbert.progress; off within `tfbert.progress.quiet()`)."""
         import tensorflow as tf
 
         texts = as_strings(texts, "texts")
@@ -173,11 +176,15 @@ class ExportedModel:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         fn = self.signatures["serving_default" if texts_b is None else "serving_pairs"]
-        for start in range(0, len(texts), batch_size):
-            inputs = {"text": tf.constant(texts[start:start + batch_size], tf.string)}
-            if texts_b is not None:
-                inputs["text_b"] = tf.constant(texts_b[start:start + batch_size], tf.string)
-            yield {k: v.numpy() for k, v in fn(**inputs).items()}
+        with Progress("predicting", len(texts), steps=-(-len(texts) // batch_size)) as progress:
+            for start in range(0, len(texts), batch_size):
+                batch = texts[start:start + batch_size]
+                inputs = {"text": tf.constant(batch, tf.string)}
+                if texts_b is not None:
+                    inputs["text_b"] = tf.constant(texts_b[start:start + batch_size], tf.string)
+                out = {k: v.numpy() for k, v in fn(**inputs).items()}
+                progress.update(len(batch))
+                yield out
 
     def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:
         """One JSON-able prediction per text (what `python -m tfbert.predict` prints)."""

@@ -12,8 +12,8 @@ import pandas as pd
 
 from tfbert.data.tables import (
     DataError,
-    as_text,
     is_missing_label,
+    joined_text,
     normalize_labels,
     read_table,
     require_columns,
@@ -77,10 +77,11 @@ class ExportedClassifier(ExportedModel):
         df = read_table(test_file)
         for n in df.attrs.get("notes", []):
             note(n)
-        require_columns(df, test_file, {"text_column": text_column, "label_column": label_column,
-                                        "text_b_column": text_b_column})
         text_cols = [text_column] + ([text_b_column] if text_b_column else [])
-        texts = {c: as_text(df[c]) for c in text_cols}
+        texts = {text_column: joined_text(df, text_column, test_file)}
+        if text_b_column:
+            texts[text_b_column] = joined_text(df, text_b_column, test_file, "text_b_column")
+        require_columns(df, test_file, {"label_column": label_column})
         # Training drops rows with empty text from test files too; do the same so numbers agree.
         empty = pd.Series(False, index=df.index)
         for c in text_cols:

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from tfbert.data.regression import drop_empty_texts, numeric_labels
-from tfbert.data.tables import ROW_COL, as_text, read_table, require_columns
+from tfbert.data.tables import ROW_COL, joined_text, read_table, require_columns
+from tfbert.progress import Progress
 from tfbert.serving import ExportedModel, as_strings, short_floats
 
 __all__ = ["ExportedEmbedder", "CLIENT"]
@@ -33,9 +34,12 @@ class ExportedEmbedder(ExportedModel):
         if len(texts) != len(texts_b):
             raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
         fn = self.signatures["serving_similarity"]
-        parts = [fn(text=tf.constant(texts[i:i + batch_size], tf.string),
-                    text_b=tf.constant(texts_b[i:i + batch_size], tf.string))["similarity"].numpy()
-                 for i in range(0, len(texts), batch_size)]
+        parts = []
+        with Progress("predicting", len(texts), steps=-(-len(texts) // batch_size)) as progress:
+            for i in range(0, len(texts), batch_size):
+                parts.append(fn(text=tf.constant(texts[i:i + batch_size], tf.string),
+                                text_b=tf.constant(texts_b[i:i + batch_size], tf.string))["similarity"].numpy())
+                progress.update(len(parts[-1]))
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
     def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:
@@ -60,10 +64,11 @@ class ExportedEmbedder(ExportedModel):
         df = read_table(test_file)
         for n in df.attrs.get("notes", []):
             note(n)
-        require_columns(df, test_file, {"text_column": text_column, "label_column": label_column,
-                                        "text_b_column": text_b_column})
+        text, text_b = (joined_text(df, text_column, test_file),
+                        joined_text(df, text_b_column, test_file, "text_b_column"))
+        require_columns(df, test_file, {"label_column": label_column})
         lines_before = df.attrs.get("lines_before_data")
-        rows = pd.DataFrame({"text": as_text(df[text_column]), "text_b": as_text(df[text_b_column]),
+        rows = pd.DataFrame({"text": text.to_numpy(), "text_b": text_b.to_numpy(),
                              ROW_COL: np.arange(1, len(df) + 1), "label": df[label_column].to_numpy(dtype=object)})
         notes: list[str] = []
         rows = drop_empty_texts(rows, ["text", "text_b"], test_file, lines_before, notes)

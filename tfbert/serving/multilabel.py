@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from tfbert.data.multilabel import multi_hot, parse_label_columns, read_label_sets
-from tfbert.data.tables import DataError, as_text, read_table, require_columns, row_refs
+from tfbert.data.tables import DataError, joined_text, read_table, row_refs
 from tfbert.serving import ExportedModel, read_labels, short_floats
 
 __all__ = ["ExportedMultilabel", "CLIENT"]
@@ -69,11 +69,10 @@ class ExportedMultilabel(ExportedModel):
         for n in df.attrs.get("notes", []):
             note(n)
         lines_before = df.attrs.get("lines_before_data")
-        require_columns(df, test_file, {"text_column": text_column})
+        texts = joined_text(df, text_column, test_file)
         label_sets = read_label_sets(df, test_file, lines_before, label_column=label_column,
                                      label_separator=settings.get("label_separator"),
                                      label_columns=parse_label_columns(settings.get("label_columns")))
-        texts = as_text(df[text_column])
         empty = ~texts.str.strip().astype(bool)
         if empty.all():
             raise DataError(f"{test_file}: the text in {text_column!r} is empty in every row.")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tfbert.data.regression import drop_empty_texts, numeric_labels
-from tfbert.data.tables import ROW_COL, as_text, read_table, require_columns
+from tfbert.data.tables import ROW_COL, joined_text, read_table, require_columns
 from tfbert.serving import ExportedModel
 
 __all__ = ["ExportedRegressor", "CLIENT"]
@@ -51,12 +51,11 @@ class ExportedRegressor(ExportedModel):
         df = read_table(test_file)
         for n in df.attrs.get("notes", []):
             note(n)
-        require_columns(df, test_file, {"text_column": text_column, "label_column": label_column,
-                                        "text_b_column": text_b_column})
-        lines_before = df.attrs.get("lines_before_data")
-        rows = pd.DataFrame({"text": as_text(df[text_column])})
+        rows = pd.DataFrame({"text": joined_text(df, text_column, test_file)})
         if text_b_column:
-            rows["text_b"] = as_text(df[text_b_column])
+            rows["text_b"] = joined_text(df, text_b_column, test_file, "text_b_column")
+        require_columns(df, test_file, {"label_column": label_column})
+        lines_before = df.attrs.get("lines_before_data")
         rows[ROW_COL] = np.arange(1, len(df) + 1)
         rows["label"] = df[label_column].to_numpy(dtype=object)
         notes: list[str] = []

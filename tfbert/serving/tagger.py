@@ -46,6 +46,9 @@ class ExportedTagger(ExportedModel):
         from tfbert.data.tagged import read_sentences
         from tfbert.metrics.entities import entity_metrics, format_ner_report
 
+        if "," in str(_columns.get("text_column") or ""):
+            raise ValueError(f"--text-column {_columns['text_column']}: a tagger's test file is CoNLL or JSONL "
+                             "(words and their tags), so there are no text columns to join; drop --text-column.")
         sentences = read_sentences(test_file)
         texts, spans = [], []
         for s in sentences:
