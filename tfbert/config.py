@@ -288,9 +288,11 @@ def build_parser(tasks: dict, description: str = "") -> argparse.ArgumentParser:
             option_groups.setdefault(task.options, []).append(name)
     all_fields = [(f, f.metadata["group"]) for f in fields(RunConfig) if not f.metadata.get("internal")]
     users: dict[str, list[str]] = {}  # option name -> the tasks that have it (tasks may share an option)
+    option_defaults: dict[str, dict[str, object]] = {}  # option name -> task -> its default (they may differ)
     for cls, names in option_groups.items():
         for f in fields(cls):
             users.setdefault(f.name, []).extend(names)
+            option_defaults.setdefault(f.name, {}).update({n: f.default for n in names})
     seen = set()
     for cls in option_groups:
         for f in fields(cls):
@@ -300,7 +302,11 @@ def build_parser(tasks: dict, description: str = "") -> argparse.ArgumentParser:
     for f, group_name in all_fields:
         meta = f.metadata
         group = groups.get(group_name) or groups.setdefault(group_name, ap.add_argument_group(group_name))
-        kwargs = {"help": meta["help"] + _default_text(f.name, f.default, task_defaults)}
+        per_task = option_defaults.get(f.name, {})
+        if len({str(v) for v in per_task.values()}) > 1:  # a shared option whose default differs between tasks
+            kwargs = {"help": meta["help"] + _default_text(f.name, None, {t: {f.name: v} for t, v in per_task.items()})}
+        else:
+            kwargs = {"help": meta["help"] + _default_text(f.name, f.default, task_defaults)}
         choices = meta.get("choices")
         if choices is not None:
             kwargs["choices"] = sorted(tasks) if choices == "tasks" else choices
