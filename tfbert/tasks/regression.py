@@ -79,6 +79,9 @@ class RegressionTask(Task):
     monitor = "val_spearman"
     options = RegressionOptions
 
+    def __init__(self):
+        self.truncation = None  # how much of each split the window cuts (datasets)
+
     def check_config(self, config, log=print) -> None:
         self.monitor = f"val_{config.monitor}"  # the loop reads it after this call
 
@@ -160,3 +163,6 @@ class RegressionTask(Task):
             write_table(path, part)
             settings[f"{split}_file"] = str(path)
         return settings
+
+    def summary_extras(self, data: ScoredDataset) -> dict:
+        return {"truncation": self.truncation}
