@@ -62,6 +62,10 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     options = {f.name for f in dataclasses.fields(task.options)} if task.options else set()
     assert settings["task"] == name and set(settings) == set(RunConfig.names()) | options
     assert make_config(settings).with_task_defaults(task) == make_config(settings)
+    # How much the window cuts, per split, as numbers and as a data note (issue 16).
+    cut = json.loads((run / "metrics.json").read_text())["truncation"]
+    assert set(cut["splits"]) == {"train", "valid", "test"} and cut["splits"]["train"]["rows"] == summary["train_rows"]
+    assert cut["long_texts"] == "truncate" and any(n.startswith("Long texts (truncate)") for n in summary["data_notes"])
     meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
     assert meta["task"] == name and meta["settings"]["task"] == name and meta["test_metrics"] == summary["test"]
     assert meta["versions"]["tensorflow"].startswith("2.") and (meta.get("labels") or meta.get("tags"))

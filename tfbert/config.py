@@ -62,6 +62,12 @@ class RunConfig:
                                         "Hugging Face checkpoint), else fp32", "model",
                                   choices=("auto", "fp32", "bf16"), per_task=True)
     max_seq_length: int = flag(128, "longest packed input; batches pad to their own longest", "model")
+    long_texts: str = flag("truncate", "which wordpieces of a text longer than the window (--max-seq-length less "
+                                       "[CLS]/[SEP]) are kept, in training and in the export. truncate: the first "
+                                       "ones; head-tail: the first quarter and the last three quarters of the window "
+                                       "(128 + 382 at 512, Sun et al. 2019), for each segment's round-robin share "
+                                       "of a pair; not for ner (tags are per word)", "model",
+                           choices=("truncate", "head-tail"))
     dropout: float = flag(0.1, "dropout before the task head", "model")
     freeze_encoder: bool = flag(False, "train the task head only", "model")
     freeze_word_embeddings: bool | None = flag(

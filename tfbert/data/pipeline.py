@@ -10,6 +10,8 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops that preprocess SavedModels use)
 
+from tfbert.data.long_texts import check_mode, keep_segments, truncation_stats, window
+
 AUTOTUNE = tf.data.AUTOTUNE
 # Batches per megabatch in length_grouped_batches (Hugging Face's LengthGroupedSampler uses 50).
 MEGABATCH = 50
@@ -50,17 +52,30 @@ def load_preprocess(handles_or_path):
 class TextPipeline:
     """Turns DataFrames (text[, text_b], label_id) into batched encoder inputs for one preprocess model."""
 
-    def __init__(self, preprocess, max_seq_length: int = 128, has_pairs: bool = False, pad_multiple: int = 1):
+    def __init__(self, preprocess, max_seq_length: int = 128, has_pairs: bool = False, pad_multiple: int = 1,
+                 long_texts: str = "truncate"):
         self.preprocess = preprocess  # a loaded TF Hub preprocess SavedModel (tokenize, bert_pack_inputs)
         self.max_seq_length = max_seq_length
         # pad_multiple > 1 bounds the number of distinct batch shapes (each one costs an XLA compile).
         self.pad_multiple = pad_multiple
         self.n_segments = 2 if has_pairs else 1
+        check_mode(long_texts)
+        self.long_texts = long_texts  # which wordpieces of a text longer than the window are kept (long_texts.py)
+
+    def wordpieces(self, texts):
+        """Raw strings -> all their ragged wordpiece ids [batch, (pieces)], uncut."""
+        return self.preprocess.tokenize(texts).merge_dims(-2, -1)  # [batch, words, wordpieces] -> [batch, pieces]
+
+    def segments(self, *texts) -> list:
+        """Raw strings (one tensor per segment) -> the ragged wordpiece ids of each segment that are packed,
+        cut as --long-texts says (in training and in the exported graph alike)."""
+        if len(texts) != self.n_segments:
+            raise ValueError(f"this pipeline packs {self.n_segments} segment(s), not {len(texts)}")
+        return keep_segments([self.wordpieces(t) for t in texts], self.max_seq_length, self.long_texts)
 
     def tokenize(self, texts):
-        """Raw strings -> ragged wordpiece ids [batch, (pieces)], cut to max_seq_length."""
-        # [batch, words, wordpieces] -> [batch, wordpieces]; long texts cut early so the cache stays small.
-        return self.preprocess.tokenize(texts).merge_dims(-2, -1)[:, : self.max_seq_length]
+        """Raw strings, as single texts -> ragged wordpiece ids [batch, (pieces)], cut to fit (pairs: `segments`)."""
+        return keep_segments([self.wordpieces(texts)], self.max_seq_length, self.long_texts)[0]
 
     def pack(self, segments):
         """Ragged token ids of 1 or 2 segments -> encoder inputs padded to the batch's longest (rounded up)."""
@@ -71,7 +86,7 @@ class TextPipeline:
 
     def encode(self, *texts):
         """Raw strings (one tensor per segment) -> encoder inputs, as one batch padded to its longest."""
-        return self.pack([self.tokenize(t) for t in texts])
+        return self.pack(self.segments(*texts))
 
     def tokenized(self, df: pd.DataFrame) -> tf.data.Dataset:
         """Unbatched (segments tuple, label_id) with ragged token ids, tokenized in chunks."""
@@ -79,8 +94,26 @@ class TextPipeline:
         texts = tuple(df[c].astype(str).to_numpy(dtype=object) for c in cols)
         labels = df["label_id"].to_numpy(np.int32) if "label_id" in df else np.zeros(len(df), np.int32)
         ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(512)
-        ds = ds.map(lambda t, y: (tuple(self.tokenize(x) for x in t), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda t, y: (tuple(self.segments(*t)), y), num_parallel_calls=AUTOTUNE)
         return ds.unbatch()
+
+    def truncation(self, texts) -> dict:
+        """How much of `texts` (a DataFrame with text[, text_b], or a sequence of strings) does not fit the window:
+        tfbert.data.long_texts.truncation_stats. One batched pass over the tokenizer, counting wordpieces only."""
+        if isinstance(texts, pd.DataFrame):
+            columns = tuple(texts[c].astype(str).to_numpy(dtype=object) for c in ["text", "text_b"][: self.n_segments])
+        else:
+            columns = (np.asarray(list(texts), dtype=object),)
+        ds = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(c, tf.string) for c in columns)).batch(512)
+        ds = ds.map(lambda *t: tuple(self.wordpieces(x).row_lengths() for x in t), num_parallel_calls=AUTOTUNE)
+        batches = list(ds.as_numpy_iterator())
+        lengths = [np.concatenate([np.zeros(0, np.int64)] + [b[i] for b in batches]) for i in range(len(columns))]
+        return truncation_stats(lengths, window(self.max_seq_length, len(columns)))
+
+    def truncation_report(self, splits: dict) -> dict:
+        """{"long_texts", "window", "splits": {name: truncation(texts)}} for named splits (train/valid/test)."""
+        return {"long_texts": self.long_texts, "window": window(self.max_seq_length, self.n_segments),
+                "splits": {name: self.truncation(texts) for name, texts in splits.items()}}
 
     def dataset(self, df: pd.DataFrame, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
         """Training (shuffle=True: reshuffled each epoch and grouped by length) or evaluation batches (in order)."""

@@ -6,6 +6,8 @@
 A temperature T (fitted by --calibrate) and a decision threshold (--tune-threshold, two labels) are variables of
 the exported module, applied in the graph: probabilities = softmax(logits / T); with a threshold, label_id is 1
 exactly when probabilities[:, 1] >= threshold (else the argmax).
+Texts longer than the window are cut in the graph as in training: the server's TextPipelines carry the run's
+--long-texts (truncate or head-tail; tfbert.data.long_texts), recorded in the metadata as "long_texts".
 The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
 fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
 For an encoder converted by tfbert, the numeric part served is tfbert.encoders.inference_graph's forward-only graph, once
@@ -67,7 +69,8 @@ class ClassifierServer(tf.Module):
     """Raw strings -> preprocess model -> trained classifier core -> softmax, label names."""
 
     def __init__(self, preprocess_handle: str, core, labels: list[str], max_seq_length: int, labels_file: Path,
-                 chunk: int = SERVE_CHUNK, temperature: float = 1.0, threshold: float | None = None):
+                 chunk: int = SERVE_CHUNK, temperature: float = 1.0, threshold: float | None = None,
+                 long_texts: str = "truncate"):
         super().__init__()
         check_decision(labels, temperature, threshold)
         # Variables, not constants: a loaded export shows them (model.temperature, model.threshold).
@@ -79,8 +82,8 @@ class ClassifierServer(tf.Module):
         self.core = core
         self.labels_asset = tf.saved_model.Asset(str(labels_file))
         self._labels = list(labels)
-        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, pad_multiple=1)
-        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, pad_multiple=1)
+        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts)
+        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, long_texts=long_texts)
 
     def _logits(self, pipeline: TextPipeline, segments):
         return sorted_chunks(self.core, pipeline, segments, self.chunk, len(self._labels))
@@ -96,11 +99,11 @@ class ClassifierServer(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
-        return self._outputs(self._logits(self.single, [self.single.tokenize(text)]))
+        return self._outputs(self._logits(self.single, self.single.segments(text)))
 
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_pairs(self, text, text_b):
-        return self._outputs(self._logits(self.pairs, [self.pairs.tokenize(text), self.pairs.tokenize(text_b)]))
+        return self._outputs(self._logits(self.pairs, self.pairs.segments(text, text_b)))
 
 
 def check_decision(labels: list[str], temperature: float, threshold: float | None) -> None:
@@ -144,30 +147,32 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
 def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
                       has_pairs: bool = False, encoder_handle: str | None = None, check_texts=(), info=None,
                       metadata: dict | None = None, temperature: float = 1.0, threshold: float | None = None,
-                      log=print) -> Path:
+                      long_texts: str = "truncate", log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path.
 
     encoder_handle: the encoder the core was built on; for one converted by tfbert the export serves the
     forward-only inference graph, checked against the core on CHECK_TEXTS plus `check_texts`. `info` (a dict),
     if given, receives which graph was exported and how closely it matched. `metadata` goes into the export's
     assets.extra/tfbert.json (with the label names, signatures and the graph chosen). `temperature` and
-    `threshold` (two labels only; None: the argmax) are applied in the graph and written to the metadata.
+    `threshold` (two labels only; None: the argmax) are applied in the graph and written to the metadata, as is
+    `long_texts` (which wordpieces of a text longer than the window are kept).
     """
     check_decision(labels, temperature, threshold)
     info = {} if info is None else info
     texts = CHECK_TEXTS + list(check_texts)
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log,
-                                 encoder_handle, texts, info, temperature, threshold),
+                                 encoder_handle, texts, info, temperature, threshold, long_texts),
         {"task": "classify", **(metadata or {}), "serving": "classifier", "labels": list(labels),
          "temperature": float(temperature), "threshold": None if threshold is None else float(threshold),
+         "long_texts": long_texts,
          "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info}, log)
 
 
 def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle,
-           check_texts: list[str], info: dict, temperature: float, threshold: float | None) -> None:
+           check_texts: list[str], info: dict, temperature: float, threshold: float | None, long_texts: str) -> None:
     server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, asset_source(tmp, LABELS_FILE, labels),
-                              temperature=temperature, threshold=threshold)
+                              temperature=temperature, threshold=threshold, long_texts=long_texts)
     pipeline = server.pairs if has_pairs else server.single
     server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
     info.update(facts)

@@ -9,7 +9,8 @@ signature:
     num_labels     int32   [batch]
 The thresholds were tuned on the validation split for F1 (tfbert.metrics.multilabel.tune_thresholds); they are in
 the graph, in assets/thresholds.txt and in assets.extra/tfbert.json. The request runs in length-sorted chunks, as
-the classifier's does (ClassifierServer._logits, inherited).
+the classifier's does (ClassifierServer._logits, inherited), with texts longer than the window cut as in
+training (--long-texts, in the metadata as "long_texts").
 
 The numeric part served is the trained Keras core. The forward-only inference graph (tfbert.encoders.inference_graph)
 is classifier-only: choose_serving_core accepts it by comparing softmax probabilities and argmax labels, a check
@@ -33,8 +34,8 @@ class MultilabelServer(ClassifierServer):
     """Raw strings -> preprocess model -> trained core (chunked, as the classifier) -> sigmoid, thresholded sets."""
 
     def __init__(self, preprocess_handle: str, core, labels: list[str], thresholds, max_seq_length: int,
-                 labels_file: Path, thresholds_file: Path):
-        super().__init__(preprocess_handle, core, labels, max_seq_length, labels_file)
+                 labels_file: Path, thresholds_file: Path, long_texts: str = "truncate"):
+        super().__init__(preprocess_handle, core, labels, max_seq_length, labels_file, long_texts=long_texts)
         self.thresholds_asset = tf.saved_model.Asset(str(thresholds_file))
         self._thresholds = np.asarray(thresholds, np.float32)
 
@@ -50,7 +51,8 @@ class MultilabelServer(ClassifierServer):
 
 
 def export_multilabel(core, preprocess_handle: str, labels: list[str], thresholds, base: str | Path, *,
-                      max_seq_length: int, check_texts=(), metadata: dict | None = None, log=print) -> Path:
+                      max_seq_length: int, long_texts: str = "truncate", check_texts=(), metadata: dict | None = None,
+                      log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `metadata` goes
     into assets.extra/tfbert.json with the label names and thresholds."""
     thresholds = [float(t) for t in np.asarray(thresholds, np.float32)]
@@ -58,15 +60,18 @@ def export_multilabel(core, preprocess_handle: str, labels: list[str], threshold
         raise ValueError(f"{len(labels)} labels but {len(thresholds)} thresholds")
     texts = CHECK_TEXTS + list(check_texts)
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, max_seq_length, texts, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, max_seq_length, long_texts, texts,
+                                 log),
         {"task": "multilabel", **(metadata or {}), "serving": "multilabel", "labels": list(labels),
-         "thresholds": thresholds, "signatures": ["serving_default"], "serving_graph": {"graph": "trained"}}, log)
+         "thresholds": thresholds, "signatures": ["serving_default"], "serving_graph": {"graph": "trained"},
+         "long_texts": long_texts}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, labels, thresholds, max_seq_length, check_texts, log) -> None:
+def _write(tmp: Path, core, preprocess_handle, labels, thresholds, max_seq_length, long_texts, check_texts, log) \
+        -> None:
     server = MultilabelServer(preprocess_handle, core, labels, thresholds, max_seq_length,
                               asset_source(tmp, LABELS_FILE, labels),
-                              asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]))
+                              asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]), long_texts)
     calls = {"serving_default": {"text": check_texts}}
     save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 

@@ -6,7 +6,8 @@ Signatures:
 The core outputs standardised scores (the model trains on (label - mean) / std of the train split); the server
 maps them back with the mean and std held as constants in the graph, also written in the metadata ("target").
 The forward-only inference graph (tfbert.encoders.inference_graph) is built and checked for classifiers only, so a
-regressor serves its trained Keras core. Written to a hidden temp dir, loaded back in a fresh process that imports
+regressor serves its trained Keras core. Long texts are cut in the graph as in training (--long-texts, in the
+metadata as "long_texts"). Written to a hidden temp dir, loaded back in a fresh process that imports
 only tensorflow and tensorflow_text and compared with the in-process server, then published as the next version.
 """
 from __future__ import annotations
@@ -30,14 +31,14 @@ class RegressorServer(tf.Module):
     """Raw strings -> preprocess model -> trained core (one standardised value per text) -> score in label units."""
 
     def __init__(self, preprocess_handle: str, core, mean: float, std: float, max_seq_length: int,
-                 chunk: int = SERVE_CHUNK):
+                 chunk: int = SERVE_CHUNK, long_texts: str = "truncate"):
         super().__init__()
         self.chunk = chunk  # 0: the whole request as one batch
         self.preprocess = hub.load(preprocess_handle)
         self.core = core
         self.mean, self.std = float(mean), float(std)
-        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, pad_multiple=1)
-        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, pad_multiple=1)
+        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts)
+        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, long_texts=long_texts)
 
     def _scores(self, pipeline: TextPipeline, segments):
         standardised = sorted_chunks(self.core, pipeline, segments, self.chunk, 1)[:, 0]
@@ -45,29 +46,29 @@ class RegressorServer(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
-        return self._scores(self.single, [self.single.tokenize(text)])
+        return self._scores(self.single, self.single.segments(text))
 
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_pairs(self, text, text_b):
-        return self._scores(self.pairs, [self.pairs.tokenize(text), self.pairs.tokenize(text_b)])
+        return self._scores(self.pairs, self.pairs.segments(text, text_b))
 
 
 def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,
-                     max_seq_length: int, has_pairs: bool = False, metadata: dict | None = None,
-                     log=print) -> Path:
+                     max_seq_length: int, has_pairs: bool = False, long_texts: str = "truncate",
+                     metadata: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `core`: encoder
     inputs -> [batch, 1] standardised scores; `mean`, `std`: the train labels', to map them back."""
     signatures = ["serving_default"] + (["serving_pairs"] if has_pairs else [])
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, max_seq_length, has_pairs, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts, log),
         {"task": "regression", **(metadata or {}), "serving": "regressor", "labels": [OUTPUT],
-         "signatures": signatures, "target": {"mean": float(mean), "std": float(std)},
+         "signatures": signatures, "target": {"mean": float(mean), "std": float(std)}, "long_texts": long_texts,
          "serving_graph": {"graph": "trained", "reason": "the forward-only inference graph is built for "
                                                          "classifiers only"}}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, log) -> None:
-    server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length)
+def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts, log) -> None:
+    server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length, long_texts=long_texts)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures, calls)
 

@@ -16,6 +16,7 @@ import tf_keras as keras
 
 from tfbert.config import ConfigError, flag
 from tfbert.data.classification import TextDataset, class_weights, load_dataset
+from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import TextPipeline, steps_per_epoch
 from tfbert.data.tweets import load_tweets
 from tfbert.encoders.bert import INPUT_KEYS
@@ -107,7 +108,9 @@ class ClassificationTask(Task):
         return {"labels": data.labels}
 
     def datasets(self, data: TextDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs)
+        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs, long_texts=config.long_texts)
+        self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
+        log_truncation(self.truncation, config.max_seq_length, data.notes, log)
         weights = class_weights(data.train, len(data.labels)) if config.class_weights == "balanced" else None
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed),
                         pipe.dataset(data.valid, 2 * config.batch_size),
@@ -126,9 +129,10 @@ class ClassificationTask(Task):
     def __init__(self):
         # What after_training fitted on validation (metrics.json, the export's metadata); empty: argmax, T = 1.
         self.fitted: dict = {}
+        self.truncation: dict | None = None  # how much of each split the window cuts (datasets)
 
     def _logits(self, model, frame, preprocess, config, has_pairs: bool) -> np.ndarray:
-        pipe = TextPipeline(preprocess, config.max_seq_length, has_pairs)
+        pipe = TextPipeline(preprocess, config.max_seq_length, has_pairs, long_texts=config.long_texts)
         return np.asarray(model.predict(pipe.dataset(frame, 2 * config.batch_size), verbose=0), dtype=np.float32)
 
     def _temperature(self) -> float:
@@ -181,7 +185,8 @@ class ClassificationTask(Task):
                                     encoder_handle=handles.encoder,
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
                                     info=facts, metadata={**metadata, **self.fitted},
-                                    temperature=self._temperature(), threshold=self._threshold(), log=log)
+                                    temperature=self._temperature(), threshold=self._threshold(),
+                                    long_texts=config.long_texts, log=log)
         return version, {"serving_graph": facts}
 
     def example_data(self, directory, rows: int = 48) -> dict:
@@ -202,7 +207,7 @@ class ClassificationTask(Task):
         plot_reliability(metrics["reliability"], run_dir / "reliability.png", ece=metrics["ece"])
 
     def summary_extras(self, data: TextDataset) -> dict:
-        return dict(self.fitted)
+        return {**self.fitted, "truncation": self.truncation}
 
 
 class SentimentTask(ClassificationTask):

@@ -20,6 +20,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import flag
+from tfbert.data.long_texts import log_truncation
 from tfbert.data.multilabel import MultilabelDataset, builtin_rows, load_multilabel_dataset, split_rows
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, length_grouped_batches, steps_per_epoch
 from tfbert.export.multilabel import export_multilabel
@@ -119,6 +120,7 @@ class MultilabelTask(Task):
 
     def __init__(self):
         self.thresholds = None  # tuned on the validation split in `evaluate`, exported by `export`
+        self.truncation = None  # how much of each split the window cuts (datasets)
 
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
@@ -142,7 +144,10 @@ class MultilabelTask(Task):
         return {"labels": data.labels}
 
     def datasets(self, data: MultilabelDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline(preprocess, config.max_seq_length)
+        pipe = TextPipeline(preprocess, config.max_seq_length, long_texts=config.long_texts)
+        self.truncation = pipe.truncation_report({name: getattr(data, name)["text"] for name in ("train", "valid",
+                                                                                                "test")})
+        log_truncation(self.truncation, config.max_seq_length, data.notes, log)
         return Datasets(multilabel_dataset(pipe, data.train["text"], data.targets(data.train), config.batch_size,
                                            shuffle=True, seed=config.seed),
                         multilabel_dataset(pipe, data.valid["text"], data.targets(data.valid), 2 * config.batch_size),
@@ -159,7 +164,7 @@ class MultilabelTask(Task):
                 "metrics": [MicroF1Score(), keras.metrics.AUC(curve="PR", from_logits=True, name="pr_auc")]}
 
     def probabilities(self, model, preprocess, texts, config) -> np.ndarray:
-        pipe = TextPipeline(preprocess, config.max_seq_length)
+        pipe = TextPipeline(preprocess, config.max_seq_length, long_texts=config.long_texts)
         ds = multilabel_dataset(pipe, texts, np.zeros((len(texts), model.output_shape[-1]), np.float32),
                                 2 * config.batch_size)
         return tf.sigmoid(tf.cast(model.predict(ds, verbose=0), tf.float32)).numpy()
@@ -182,7 +187,7 @@ class MultilabelTask(Task):
         if self.thresholds is None:
             raise RuntimeError("export before evaluate: the thresholds are tuned in evaluate")
         version = export_multilabel(model, handles.preprocess, data.labels, self.thresholds, base,
-                                    max_seq_length=config.max_seq_length,
+                                    max_seq_length=config.max_seq_length, long_texts=config.long_texts,
                                     check_texts=data.test["text"].tolist()[:CHECK_TEXTS], metadata=metadata, log=log)
         return version, {}  # the thresholds go into metrics.json through summary_extras
 
@@ -204,4 +209,4 @@ class MultilabelTask(Task):
 
     def summary_extras(self, data: MultilabelDataset) -> dict:
         return {"thresholds": dict(zip(data.labels, map(float, self.thresholds)))
-                if self.thresholds is not None else None}
+                if self.thresholds is not None else None, "truncation": self.truncation}

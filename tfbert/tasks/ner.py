@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfbert.config import ConfigError
+from tfbert.data.long_texts import log_truncation, share, truncation_stats, window
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, length_grouped_batches, steps_per_epoch
 from tfbert.data.tagged import NerDataset, load_ner_dataset
 from tfbert.encoders.bert import INPUT_KEYS
@@ -45,6 +47,7 @@ class Aligned:
     ids: tf.RaggedTensor  # int32 [sentences, wordpieces]
     labels: tf.RaggedTensor  # int32 [sentences, wordpieces]: the word's tag id on its first piece, IGNORE elsewhere
     n_words: list[int]
+    word_starts: np.ndarray  # per word (flat, sentence order): its first wordpiece's position in its sentence
 
 
 def continuation_tags(tags: list[str]) -> list[int]:
@@ -90,8 +93,24 @@ def align(preprocess, sentences: list[list[str]], tag_ids: list[list[int]] | Non
     word_pieces = np.bincount(np.repeat(np.arange(len(words)), subs), weights=pieces, minlength=len(words))
     per_sentence = np.bincount(np.repeat(np.arange(len(sentences)), n_words), weights=word_pieces,
                                minlength=len(sentences)).astype(np.int64)
+    word_pieces = word_pieces.astype(np.int64)
+    sentence_start = np.repeat(np.cumsum(per_sentence) - per_sentence, n_words)
     return Aligned(tf.RaggedTensor.from_row_lengths(values.astype(np.int32), per_sentence),
-                   tf.RaggedTensor.from_row_lengths(labels, per_sentence), n_words)
+                   tf.RaggedTensor.from_row_lengths(labels, per_sentence), n_words,
+                   np.cumsum(word_pieces) - word_pieces - sentence_start)
+
+
+def tagging_truncation(aligned: dict[str, Aligned], max_seq_length: int) -> dict:
+    """tfbert.data.long_texts' truncation report per split, plus the words cut: a word whose first wordpiece is
+    past the window has no position, so it is predicted O (one with only its ## pieces cut keeps its tag)."""
+    keep = window(max_seq_length, 1)
+    splits = {}
+    for name, al in aligned.items():
+        stats = truncation_stats([al.ids.row_lengths().numpy()], keep)
+        words_cut = int((al.word_starts >= keep).sum())
+        splits[name] = {**stats, "words": int(al.word_starts.size), "words_cut": words_cut,
+                        "words_cut_share": share(words_cut, al.word_starts.size)}
+    return {"long_texts": "truncate", "window": keep, "splits": splits}
 
 
 def pack_tagged(pipe: TextPipeline, ids: tf.RaggedTensor, labels: tf.RaggedTensor):
@@ -191,6 +210,10 @@ class NerTask(Task):
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
             log("warning: --text-b-column does not apply to --task ner; ignored")
+        if config.long_texts != "truncate":
+            raise ConfigError(f"--long-texts {config.long_texts}: --task ner tags every word, so it cannot skip the "
+                              "middle of a sentence; use --long-texts truncate (words past the window are tagged O "
+                              "and counted in the data notes)")
 
     def load_data(self, config) -> NerDataset:
         return load_ner_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
@@ -208,7 +231,7 @@ class NerTask(Task):
 
     def __init__(self):
         self._aligned_splits = None  # wordpiece-aligned splits, made once per run (a task object is one run's)
-        self.truncated = {}
+        self.truncation = None  # how much of each split the window cuts, words too (datasets)
 
     def _aligned(self, data: NerDataset, preprocess) -> dict[str, Aligned]:
         if self._aligned_splits is None:
@@ -223,12 +246,8 @@ class NerTask(Task):
 
     def datasets(self, data: NerDataset, preprocess, config, log=print) -> Datasets:
         aligned = self._aligned(data, preprocess)
-        cut = {name: int(np.sum(al.ids.row_lengths().numpy() > config.max_seq_length - 2))
-               for name, al in aligned.items()}
-        self.truncated = cut
-        if any(cut.values()):
-            log(f"data: sentences longer than --max-seq-length {config.max_seq_length} wordpieces (their tail words "
-                "count as O): " + ", ".join(f"{k} {v}" for k, v in cut.items()))
+        self.truncation = tagging_truncation(aligned, config.max_seq_length)
+        log_truncation(self.truncation, config.max_seq_length, data.notes, log, "sentences")
         pipe = TextPipeline(preprocess, config.max_seq_length)
         return Datasets(tagging_dataset(pipe, aligned["train"], config.batch_size, shuffle=True, seed=config.seed),
                         tagging_dataset(pipe, aligned["valid"], 2 * config.batch_size),
@@ -278,4 +297,4 @@ class NerTask(Task):
         return settings
 
     def summary_extras(self, data: NerDataset) -> dict:
-        return {"train_sentences": len(data.train), "truncated_sentences": self.truncated}
+        return {"train_sentences": len(data.train), "truncation": self.truncation}

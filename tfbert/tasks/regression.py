@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import flag
+from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import TextPipeline, steps_per_epoch
 from tfbert.data.regression import ScoredDataset, load_scored, tweet_scores
 from tfbert.export.regressor import export_regressor
@@ -78,6 +79,9 @@ class RegressionTask(Task):
     monitor = "val_spearman"
     options = RegressionOptions
 
+    def __init__(self):
+        self.truncation = None  # how much of each split the window cuts (datasets)
+
     def check_config(self, config, log=print) -> None:
         self.monitor = f"val_{config.monitor}"  # the loop reads it after this call
 
@@ -101,7 +105,9 @@ class RegressionTask(Task):
         return ds.map(lambda x, i: (x, tf.gather(targets, i)))
 
     def datasets(self, data: ScoredDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs)
+        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs, long_texts=config.long_texts)
+        self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
+        log_truncation(self.truncation, config.max_seq_length, data.notes, log, "pairs" if data.has_pairs else "rows")
         return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed),
                         self._dataset(data.valid, pipe, 2 * config.batch_size, data),
                         steps_per_epoch(len(data.train), config.batch_size))
@@ -120,7 +126,7 @@ class RegressionTask(Task):
         return RegressionValidation(datasets.valid, data.valid["label"].to_numpy(), data.mean, data.std)
 
     def evaluate(self, model, data: ScoredDataset, preprocess, config) -> dict:
-        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs)
+        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs, long_texts=config.long_texts)
         predicted = scores_in_label_units(model, self._dataset(data.test, pipe, 2 * config.batch_size, data),
                                           data.mean, data.std)
         self.test_scores = predicted  # for plots(): kept out of metrics.json
@@ -141,7 +147,7 @@ class RegressionTask(Task):
     def export(self, model, handles, data: ScoredDataset, base, config, metadata: dict, log=print):
         return export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std,
                                 max_seq_length=config.max_seq_length, has_pairs=data.has_pairs,
-                                metadata=metadata, log=log), {"target": {"mean": data.mean, "std": data.std}}
+                                long_texts=config.long_texts, metadata=metadata, log=log), {"target": {"mean": data.mean, "std": data.std}}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets of the built-in corpus with their signed sentiment score (a third per label), as CSV files with
@@ -157,3 +163,6 @@ class RegressionTask(Task):
             write_table(path, part)
             settings[f"{split}_file"] = str(path)
         return settings
+
+    def summary_extras(self, data: ScoredDataset) -> dict:
+        return {"truncation": self.truncation}
