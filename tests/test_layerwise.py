@@ -169,3 +169,10 @@ def test_the_loop_applies_the_options_and_records_the_plan_in_run_json(tmp_path,
                      "first_step": {"head": 0, "pooler": 0, "layer_1": 2}}
     assert any(line.startswith("layers: 2 transformer layers") for line in lines)
     assert summary["epochs_run"] == 1
+
+
+def test_schedule_warms_up_linearly_and_starts_at_the_peak_without_warm_up():
+    warm = WarmupLinearDecay(1.0, total_steps=10, warmup_steps=4)
+    assert [round(float(warm(s)), 4) for s in (0, 2, 4, 7, 10, 12)] == [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
+    cold = WarmupLinearDecay(1.0, total_steps=10, warmup_steps=0)
+    assert [round(float(cold(s)), 4) for s in (0, 5, 10)] == [1.0, 0.5, 0.0]  # step 0 trains

@@ -16,7 +16,8 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
-        warm = step / max(self.warmup_steps, 1)
+        # No warm-up: the full rate from step 0 (as Hugging Face's linear schedule), not step/1 = 0 at step 0.
+        warm = step / self.warmup_steps if self.warmup_steps > 0 else 1.0
         decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
         return self.peak * tf.maximum(0.0, tf.minimum(warm, decay))
 
