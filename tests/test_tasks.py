@@ -24,14 +24,19 @@ TASK_PLOTS = {"sentiment": ["confusion_matrix.png"], "classify": ["confusion_mat
 
 _FRESH = r"""
 import json, sys
+import numpy as np
 import tensorflow as tf, tensorflow_text  # noqa: F401
 model = tf.saved_model.load(sys.argv[1])
-texts = json.loads(sys.argv[2])
+hostile = json.loads(sys.argv[2]) + ["x" * 100_000]  # built here: argv caps one argument near 128 KB
+requests = {"hostile": hostile, "batch 1": hostile[2:3], "batch 1000": (hostile[:-1] * 143)[:1000]}
 out = {}
 for name, fn in model.signatures.items():
     inputs = fn.structured_input_signature[1]
-    res = fn(**{k: tf.constant(texts if i == 0 else texts[::-1]) for i, k in enumerate(sorted(inputs))})
-    out[name] = {k: [v.dtype.name, v.shape.as_list()] for k, v in res.items()}
+    for what, texts in requests.items():
+        res = fn(**{k: tf.constant(texts if i == 0 else texts[::-1]) for i, k in enumerate(sorted(inputs))})
+        out[f"{name} {what}"] = {k: [v.dtype.name, v.shape.as_list(),
+                                     bool(np.isfinite(v.numpy()).all()) if v.dtype.is_floating else True]
+                                 for k, v in res.items()}
 assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
 print("RESULT" + json.dumps(out))
 """
@@ -77,10 +82,11 @@ def test_export_answers_hostile_input_in_a_process_with_only_tensorflow(trained_
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT")][-1][len("RESULT"):])
-    assert "serving_default" in out
-    for signature, outputs in out.items():
-        for key, (_, shape) in outputs.items():
-            assert shape[0] == len(HOSTILE), (signature, key, shape)
+    sizes = {"hostile": len(HOSTILE) + 1, "batch 1": 1, "batch 1000": 1000}
+    assert {"serving_default hostile", "serving_default batch 1", "serving_default batch 1000"} <= set(out)
+    for call, outputs in out.items():
+        for key, (_, shape, finite) in outputs.items():
+            assert shape[0] == sizes[call.split(" ", 1)[1]] and finite, (call, key, shape, finite)
 
 
 def _cli(module, *args):
