@@ -65,7 +65,6 @@ def export_embeddings(output: str | Path, *, encoder: str | None = None, preproc
     from tfbert.encoders.registry import DEFAULT_ENCODER, resolve_encoder
     from tfbert.export.embedder import export_embedder
 
-    source = {}
     if run is not None:
         if encoder is not None or preprocess is not None:
             raise ValueError("give --run or --encoder/--preprocess, not both: a run names its own encoder")

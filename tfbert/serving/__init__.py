@@ -153,14 +153,18 @@ class ExportedModel:
                                  f"{', '.join(self._loaded.signatures) or 'none'}).")
         return self._loaded.signatures
 
+    # The signature that takes (text, text_b): a model trained on sentence pairs has serving_pairs; a kind whose
+    # pairs mean something else (the embedder's serving_similarity) names its own.
+    pair_signature = "serving_pairs"
+
     @property
     def has_pairs(self) -> bool:
-        """Whether the export has the serving_pairs signature (it was trained on sentence pairs)."""
+        """Whether the export has its pair signature (serving_pairs: it was trained on sentence pairs)."""
         listed = self.metadata.get("signatures")
-        return "serving_pairs" in listed if listed is not None else "serving_pairs" in self.signatures
+        return self.pair_signature in (listed if listed is not None else self.signatures)
 
     def outputs(self, texts, texts_b=None, batch_size: int = 256):
-        """Runs serving_default (serving_pairs with ``texts_b``) over ``texts`` in batches of ``batch_size`` and
+        """Runs serving_default (the pair signature with ``texts_b``) over ``texts`` in batches of ``batch_size`` and
         yields each batch's outputs as numpy arrays. None (or NaN) texts are sent as "". Over more than a few
         batches, progress goes to stderr (tfbert.progress; off within `tfbert.progress.quiet()`)."""
         import tensorflow as tf
@@ -169,13 +173,13 @@ class ExportedModel:
         if texts_b is not None:
             texts_b = as_strings(texts_b, "texts_b")
             if not self.has_pairs:
-                raise ValueError(f"{self.path}: model has no 'serving_pairs' signature (it was not trained on "
-                                 f"sentence pairs), so texts_b cannot be used.")
+                raise ValueError(f"{self.path}: model has no {self.pair_signature!r} signature (it was not trained "
+                                 f"on sentence pairs), so texts_b cannot be used.")
             if len(texts_b) != len(texts):
                 raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        fn = self.signatures["serving_default" if texts_b is None else "serving_pairs"]
+        fn = self.signatures["serving_default" if texts_b is None else self.pair_signature]
         with Progress("predicting", len(texts), steps=-(-len(texts) // batch_size)) as progress:
             for start in range(0, len(texts), batch_size):
                 batch = texts[start:start + batch_size]

@@ -12,14 +12,13 @@ import pandas as pd
 
 from tfbert.data.regression import drop_empty_texts, numeric_labels
 from tfbert.data.tables import ROW_COL, joined_text, read_table, require_columns
-from tfbert.progress import Progress
-from tfbert.serving import ExportedModel, as_strings, short_floats
+from tfbert.serving import ExportedModel, short_floats
 
 __all__ = ["ExportedEmbedder", "CLIENT"]
 
 
 class ExportedEmbedder(ExportedModel):
-    has_pairs = False  # pairs go to serving_similarity, not to a trained pair model's serving_pairs
+    pair_signature = "serving_similarity"  # (text, text_b) -> cosine, through ExportedModel.outputs
 
     def embed(self, texts, batch_size: int = 256) -> np.ndarray:
         """Unit-length embeddings, float32 ``[n, hidden]``; None (or NaN) texts are sent as ""."""
@@ -28,18 +27,7 @@ class ExportedEmbedder(ExportedModel):
 
     def similarity(self, texts, texts_b, batch_size: int = 256) -> np.ndarray:
         """Cosine similarity of each (text, text_b), float32 ``[n]``."""
-        import tensorflow as tf
-
-        texts, texts_b = as_strings(texts, "texts"), as_strings(texts_b, "texts_b")
-        if len(texts) != len(texts_b):
-            raise ValueError(f"texts has {len(texts)} items but texts_b has {len(texts_b)}.")
-        fn = self.signatures["serving_similarity"]
-        parts = []
-        with Progress("predicting", len(texts), steps=-(-len(texts) // batch_size)) as progress:
-            for i in range(0, len(texts), batch_size):
-                parts.append(fn(text=tf.constant(texts[i:i + batch_size], tf.string),
-                                text_b=tf.constant(texts_b[i:i + batch_size], tf.string))["similarity"].numpy())
-                progress.update(len(parts[-1]))
+        parts = [out["similarity"] for out in self.outputs(texts, texts_b, batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
     def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:
