@@ -1,0 +1,54 @@
+"""Overlapping windows over wordpiece sequences longer than the encoder's window, as TF ops.
+
+One implementation for every reader of long texts: the training pipeline (every window is an example), the
+exported serving graph (windows become rows of the chunked batches, pooled back per request item) and extractive
+QA (a question is paired with each window of its context). Everything is ragged TF so it runs inside a SavedModel
+that TF Serving loads with nothing else.
+
+A text of n wordpieces read through windows of `size` advancing by `step` gets 1 + ceil((n - size) / step) windows;
+the last one is moved back to end flush with the text, so no window is short unless the whole text is. A text that
+fits (or is empty) is one window. `max_windows` caps the windows per text (the first ones are kept) so one request
+cannot take unbounded memory.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def window_count(lengths, size: int, step: int, max_windows: int | None = None):
+    """Windows per text (int64 [batch]) for texts of `lengths` wordpieces."""
+    lengths = tf.cast(lengths, tf.int64)
+    if size < 1 or step < 1 or step > size:
+        raise ValueError(f"windows need 1 <= step <= size, not size {size}, step {step}")
+    over = tf.maximum(lengths - size, 0)
+    n = 1 + (over + step - 1) // step
+    return tf.minimum(n, max_windows) if max_windows else n
+
+
+def cut_windows(ids: tf.RaggedTensor, size: int, step: int, max_windows: int | None = None):
+    """Ragged ids [batch, (n)] -> (windows [n_windows, (<= size)], item [n_windows], start [n_windows]).
+
+    `item` is the row of `ids` each window comes from (windows are in row order, then text order); `start` is the
+    window's first wordpiece in its text, so window position j is text position start + j.
+    """
+    lengths = ids.row_lengths()
+    counts = window_count(lengths, size, step, max_windows)
+    numbered = tf.ragged.range(counts)  # [batch, (windows)]: 0, 1, ... per text
+    item = numbered.value_rowids()
+    text_length = tf.gather(lengths, item)
+    start = tf.minimum(numbered.flat_values * step, tf.maximum(text_length - size, 0))
+    length = tf.minimum(text_length - start, size)
+    begin = tf.gather(ids.row_starts(), item) + start
+    flat = tf.ragged.range(begin, begin + length)
+    windows = tf.RaggedTensor.from_row_splits(tf.gather(ids.flat_values, flat.flat_values), flat.row_splits,
+                                              validate=False)
+    return windows, item, start
+
+
+def pool_windows(values, item, n_items, how: str = "mean"):
+    """Per-window values [n_windows, ...] -> per-text values [n_items, ...] (mean or max over a text's windows)."""
+    if how == "mean":
+        return tf.math.unsorted_segment_mean(values, item, n_items)
+    if how == "max":
+        return tf.math.unsorted_segment_max(values, item, n_items)
+    raise ValueError(f"window pooling must be mean or max, not {how!r}")
