@@ -15,6 +15,7 @@ from tfbert.data.tables import (
     ROW_COL,
     DataError,
     column_names,
+    drop_empty_texts,
     is_missing_label,
     joined_text,
     normalize_labels,
@@ -234,21 +235,8 @@ def _clean_split(df: pd.DataFrame, path, lines_before, columns: dict, notes: lis
     out["label"] = df[label_column]
     out[ROW_COL] = np.arange(1, len(df) + 1)  # df has a fresh RangeIndex: row i is data row i + 1
 
-    if not out["text"].str.strip().astype(bool).any():
-        raise DataError(
-            f"{source_name(path)}: text column {text_column!r} is empty in all {len(df)} rows. "
-            f"Check --text-column (columns in the file: {', '.join(map(repr, df.columns))})."
-        )
-    empty = ~out["text"].str.strip().astype(bool)
-    if text_b_column is not None:
-        empty |= ~out["text_b"].str.strip().astype(bool)
-    if empty.any():
-        which = f"{text_column!r}" + (f" or {text_b_column!r}" if text_b_column is not None else "")
-        notes.append(
-            f"{source_name(path)}: dropped {int(empty.sum())} of {len(out)} rows with empty text in {which}: "
-            f"{row_refs(out.loc[empty, ROW_COL], lines_before)}."
-        )
-        out = out[~empty]
+    texts = {"text": text_column, **({"text_b": text_b_column} if text_b_column is not None else {})}
+    out = drop_empty_texts(out, texts, path, lines_before, notes, file_columns=df.columns)
 
     missing = out["label"].map(is_missing_label).astype(bool)
     if missing.any():

@@ -23,6 +23,7 @@ import pandas as pd
 from tfbert.data.tables import (
     ROW_COL,
     DataError,
+    drop_empty_texts,
     is_na,
     joined_text,
     read_table,
@@ -145,14 +146,7 @@ def _clean(df: pd.DataFrame, path, lines_before, text_column: str, label_options
     out = pd.DataFrame({"text": joined_text(df, text_column, source)}, index=df.index)
     out["labels"] = read_label_sets(df, path, lines_before, **label_options)
     out[ROW_COL] = np.arange(1, len(df) + 1)
-    empty = ~out["text"].str.strip().astype(bool)
-    if empty.all():
-        raise DataError(f"{source}: text column {text_column!r} is empty in all {len(df)} rows. Check --text-column "
-                        f"(columns in the file: {', '.join(map(repr, df.columns))}).")
-    if empty.any():
-        notes.append(f"{source}: dropped {int(empty.sum())} of {len(out)} rows with empty text: "
-                     f"{row_refs(out.loc[empty, ROW_COL], lines_before)}.")
-        out = out[~empty]
+    out = drop_empty_texts(out, {"text": text_column}, path, lines_before, notes, file_columns=df.columns)
     return out
 
 

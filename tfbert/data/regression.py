@@ -16,6 +16,7 @@ import pandas as pd
 from tfbert.data.tables import (
     ROW_COL,
     DataError,
+    drop_empty_texts,
     is_missing_label,
     joined_text,
     read_table,
@@ -25,7 +26,7 @@ from tfbert.data.tables import (
 )
 from tfbert.data.tweets import TWEETS_FILE, TWEETS_PACKAGE, load_tweets
 
-__all__ = ["ScoredDataset", "load_scored", "numeric_labels", "drop_empty_texts", "tweet_scores", "STRATIFY_BINS"]
+__all__ = ["ScoredDataset", "load_scored", "numeric_labels", "tweet_scores", "STRATIFY_BINS"]
 
 STRATIFY_BINS = 10  # label quantile bins the valid/test splits are stratified by
 _MAX_LISTED = 5
@@ -68,21 +69,6 @@ def numeric_labels(values: pd.Series, source, column: str, rows, lines_before_da
                         f"{row_refs(rows[bad], lines_before_data)}. Fix or remove those rows, or check "
                         "--label-column (for class labels use --task classify).")
     return nums.astype(np.float64)
-
-
-def drop_empty_texts(df: pd.DataFrame, text_columns: list[str], source, lines_before_data, notes: list[str]):
-    """Rows whose text (or either text of a pair) is empty are dropped and counted in ``notes``; all empty is an
-    error. ``df`` holds the texts as str and a ROW_COL of 1-based data rows."""
-    empty = pd.Series(False, index=df.index)
-    for c in text_columns:
-        empty |= ~df[c].str.strip().astype(bool)
-    if empty.all():
-        raise DataError(f"{source_name(source)}: the text in {' / '.join(map(repr, text_columns))} is empty in "
-                        f"all {len(df)} rows. Check --text-column.")
-    if empty.any():
-        notes.append(f"{source_name(source)}: dropped {int(empty.sum())} of {len(df)} rows with empty text in "
-                     f"{' or '.join(map(repr, text_columns))}: {row_refs(df.loc[empty, ROW_COL], lines_before_data)}.")
-    return df[~empty]
 
 
 # --------------------------------------------------------------------------- the built-in score
@@ -168,7 +154,7 @@ def load_scored(train_file=None, valid_file=None, test_file=None, *, text_column
                 df = read_table(path)
                 notes += df.attrs.get("notes", [])
                 sources[split] = (path, df, df.attrs.get("lines_before_data"))
-    texts = ["text"] + (["text_b"] if text_b_column else [])
+    texts = {"text": text_column, **({"text_b": text_b_column} if text_b_column else {})}
     frames = {}
     for split, (path, df, lines_before) in sources.items():
         out = pd.DataFrame({"text": joined_text(df, text_column, source_name(path))}, index=df.index)
@@ -177,7 +163,7 @@ def load_scored(train_file=None, valid_file=None, test_file=None, *, text_column
         require_columns(df, source_name(path), {"label_column": label_column})
         out[ROW_COL] = np.arange(1, len(df) + 1)
         out["label"] = df[label_column].to_numpy(dtype=object)
-        out = drop_empty_texts(out, texts, path, lines_before, notes)
+        out = drop_empty_texts(out, texts, path, lines_before, notes, file_columns=df.columns)
         out["label"] = numeric_labels(out["label"], path, label_column, out[ROW_COL], lines_before).to_numpy()
         frames[split] = out
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DataError", "read_table", "SUPPORTED_EXTENSIONS", "row_refs", "require_columns", "as_text",
-           "is_missing_label", "normalize_labels", "source_name", "ROW_COL", "TEXT_JOINER", "column_names",
+           "is_missing_label", "normalize_labels", "source_name", "ROW_COL", "TEXT_JOINER", "column_names", "drop_empty_texts",
            "joined_text"]
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet")
@@ -166,6 +166,25 @@ def row_refs(rows, lines_before_data: int | None) -> str:
         s += f" (file line{'s' if len(shown) > 1 else ''} {lines}"
         s += ", counting the header as line 1)" if lines_before_data else ")"
     return s
+
+
+def drop_empty_texts(df: pd.DataFrame, columns: dict[str, str], source, lines_before_data, notes: list[str],
+                     file_columns=()) -> pd.DataFrame:
+    """Rows of `df` (texts as str, ROW_COL of 1-based data rows) whose text, or either text of a pair, is empty are
+    dropped and counted in `notes`. Every row empty is an error: the column is probably the wrong one, so the
+    message lists `file_columns` (the file's own). `columns` maps df's text columns to the names the user gave."""
+    empty = pd.Series(False, index=df.index)
+    for c in columns:
+        empty |= ~df[c].str.strip().astype(bool)
+    names = " or ".join(map(repr, columns.values()))
+    if empty.all():
+        hint = f" (columns in the file: {', '.join(map(repr, file_columns))})" if len(file_columns) else ""
+        raise DataError(f"{source_name(source)}: text column {names} is empty in all {len(df)} rows. "
+                        f"Check --text-column{hint}.")
+    if empty.any():
+        notes.append(f"{source_name(source)}: dropped {int(empty.sum())} of {len(df)} rows with empty text in "
+                     f"{names}: {row_refs(df.loc[empty, ROW_COL], lines_before_data)}.")
+    return df[~empty]
 
 
 def require_columns(df: pd.DataFrame, source, columns: dict[str, str | None]) -> None:

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from tfbert.data.regression import drop_empty_texts, numeric_labels
-from tfbert.data.tables import ROW_COL, joined_text, read_table, require_columns
+from tfbert.data.regression import numeric_labels
+from tfbert.data.tables import ROW_COL, drop_empty_texts, joined_text, read_table, require_columns
 from tfbert.serving import ExportedModel, short_floats
 
 __all__ = ["ExportedEmbedder", "CLIENT"]
@@ -59,7 +59,7 @@ class ExportedEmbedder(ExportedModel):
         rows = pd.DataFrame({"text": text.to_numpy(), "text_b": text_b.to_numpy(),
                              ROW_COL: np.arange(1, len(df) + 1), "label": df[label_column].to_numpy(dtype=object)})
         notes: list[str] = []
-        rows = drop_empty_texts(rows, ["text", "text_b"], test_file, lines_before, notes)
+        rows = drop_empty_texts(rows, {"text": "text", "text_b": "text_b"}, test_file, lines_before, notes)
         for n in notes:
             note(n)
         y_true = numeric_labels(rows["label"], test_file, label_column, rows[ROW_COL], lines_before).to_numpy()

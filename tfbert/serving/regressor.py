@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from tfbert.data.regression import drop_empty_texts, numeric_labels
-from tfbert.data.tables import ROW_COL, joined_text, read_table, require_columns
+from tfbert.data.regression import numeric_labels
+from tfbert.data.tables import ROW_COL, drop_empty_texts, joined_text, read_table, require_columns
 from tfbert.serving import ExportedModel
 
 __all__ = ["ExportedRegressor", "CLIENT"]
@@ -60,7 +60,7 @@ class ExportedRegressor(ExportedModel):
         rows["label"] = df[label_column].to_numpy(dtype=object)
         notes: list[str] = []
         # Training drops rows with empty text from test files too; do the same so numbers agree.
-        rows = drop_empty_texts(rows, [c for c in ("text", "text_b") if c in rows], test_file, lines_before, notes)
+        rows = drop_empty_texts(rows, {c: c for c in ("text", "text_b") if c in rows}, test_file, lines_before, notes)
         for n in notes:
             note(n)
         y_true = numeric_labels(rows["label"], test_file, label_column, rows[ROW_COL], lines_before)
