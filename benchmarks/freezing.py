@@ -18,24 +18,15 @@ the machine's load (figures from a shared machine are noisier than the ratios).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import re
 import statistics
 import time
 from pathlib import Path
 
+from measure import cpu, write_result
+
 SETTINGS = {"all": (False, None), "word-emb": (True, None), "freeze-0": (True, 0), "freeze-3": (True, 3),
             "freeze-6": (True, 6)}  # name -> (freeze word embeddings, --freeze-layers)
-
-
-def cpu() -> dict:
-    text = Path("/proc/cpuinfo").read_text()
-    name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
-    flags = sorted(set(re.findall(r"\b(avx512f|avx512_bf16|amx_bf16|avx2)\b", text)))
-    return {"model": name.group(1).strip() if name else platform.processor(), "flags": flags,
-            "cpus": os.cpu_count()}
 
 
 def busy_cpu_seconds() -> float:
@@ -111,9 +102,7 @@ def main(argv=None) -> int:
               f"{r['speedup_vs_all']:>6.2f}x {r['speedup_vs_word_emb']:>11.2f}x")
     print(f"CPU: {report['cpu']['model']} ({', '.join(report['cpu']['flags'])}); other processes kept "
           f"{others:.2f} CPUs busy meanwhile")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {a.out}")
+    write_result(a.out, report)
     return 0
 
 

@@ -5,8 +5,10 @@ Imported by the parent and by every phase subprocess, so it imports nothing heav
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -61,18 +63,30 @@ def describe_run(run: dict) -> str:
 
 def machine(peak: dict) -> dict:
     """The report's description of the machine and software, with the measured matmul peak."""
-    return {"cpus": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version(),
+    return {"cpu": cpu(), "python": platform.python_version(),
             "tensorflow": _version("tensorflow"), "tf_keras": _version("tf_keras"),
             "tensorflow_text": _version("tensorflow_text"),
             "matmul_peak_gflops": {"fp32": peak["fp32_gflops"], "bf16": peak["bf16_gflops"], "n": peak["n"]},
             "load_during_run": [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]}
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+def cpu() -> dict:
+    """The CPU a figure belongs to: its model, core count and the flags that decide tfbert's speed (tfbert's
+    bf16 needs avx512_bf16 or amx_bf16; without them, fp32 on avx2/avx512f)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    flags = sorted(set(re.findall(r"\b(avx512f|avx512_bf16|amx_bf16|avx2)\b", text)))
+    return {"model": name.group(1).strip() if name else platform.processor() or platform.machine(),
+            "flags": flags, "cpus": os.cpu_count()}
+
+
+def write_result(path, result: dict) -> Path:
+    """Writes a benchmark's result JSON (strict: no NaN) with the CPU it was measured on, and says where."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**result, "cpu": cpu()}, indent=2, allow_nan=False, default=float) + "\n")
+    print(f"wrote {path}")
+    return path
 
 
 def _version(module: str) -> str | None:

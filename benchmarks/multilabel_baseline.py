@@ -12,13 +12,13 @@ and at 0.5. Prints a table and writes JSON (default benchmarks/results/multilabe
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import write_result  # noqa: E402
 
 from tfbert.data.multilabel import load_multilabel_dataset  # noqa: E402
 from tfbert.metrics.multilabel import (  # noqa: E402
@@ -28,16 +28,6 @@ from tfbert.metrics.multilabel import (  # noqa: E402
     multilabel_metrics,
     tune_thresholds,
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:
@@ -89,14 +79,12 @@ def main(argv=None) -> int:
                "data": "built-in (entity types per tweet)" if a.train_file is None else a.train_file,
                "trained_on": "train; thresholds tuned on valid",
                "thresholds": dict(zip(data.labels, map(float, thresholds))),
-               "tuned_thresholds": tuned, "threshold_0.5": fixed, "seconds": seconds, "cpu": cpu_model()}
+               "tuned_thresholds": tuned, "threshold_0.5": fixed, "seconds": seconds}
     print(f"== tuned thresholds ({seconds}s)\n{format_multilabel_report(tuned)}\n")
     print(f"== threshold 0.5\n{format_multilabel_report(fixed)}\n")
     print(f"test micro-F1 {tuned['micro_f1']:.4f} (0.5: {fixed['micro_f1']:.4f}), macro-F1 {tuned['macro_f1']:.4f} "
           f"(0.5: {fixed['macro_f1']:.4f}), subset accuracy {tuned['subset_accuracy']:.4f}")
-    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {a.output}")
+    write_result(a.output, results)
     return 0
 
 

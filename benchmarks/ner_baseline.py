@@ -10,12 +10,13 @@ as the BERT run's metrics.json. Prints a table and writes JSON (default benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import write_result  # noqa: E402
 
 from tfbert.data.tagged import load_ner_dataset  # noqa: E402
 from tfbert.metrics.entities import entity_metrics, format_ner_report  # noqa: E402
@@ -92,9 +93,7 @@ def main(argv=None) -> int:
         results[name] = metrics
         print(f"== {name} ({metrics['seconds']}s)\n{format_ner_report(metrics)}\n")
     print("test entity micro-F1: " + ", ".join(f"{n} {results[n]['micro']['f1']:.4f}" for n in runners))
-    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {a.output}")
+    write_result(a.output, results)
     return 0
 
 

@@ -15,9 +15,9 @@ benchmarks/results/padding.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
+
+from measure import write_result
 
 BUCKET_BOUNDARIES = (16, 24, 32, 40, 48, 64, 96)  # as in the pipeline before length_grouped_batches
 
@@ -38,13 +38,6 @@ def bucketed(ds, n, batch_size, seed):
 def load_tweets():
     from tfbert.data.tweets import load_tweets
     return load_tweets()[0]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main(argv=None) -> int:
@@ -78,7 +71,7 @@ def main(argv=None) -> int:
         "sorted": tf.data.Dataset.from_tensor_slices(tf.ragged.constant(sorted(lengths)))
                   .map(lambda k: ((tf.ones([k], tf.int32),), 0)).ragged_batch(bs),  # only lengths matter
     }
-    result = {"cpu": cpu_name(), "tensorflow": tf.__version__, "rows": n, "batch_size": bs,
+    result = {"tensorflow": tf.__version__, "rows": n, "batch_size": bs,
               "max_seq_length": a.max_seq_length, "epochs": a.epochs, "seed": a.seed, "planned_batches": planned,
               "mean_wordpieces": sum(lengths) / n, "schemes": {}}
     for name, ds in schemes.items():
@@ -99,9 +92,7 @@ def main(argv=None) -> int:
         counts = "/".join(map(str, sorted(set(r["batches_per_epoch"]))))
         extra = max(r["batches_per_epoch"]) - planned
         print(f"{name:<10} {counts:>16} {extra:>+8d} {r['padded_fraction_mean']:>8.1%}")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {a.out}")
+    write_result(a.out, result)
     return 0
 
 

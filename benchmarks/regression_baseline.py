@@ -14,9 +14,6 @@ Prints a table and writes JSON (default benchmarks/results/regression_baseline.j
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,18 +23,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from measure import write_result  # noqa: E402
+
 from tfbert.data.regression import load_scored  # noqa: E402
 from tfbert.files import clean_json  # noqa: E402
 from tfbert.metrics.regression import format_regression_report, regression_metrics  # noqa: E402
 
 ALPHAS = (0.3, 1.0, 3.0, 10.0)
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def features(train_texts, *others, pairs: bool):
@@ -77,8 +69,7 @@ def main(argv=None) -> int:
     texts = lambda df: (df["text"].tolist(), df["text_b"].tolist()) if pairs else df["text"].tolist()  # noqa: E731
     y_train, y_valid, y_test = (d["label"].to_numpy() for d in (data.train, data.valid, data.test))
     results = {"split": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test), "seed": a.seed},
-               "data": a.train_file or "built-in tweets, signed sentiment score", "cpu": cpu_model(),
-               "cpus": os.cpu_count()}
+               "data": a.train_file or "built-in tweets, signed sentiment score"}
     results["mean"] = regression_metrics(y_test, np.full(len(y_test), data.mean))
 
     t = time.time()
@@ -94,9 +85,7 @@ def main(argv=None) -> int:
                         "trained_on": "train + valid", "seconds": round(time.time() - t, 1)}
     for name in ("mean", "ridge"):
         print(f"== {name}\n{format_regression_report(results[name])}\n")
-    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(clean_json(results), indent=2, allow_nan=False) + "\n")
-    print(f"wrote {a.output}")
+    write_result(a.output, clean_json(results))
     return 0
 
 

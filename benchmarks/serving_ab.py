@@ -3,10 +3,11 @@ on the tweet test split, and interleaved timing of raw-string serving calls in o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from measure import write_result
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -60,6 +61,4 @@ def interleaved(serves: dict, batches, singles, rounds: int):
 
 
 def write(result: dict, out: str) -> None:
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_result(out, result)
