@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""The fine-tuning techniques on small data, over several seeds: which ones beat the plain recipe (issue 15).
+
+    python benchmarks/techniques.py [--sizes 500,2000] [--seeds 0,1,2] [--techniques plain,freeze-3,...]
+                                    [--work DIR] [--out benchmarks/results/techniques.json] [-- extra train flags]
+
+For each size N and seed s, the built-in tweets are split with seed s as `python -m tfbert.train` splits them, then
+a stratified N-row training set and an N/8-row validation set (what a user with N labelled rows would hold out)
+are drawn; the test set is the whole test split, so every run of a seed is scored on the same ~3,800 tweets. Each
+technique is one `python -m tfbert.train --task sentiment` run on those files (a subprocess: its own memory),
+and TF-IDF + logistic regression is the baseline on the same files. Test macro-F1, accuracy, the wall time of
+training and the epochs run are written per run, then mean and standard deviation over seeds per technique.
+
+Runs already in --out are not run again, so an interrupted benchmark continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from measure import write_result  # noqa: E402
+
+# name -> flags of `python -m tfbert.train` (on top of the sentiment task's defaults).
+TECHNIQUES = {
+    "plain": [],
+    "freeze-3": ["--freeze-layers", "3"],
+    "layer-lr-decay": ["--layer-lr-decay", "0.9"],
+    "unfreeze": ["--unfreeze"],
+}
+
+
+def small_split(size: int, seed: int, folder: Path) -> dict:
+    """train/valid/test CSVs for one (size, seed): stratified subsamples of the seed's own splits."""
+    from tfbert.data.classification import load_dataset
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(seed=seed)
+    parts = {"train": _stratified(data.train, size, seed), "valid": _stratified(data.valid, max(size // 8, 24), seed),
+             "test": data.test}
+    files = {}
+    for name, df in parts.items():
+        files[name] = folder / f"{name}.csv"
+        df[["text", "label"]].to_csv(files[name], index=False)
+    return files
+
+
+def _stratified(df, n: int, seed: int):
+    from sklearn.model_selection import train_test_split
+    if n >= len(df):
+        return df
+    keep, _ = train_test_split(df, train_size=n, stratify=df["label"], random_state=seed)
+    return keep
+
+
+def baseline(files: dict) -> dict:
+    """TF-IDF (word 1-2-grams + char_wb 2-5-grams) + logistic regression, C chosen on the validation file."""
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.pipeline import make_pipeline, make_union
+
+    train, valid, test = (pd.read_csv(files[k], keep_default_na=False) for k in ("train", "valid", "test"))
+
+    def fit(c):
+        features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
+                              TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+        return make_pipeline(features, LogisticRegression(C=c, max_iter=2000, class_weight="balanced")).fit(
+            train["text"], train["label"])
+
+    best_c = max((1.0, 3.0, 10.0, 30.0), key=lambda c: f1_score(valid["label"], fit(c).predict(valid["text"]),
+                                                               average="macro"))
+    pred = fit(best_c).predict(test["text"])
+    return {"macro_f1": float(f1_score(test["label"], pred, average="macro")),
+            "accuracy": float(accuracy_score(test["label"], pred)), "C": best_c}
+
+
+def train_run(files: dict, flags: list[str], seed: int, folder: Path, extra: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "tfbert.train", "--task", "sentiment", "--train-file", str(files["train"]),
+           "--valid-file", str(files["valid"]), "--test-file", str(files["test"]), "--seed", str(seed),
+           "--output-dir", str(folder), "--verbose", "2", *flags, *extra]
+    t = time.time()
+    with open(folder.with_suffix(".log"), "w") as log:
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parent)
+    if done.returncode:
+        raise SystemExit(f"run failed ({done.returncode}): {' '.join(cmd)}; see {folder.with_suffix('.log')}")
+    summary = json.loads(next(folder.glob("*/runs/*/metrics.json")).read_text())
+    return {"macro_f1": summary["test"]["macro_f1"], "accuracy": summary["test"]["accuracy"],
+            "fit_seconds": summary["fit_seconds"], "epochs_run": summary["epochs_run"],
+            "wall_seconds": round(time.time() - t, 1)}
+
+
+def summarise(runs: dict) -> dict:
+    """Mean and standard deviation over seeds per size and technique."""
+    table: dict = {}
+    for key, r in runs.items():
+        size, name, _ = key.split("/")
+        table.setdefault(size, {}).setdefault(name, []).append(r)
+    out = {}
+    for size, by_name in table.items():
+        out[size] = {}
+        for name, rs in by_name.items():
+            row = {"seeds": len(rs)}
+            for m in ("macro_f1", "accuracy", "fit_seconds"):
+                values = [r[m] for r in rs if m in r]
+                if values:
+                    row[m] = {"mean": round(statistics.mean(values), 4),
+                              "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+            out[size][name] = row
+    return out
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="500,2000")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--techniques", default=",".join(TECHNIQUES), help=f"of {', '.join(TECHNIQUES)}")
+    ap.add_argument("--work", default="/tmp/tfbert-techniques", help="data files, run folders and logs")
+    ap.add_argument("--out", default=str(HERE / "results" / "techniques.json"))
+    a = ap.parse_args(argv)
+    names = a.techniques.split(",")
+    unknown = [n for n in names if n not in TECHNIQUES]
+    if unknown:
+        ap.error(f"unknown technique(s) {', '.join(unknown)}; known: {', '.join(TECHNIQUES)}")
+    out = Path(a.out)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    runs = previous.get("runs", {})
+    work = Path(a.work)
+    for size in map(int, a.sizes.split(",")):
+        for seed in map(int, a.seeds.split(",")):
+            files = small_split(size, seed, work / f"data-{size}-{seed}")
+            for name in ["tfidf-logreg", *names]:
+                key = f"{size}/{name}/{seed}"
+                if key in runs:
+                    continue
+                print(f"== {key}", flush=True)
+                folder = work / f"{size}-{name}-{seed}"
+                runs[key] = baseline(files) if name == "tfidf-logreg" else train_run(
+                    files, TECHNIQUES[name], seed, folder, extra)
+                print(f"   {runs[key]}", flush=True)
+                write_result(out, {"runs": runs, "summary": summarise(runs), "techniques": TECHNIQUES,
+                                   "extra_flags": extra})
+    print(f"\n{'size':>5} {'technique':<15} {'seeds':>5} {'macro-F1':>16} {'accuracy':>16} {'fit s':>12}")
+    for size, rows in summarise(runs).items():
+        for name, r in rows.items():
+            f1, acc = r["macro_f1"], r["accuracy"]
+            fit = f"{r['fit_seconds']['mean']:.0f}" if "fit_seconds" in r else "-"
+            print(f"{size:>5} {name:<15} {r['seeds']:>5} {f1['mean']:>8.4f} ± {f1['std']:<5.3f} "
+                  f"{acc['mean']:>8.4f} ± {acc['std']:<5.3f} {fit:>12}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
