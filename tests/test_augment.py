@@ -1,6 +1,8 @@
 """--augment (tfbert.data.augment): each operation does what it says, a new copy every epoch, the same copies for a
 seed, training batches only (never validation, test or the export), the batch count unchanged."""
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +176,71 @@ def test_epochs_differ_a_seed_repeats_them_and_the_batch_count_holds(preprocess)
     assert np.mean([other_seed[r] != first[r] for r in first]) > 0.9
     with pytest.raises(ValueError, match="training batches only"):
         pipe.dataset(df, 16, augment=Augmentation(("mask",), 0.2, mask_id))
+
+
+def test_multilabel_batches_are_augmented_and_keep_their_targets(preprocess):
+    from tfbert.tasks.multilabel import multilabel_dataset
+    texts = [f"tweet number {i} about paris and the olympic games" for i in range(40)]
+    targets = np.eye(40, dtype=np.float32)  # row i's target marks it
+    mask_id = int(preprocess.tokenize.get_special_tokens_dict()["mask_id"])
+    pipe = TextPipeline(preprocess, 64)
+    ds = multilabel_dataset(pipe, texts, targets, 8, shuffle=True, augment=Augmentation(("mask",), 0.3, mask_id))
+    plain = multilabel_dataset(pipe, texts, targets, 8, shuffle=True)
+    assert ds.cardinality().numpy() == plain.cardinality().numpy() == 5
+    got = epoch_by_row(ds.map(lambda x, y: (x, tf.argmax(y, axis=1))))
+    want = epoch_by_row(plain.map(lambda x, y: (x, tf.argmax(y, axis=1))))
+    for row in range(40):  # each text keeps its own target; ~30% of its wordpieces masked ([CLS]/[SEP] too)
+        assert len(got[row]) == len(want[row]) and 0 < sum(g == mask_id for g in got[row])
+
+
+# --------------------------------------------------------------------------- through the task and the loop
+
+
+def classify_settings(tiny_pair, tweets_csv, **extra):
+    return {"task": "classify", "train_file": str(tweets_csv), "text_column": "tweet", "label_column": "mood",
+            "encoder": str(tiny_pair), "batch_size": 16, "seed": 0, **extra}
+
+
+def test_the_task_augments_its_training_batches_only(tiny_pair, tweets_csv, preprocess):
+    from tfbert.tasks import create
+    task = create("classify")
+    runs = {}
+    for augment in (None, "delete,swap,cutoff,mask"):
+        config = make_config(classify_settings(tiny_pair, tweets_csv, augment=augment,
+                                               augment_strength=0.3)).with_task_defaults(task, log=lambda *_: None)
+        data = task.load_data(config)
+        ds = task.datasets(data, preprocess, config, log=lambda *_: None)
+        runs[augment] = (ds.steps_per_epoch, ds.train.cardinality().numpy(),
+                         [x["input_word_ids"].numpy() for x, _ in ds.valid],
+                         [x["input_word_ids"].numpy() for x, _ in ds.train.take(3)])
+    (steps, cardinality, valid, train), (a_steps, a_cardinality, a_valid, a_train) = runs.values()
+    assert steps == a_steps == cardinality == a_cardinality == math.ceil(len(data.train) / 16)
+    assert len(valid) == len(a_valid) and all(np.array_equal(v, w) for v, w in zip(valid, a_valid))
+    assert not any(t.shape == u.shape and np.array_equal(t, u) for t, u in zip(train, a_train))
+
+
+def test_classification_trains_with_augment_and_the_export_does_not_see_it(tiny_pair, tweets_csv, tmp_path):
+    """Through the public loop (fit): the exported model answers as the trained weights do on unaugmented input, the
+    same on every call; the settings record --augment."""
+    from tfbert.fit import fit
+    from tfbert.tasks import create
+    settings = classify_settings(tiny_pair, tweets_csv, augment="delete,swap,cutoff,mask", augment_strength=0.2,
+                                 epochs=2, min_steps=0, max_train_examples=96, learning_rate=1e-3,
+                                 output_dir=str(tmp_path), model_name="aug", verbose=0)
+    summary = fit(make_config(settings), log=lambda *_: None)
+    assert summary["epochs_run"] == 2 and summary["planned_steps_per_epoch"] == math.ceil(96 / 16)
+    served = tf.saved_model.load(summary["export"]).signatures["serving_default"]
+    task = create("classify")
+    config = make_config(settings).with_task_defaults(task, log=lambda *_: None)
+    data = task.load_data(config)
+    texts = data.test["text"].astype(str).tolist()[:32]
+    first, again = (served(text=tf.constant(texts))["probabilities"].numpy() for _ in range(2))
+    np.testing.assert_array_equal(first, again)
+    run = Path(summary["run_dir"])
+    handles = json.loads((run / "run.json").read_text())["encoder_handles"]
+    model = task.build_model(handles["encoder"], data, config)
+    model.load_weights(str(run / "checkpoints" / "best")).expect_partial()
+    pipe = TextPipeline(load_preprocess(handles["preprocess"]), config.max_seq_length)
+    expected = tf.nn.softmax(model.predict(pipe.dataset(data.test.iloc[:32], 32), verbose=0))
+    np.testing.assert_allclose(first, np.asarray(expected), atol=1e-3)
+    assert json.loads((run / "config.json").read_text())["augment"] == "delete,swap,cutoff,mask"

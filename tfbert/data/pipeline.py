@@ -145,9 +145,10 @@ class TextPipeline:
             raise ValueError("augmentation is for training batches only (shuffle=True)")
         ds = ds.cache()
         if shuffle:
-            flat = (lambda s: s) if augment is None else (lambda s: s.merge_dims(1, 2))  # words -> wordpieces
-            ds = length_grouped_batches(ds, n, batch_size, seed=seed,
-                                        lengths=lambda segments, _: tf.add_n([flat(s).row_lengths() for s in segments]))
+            def lengths(segments, _):  # wordpieces per example (augmenting: [batch, words, pieces] segments)
+                return tf.add_n([(s if augment is None else s.merge_dims(1, 2)).row_lengths() for s in segments])
+
+            ds = length_grouped_batches(ds, n, batch_size, lengths, seed=seed)
         else:
             ds = ds.ragged_batch(batch_size)
         if augment is not None:
