@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     result["load_after"] = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
     print(f"{len(df)} tweets, batch {a.batch_size}, strength {a.strength}, median of {a.rounds} epochs; "
-          f"{result['cpu']} ({os.cpu_count()} CPUs), shared machine: noisy")
+          f"{result['cpu']} ({os.cpu_count()} CPUs; {', '.join(k for k, v in result['cpu_flags'].items() if v) or 'no'} "
+          f"{'' if result['cpu_flags']['amx'] else ', no AMX'}), shared machine: noisy")
     print(f"{'--augment':<34} {'s/epoch':>8} {'extra':>8} {'x':>6} {'wordpieces':>11}")
     for ops, r in result["configs"].items():
         print(f"{ops:<34} {r['median_epoch_seconds']:>8.2f} {r['extra_seconds']:>+8.2f} {r['relative']:>6.2f} "

@@ -86,7 +86,7 @@ class SynonymTable:
         counts = tokens.row_lengths().numpy()
         pieces = tokens.merge_dims(-2, -1).to_list()
         unk = _unknown_id(preprocess, special)
-        i, keys, synonyms = 0, [], []
+        i, keys, synonyms, lines = 0, [], [], {}
         for number, word, syns in entries:
             for w in [word, *syns]:
                 if counts[i] != 1:
@@ -97,7 +97,12 @@ class SynonymTable:
                                       "(it tokenizes to [UNK])")
                 i += 1
             ids = pieces[i - len(syns) - 1: i]
-            keys.append(" ".join(map(str, ids[0])))
+            key = " ".join(map(str, ids[0]))
+            if key in lines:  # e.g. "Good" and "good" for an uncased encoder
+                raise ConfigError(f"--synonyms {path}, line {number}: {word!r} is the same word to the encoder's "
+                                  f"tokenizer as {lines[key][1]!r} on line {lines[key][0]}; put them on one line")
+            lines[key] = (number, word)
+            keys.append(key)
             synonyms.append(ids[1:])
         self.size = len(keys)
         self.table = tf.lookup.StaticHashTable(
