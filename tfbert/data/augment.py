@@ -201,10 +201,12 @@ class Augmentation:
         """The word operations on [batch, (words), (pieces)]."""
         for k, op in enumerate(WORD_OPS):
             s = tf.random.experimental.stateless_fold_in(seed, k)
-            if op in self.ops:
-                words = {"synonym": lambda w: replace_synonyms(w, self.strength, s, self.synonyms),
-                         "delete": lambda w: delete_words(w, self.strength, s),
-                         "swap": lambda w: swap_words(w, self.strength, s)}[op](words)
+            if op == "synonym" and op in self.ops:
+                words = replace_synonyms(words, self.strength, s, self.synonyms)
+            elif op == "delete" and op in self.ops:
+                words = delete_words(words, self.strength, s)
+            elif op == "swap" and op in self.ops:
+                words = swap_words(words, self.strength, s)
         return words
 
     def pieces(self, pieces: tf.RaggedTensor, seed) -> tf.RaggedTensor:
@@ -221,9 +223,11 @@ class Augmentation:
         """Zips each batch of `ds` with a per-batch seed (new each pass, the same for the same seed) and maps
         `augment_batch(batch..., seed)` over it; the batch count (cardinality) is unchanged."""
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, seeds))
-        return ds.map(lambda batch, r: augment_batch(*batch, tf.stack([r, tf.constant(self.seed, tf.int64)])),
-                      num_parallel_calls=tf.data.AUTOTUNE)
+
+        def with_seed(batch, r):
+            return augment_batch(*batch, tf.stack([r, tf.constant(self.seed, tf.int64)]))
+
+        return tf.data.Dataset.zip((ds, seeds)).map(with_seed, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def augmentation(config, preprocess) -> Augmentation | None:
