@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -197,27 +198,50 @@ def test_multilabel_batches_are_augmented_and_keep_their_targets(preprocess):
 # --------------------------------------------------------------------------- through the task and the loop
 
 
-def classify_settings(tiny_pair, tweets_csv, **extra):
-    return {"task": "classify", "train_file": str(tweets_csv), "text_column": "tweet", "label_column": "mood",
-            "encoder": str(tiny_pair), "batch_size": 16, "seed": 0, **extra}
-
-
-def test_the_task_augments_its_training_batches_only(tiny_pair, tweets_csv, preprocess):
+@pytest.mark.parametrize("name", ["classify", "regression", "multilabel"])
+def test_each_text_task_augments_its_training_batches_only(name, tiny_pair, preprocess, tmp_path):
+    """Through the task's own datasets (its example data): validation batches identical with and without --augment,
+    training batches changed, the planned steps and the batch count unchanged."""
     from tfbert.tasks import create
-    task = create("classify")
+    task = create(name)
+    files = task.example_data(tmp_path)
     runs = {}
     for augment in (None, "delete,swap,cutoff,mask"):
-        config = make_config(classify_settings(tiny_pair, tweets_csv, augment=augment,
-                                               augment_strength=0.3)).with_task_defaults(task, log=lambda *_: None)
+        config = make_config({**files, "task": name, "encoder": str(tiny_pair), "batch_size": 8, "augment": augment,
+                              "augment_strength": 0.3}).with_task_defaults(task, log=lambda *_: None)
         data = task.load_data(config)
         ds = task.datasets(data, preprocess, config, log=lambda *_: None)
-        runs[augment] = (ds.steps_per_epoch, ds.train.cardinality().numpy(),
+        runs[augment] = (ds.steps_per_epoch, ds.train.cardinality().numpy(), sum(1 for _ in ds.train),
                          [x["input_word_ids"].numpy() for x, _ in ds.valid],
                          [x["input_word_ids"].numpy() for x, _ in ds.train.take(3)])
-    (steps, cardinality, valid, train), (a_steps, a_cardinality, a_valid, a_train) = runs.values()
-    assert steps == a_steps == cardinality == a_cardinality == math.ceil(len(data.train) / 16)
+    (steps, cardinality, count, valid, train), (*a_counts, a_valid, a_train) = runs.values()
+    assert [steps, cardinality, count] == a_counts == [math.ceil(len(data.train) / 8)] * 3
     assert len(valid) == len(a_valid) and all(np.array_equal(v, w) for v, w in zip(valid, a_valid))
     assert not any(t.shape == u.shape and np.array_equal(t, u) for t, u in zip(train, a_train))
+
+
+def test_sentence_pairs_augment_each_segment(preprocess):
+    df = pd.DataFrame({"text": [f"first sentence number {i} is here" for i in range(24)],
+                       "text_b": [f"and the second one {i} follows it" for i in range(24)], "label_id": range(24)})
+    mask_id = int(preprocess.tokenize.get_special_tokens_dict()["mask_id"])
+    pipe = TextPipeline(preprocess, 64, has_pairs=True)
+
+    def segments(ds):  # row -> (segment a, segment b) wordpieces, [CLS]/[SEP] left out
+        out = {}
+        for x, rows in ds:
+            ids, types, mask = (x[k].numpy() for k in ("input_word_ids", "input_type_ids", "input_mask"))
+            for i, row in enumerate(rows.numpy()):
+                out[int(row)] = (list(ids[i][(types[i] == 0) & (mask[i] == 1)][1:-1]), list(ids[i][types[i] == 1][:-1]))
+        return out
+
+    plain = segments(pipe.dataset(df, 8, shuffle=True))
+    ds = pipe.dataset(df, 8, shuffle=True, augment=Augmentation(("delete", "mask"), 0.3, mask_id))
+    assert ds.cardinality().numpy() == 3
+    augmented = segments(ds)
+    for side in (0, 1):
+        assert all(len(augmented[r][side]) <= len(plain[r][side]) for r in range(24))
+        assert sum(len(augmented[r][side]) < len(plain[r][side]) for r in range(24)) > 6  # words deleted
+        assert sum(augmented[r][side].count(mask_id) for r in range(24)) > 6  # and wordpieces masked
 
 
 def test_classification_trains_with_augment_and_the_export_does_not_see_it(tiny_pair, tweets_csv, tmp_path):
@@ -225,9 +249,10 @@ def test_classification_trains_with_augment_and_the_export_does_not_see_it(tiny_
     same on every call; the settings record --augment."""
     from tfbert.fit import fit
     from tfbert.tasks import create
-    settings = classify_settings(tiny_pair, tweets_csv, augment="delete,swap,cutoff,mask", augment_strength=0.2,
-                                 epochs=2, min_steps=0, max_train_examples=96, learning_rate=1e-3,
-                                 output_dir=str(tmp_path), model_name="aug", verbose=0)
+    settings = {"task": "classify", "train_file": str(tweets_csv), "text_column": "tweet", "label_column": "mood",
+                "encoder": str(tiny_pair), "batch_size": 16, "seed": 0, "augment": "delete,swap,cutoff,mask",
+                "augment_strength": 0.2, "epochs": 2, "min_steps": 0, "max_train_examples": 96,
+                "learning_rate": 1e-3, "output_dir": str(tmp_path), "model_name": "aug", "verbose": 0}
     summary = fit(make_config(settings), log=lambda *_: None)
     assert summary["epochs_run"] == 2 and summary["planned_steps_per_epoch"] == math.ceil(96 / 16)
     served = tf.saved_model.load(summary["export"]).signatures["serving_default"]
