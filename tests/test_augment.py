@@ -125,7 +125,7 @@ def test_synonyms_the_tokenizer_splits_or_does_not_know_are_refused(preprocess, 
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"augment": "delete,shuffle"}, "unknown operation"),
+    ({"augment": "delete,shuffle"}, "unknown operation 'shuffle'; choose from synonym, delete"),
     ({"augment": "delete,delete"}, "listed twice"),
     ({"augment": "delete", "augment_strength": 1.0}, "--augment-strength must be in"),
     ({"augment": "synonym"}, "--augment synonym needs --synonyms"),

@@ -176,7 +176,7 @@ class RunConfig:
     def _augment_checks(self) -> list[tuple[bool, str]]:
         ops = [o.strip() for o in self.augment.split(",")] if self.augment is not None else []
         unknown = [o for o in ops if o not in AUGMENT_OPS]
-        return [(not unknown, f"--augment {self.augment!r}: unknown operation {unknown[:1]}; choose from "
+        return [(not unknown, f"--augment {self.augment!r}: unknown operation {', '.join(map(repr, unknown))}; choose from "
                               f"{', '.join(AUGMENT_OPS)} (comma-separated)"),
                 (len(set(ops)) == len(ops), f"--augment {self.augment!r}: an operation is listed twice"),
                 (0 < self.augment_strength < 1, f"--augment-strength must be in (0, 1), not {self.augment_strength}"),

@@ -104,7 +104,6 @@ class SynonymTable:
             lines[key] = (number, word)
             keys.append(key)
             synonyms.append(ids[1:])
-        self.size = len(keys)
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.range(len(keys), dtype=tf.int64)), -1)
         self.synonyms = tf.ragged.constant(synonyms, dtype=tokens.dtype, ragged_rank=2)  # [entries, (syns), (pieces)]
