@@ -22,6 +22,8 @@ from tfbert.encoders.registry import DEFAULT_ENCODER
 NON_ESSENTIAL = ("verbose", "debug")
 # Folder data settings: only tasks with `reads_folders` take them (check_task).
 FOLDER_SETTINGS = ("train_dir", "valid_dir", "test_dir")
+# --augment's operations, in the order they are applied (tfbert.data.augment): word level, then wordpiece level.
+AUGMENT_OPS = ("synonym", "delete", "swap", "cutoff", "mask")
 
 
 class ConfigError(ValueError):
@@ -90,6 +92,13 @@ class RunConfig:
     layer_lr_decay: float | None = flag(None, "layer-wise rate decay D: an encoder layer's rate is D ** its distance "
                                               "from the top (head and pooler at the full rate, embeddings lowest), "
                                               "e.g. 0.9", "training")
+    augment: str | None = flag(None, "augment the training split, a new copy each epoch (never validation, test or "
+                                     "export): comma-separated operations from delete, swap, synonym (needs "
+                                     "--synonyms), cutoff, mask; e.g. delete,swap,mask", "augmentation")
+    augment_strength: float = flag(0.1, "share of the words (delete, swap, synonym) or wordpieces (cutoff span, "
+                                         "mask) each --augment operation changes, in (0, 1)", "augmentation")
+    synonyms: str | None = flag(None, "for --augment synonym: UTF-8 file of lines `word = synonym, synonym, ...` "
+                                      "(# comments, one word each)", "augmentation")
     patience: int | None = flag(None, "epochs without a better validation metric before stopping", "training",
                                  per_task=True)
     seed: int = flag(0, "seed for splits, shuffling and initialisation", "training")
@@ -143,6 +152,9 @@ class RunConfig:
             raise ConfigError(f"--{flag_name(given[0])}: folder data (one sub-folder of .txt files per class) is for "
                               f"the classification tasks (sentiment, classify); --task {task.name} reads files "
                               "(--train-file, --valid-file, --test-file)")
+        if self.augment is not None and not getattr(task, "augments", False):
+            raise ConfigError(f"--augment: --task {task.name} does not augment its training data; train without "
+                              "--augment (README, Augmentation)")
         for split in ("train", "valid", "test"):
             if getattr(self, f"{split}_file") is not None and getattr(self, f"{split}_dir") is not None:
                 raise ConfigError(f"--{split}-file {getattr(self, f'{split}_file')} and --{split}-dir "
@@ -161,6 +173,16 @@ class RunConfig:
                     ("--freeze-layers", self.freeze_layers is not None), ("--unfreeze", self.unfreeze),
                     ("--layer-lr-decay", self.layer_lr_decay is not None))]]
 
+    def _augment_checks(self) -> list[tuple[bool, str]]:
+        ops = [o.strip() for o in self.augment.split(",")] if self.augment is not None else []
+        unknown = [o for o in ops if o not in AUGMENT_OPS]
+        return [(not unknown, f"--augment {self.augment!r}: unknown operation {', '.join(map(repr, unknown))}; choose from "
+                              f"{', '.join(AUGMENT_OPS)} (comma-separated)"),
+                (len(set(ops)) == len(ops), f"--augment {self.augment!r}: an operation is listed twice"),
+                (0 < self.augment_strength < 1, f"--augment-strength must be in (0, 1), not {self.augment_strength}"),
+                (self.synonyms is None or "synonym" in ops, "--synonyms is read by --augment synonym only"),
+                (self.synonyms is not None or "synonym" not in ops, "--augment synonym needs --synonyms FILE")]
+
     def check(self) -> None:
         """Generic checks (task-specific ones live with the task); raises ConfigError naming the flag."""
         checks = [(self.epochs >= 1, "--epochs must be at least 1"),
@@ -173,7 +195,7 @@ class RunConfig:
                   (self.weight_decay >= 0, "--weight-decay must be >= 0"),
                   (self.max_seq_length >= 3, "--max-seq-length must be at least 3"),
                   (self.max_train_examples is None or self.max_train_examples >= 1,
-                   "--max-train-examples must be at least 1")] + self._layer_checks()
+                   "--max-train-examples must be at least 1")] + self._layer_checks() + self._augment_checks()
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)

@@ -54,6 +54,9 @@ def fit(config: RunConfig, log=print) -> dict:
     task.check_encoder(preprocess, handles)
 
     ds = task.datasets(data, preprocess, config, log)
+    if config.augment:
+        log(f"augment: {config.augment} at strength {config.augment_strength}, on the training split only, a new "
+            "copy each epoch")
     multi_worker = config.strategy == "multi_worker"
     if multi_worker:
         ds.train, ds.valid = shard_by_data(ds.train), shard_by_data(ds.valid)

@@ -88,13 +88,28 @@ class TextPipeline:
         """Raw strings (one tensor per segment) -> encoder inputs, as one batch padded to its longest."""
         return self.pack(self.segments(*texts))
 
-    def tokenized(self, df: pd.DataFrame) -> tf.data.Dataset:
-        """Unbatched (segments tuple, label_id) with ragged token ids, tokenized in chunks."""
+    def words(self, *texts) -> list:
+        """Raw strings (one tensor per segment) -> each segment's ragged ids [batch, (words), (wordpieces)], uncut:
+        what word-level augmentation works on (`augmented` cuts them after it)."""
+        return [self.preprocess.tokenize(t) for t in texts]
+
+    def augmented(self, words, augment, seed) -> tuple:
+        """Segments of ragged [batch, (words), (pieces)] -> augmented wordpiece ids [batch, (pieces)], cut as
+        --long-texts says: word operations before the cut, wordpiece operations on what is packed."""
+        fold = tf.random.experimental.stateless_fold_in
+        pieces = [augment.words(w, fold(seed, i)).merge_dims(-2, -1) for i, w in enumerate(words)]
+        pieces = keep_segments(pieces, self.max_seq_length, self.long_texts)
+        return tuple(augment.pieces(p, fold(seed, self.n_segments + i)) for i, p in enumerate(pieces))
+
+    def tokenized(self, df: pd.DataFrame, words: bool = False) -> tf.data.Dataset:
+        """Unbatched (segments tuple, label_id) with ragged token ids, tokenized in chunks (words: uncut, with the
+        word level, for augmentation)."""
         cols = ["text", "text_b"][: self.n_segments]
         texts = tuple(df[c].astype(str).to_numpy(dtype=object) for c in cols)
         labels = df["label_id"].to_numpy(np.int32) if "label_id" in df else np.zeros(len(df), np.int32)
         ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(512)
-        ds = ds.map(lambda t, y: (tuple(self.segments(*t)), y), num_parallel_calls=AUTOTUNE)
+        split = self.words if words else self.segments
+        ds = ds.map(lambda t, y: (tuple(split(*t)), y), num_parallel_calls=AUTOTUNE)
         return ds.unbatch()
 
     def truncation(self, texts) -> dict:
@@ -115,14 +130,29 @@ class TextPipeline:
         return {"long_texts": self.long_texts, "window": window(self.max_seq_length, self.n_segments),
                 "splits": {name: self.truncation(texts) for name, texts in splits.items()}}
 
-    def dataset(self, df: pd.DataFrame, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-        """Training (shuffle=True: reshuffled each epoch and grouped by length) or evaluation batches (in order)."""
-        ds = self.tokenized(df).cache()
+    def dataset(self, df: pd.DataFrame, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                augment=None) -> tf.data.Dataset:
+        """Training (shuffle=True: reshuffled each epoch and grouped by length; `augment`: a
+        tfbert.data.augment.Augmentation, a new copy each epoch) or evaluation batches (in order)."""
+        return self.batches(self.tokenized(df, words=augment is not None), len(df), batch_size, shuffle=shuffle,
+                            seed=seed, augment=augment)
+
+    def batches(self, ds: tf.data.Dataset, n: int, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                augment=None) -> tf.data.Dataset:
+        """Unbatched (segments tuple, target) of `tokenized` (n of them) -> cached, batched, packed (inputs, target).
+        Augmentation runs after the cache, so that every epoch draws a new copy; training batches only."""
+        if augment is not None and not shuffle:
+            raise ValueError("augmentation is for training batches only (shuffle=True)")
+        ds = ds.cache()
         if shuffle:
-            ds = length_grouped_batches(ds, len(df), batch_size, seed=seed,
-                                        lengths=lambda segments, _: tf.add_n([s.row_lengths() for s in segments]))
+            def lengths(segments, _):  # wordpieces per example (augmenting: [batch, words, pieces] segments)
+                return tf.add_n([(s if augment is None else s.merge_dims(1, 2)).row_lengths() for s in segments])
+
+            ds = length_grouped_batches(ds, n, batch_size, lengths, seed=seed)
         else:
             ds = ds.ragged_batch(batch_size)
+        if augment is not None:
+            ds = augment.batches(ds, lambda s, y, key: (self.augmented(s, augment, key), y))
         return ds.map(lambda s, y: (self.pack(s), y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 

@@ -39,6 +39,8 @@ class Task:
     options: ClassVar[type | None] = None
     # Whether the task reads --train-dir/--valid-dir/--test-dir (folders of class folders); others refuse them.
     reads_folders: ClassVar[bool] = False
+    # Whether the task's training datasets apply --augment (tfbert.data.augment); others refuse the flag.
+    augments: ClassVar[bool] = False
 
     def check_config(self, config, log=print) -> None:
         """Task-specific setting checks; raise tfbert.config.ConfigError. Warn (log) about settings it ignores."""

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import ConfigError, flag
+from tfbert.data.augment import augmentation
 from tfbert.data.classification import TextDataset, class_weights, load_dataset
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import TextPipeline, steps_per_epoch
@@ -81,6 +82,7 @@ class ClassificationTask(Task):
     monitor = "val_macro_f1"
     options = ClassificationOptions
     reads_folders = True
+    augments = True
 
     def check_config(self, config, log=print) -> None:
         if self.name == "classify" and not config.train_file and not config.train_dir:
@@ -112,7 +114,8 @@ class ClassificationTask(Task):
         self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(self.truncation, config.max_seq_length, data.notes, log)
         weights = class_weights(data.train, len(data.labels)) if config.class_weights == "balanced" else None
-        return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed),
+        return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
+                                     augment=augmentation(config, preprocess)),
                         pipe.dataset(data.valid, 2 * config.batch_size),
                         steps_per_epoch(len(data.train), config.batch_size), {"class_weight": weights})
 

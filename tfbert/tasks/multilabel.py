@@ -20,9 +20,10 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import flag
+from tfbert.data.augment import augmentation
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.multilabel import MultilabelDataset, builtin_rows, load_multilabel_dataset, split_rows
-from tfbert.data.pipeline import AUTOTUNE, TextPipeline, length_grouped_batches, steps_per_epoch
+from tfbert.data.pipeline import AUTOTUNE, TextPipeline, steps_per_epoch
 from tfbert.export.multilabel import export_multilabel
 from tfbert.files import write_table
 from tfbert.metrics.multilabel import apply_thresholds, format_multilabel_report, multilabel_metrics, tune_thresholds
@@ -91,15 +92,13 @@ def sigmoid_loss(pos_weight=None):
 
 
 def multilabel_dataset(pipe: TextPipeline, texts, targets: np.ndarray, batch_size: int, *, shuffle: bool = False,
-                       seed: int = 0):
-    """(encoder inputs, multi-hot targets [batch, labels]) batches; training batches reshuffled, grouped by length."""
+                       seed: int = 0, augment=None):
+    """(encoder inputs, multi-hot targets [batch, labels]) batches; training batches reshuffled, grouped by length
+    (and augmented: tfbert.data.augment)."""
     ds = tf.data.Dataset.from_tensor_slices((np.asarray(texts, dtype=object), targets)).batch(512)
-    ds = ds.map(lambda t, y: (pipe.tokenize(t), y), num_parallel_calls=AUTOTUNE).unbatch().cache()
-    if shuffle:
-        ds = length_grouped_batches(ds, len(targets), batch_size, lambda ids, _: ids.row_lengths(), seed=seed)
-    else:
-        ds = ds.ragged_batch(batch_size)
-    return ds.map(lambda ids, y: (pipe.pack([ids]), y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    split = pipe.words if augment is not None else pipe.segments
+    ds = ds.map(lambda t, y: (tuple(split(t)), y), num_parallel_calls=AUTOTUNE).unbatch()
+    return pipe.batches(ds, len(targets), batch_size, shuffle=shuffle, seed=seed, augment=augment)
 
 
 class MultilabelTask(Task):
@@ -117,6 +116,7 @@ class MultilabelTask(Task):
     # early stopping on val_micro_f1 kept epoch 1 of the built-in data, test micro-F1 0.13).
     monitor = "val_pr_auc"
     options = MultilabelOptions
+    augments = True
 
     def __init__(self):
         self.thresholds = None  # tuned on the validation split in `evaluate`, exported by `export`
@@ -149,7 +149,7 @@ class MultilabelTask(Task):
                                                                                                 "test")})
         log_truncation(self.truncation, config.max_seq_length, data.notes, log)
         return Datasets(multilabel_dataset(pipe, data.train["text"], data.targets(data.train), config.batch_size,
-                                           shuffle=True, seed=config.seed),
+                                           shuffle=True, seed=config.seed, augment=augmentation(config, preprocess)),
                         multilabel_dataset(pipe, data.valid["text"], data.targets(data.valid), 2 * config.batch_size),
                         steps_per_epoch(len(data.train), config.batch_size))
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import flag
+from tfbert.data.augment import augmentation
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import TextPipeline, steps_per_epoch
 from tfbert.data.regression import ScoredDataset, load_scored, tweet_scores
@@ -78,6 +79,7 @@ class RegressionTask(Task):
     defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
     monitor = "val_spearman"
     options = RegressionOptions
+    augments = True
 
     def __init__(self):
         self.truncation = None  # how much of each split the window cuts (datasets)
@@ -108,7 +110,8 @@ class RegressionTask(Task):
         pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs, long_texts=config.long_texts)
         self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(self.truncation, config.max_seq_length, data.notes, log, "pairs" if data.has_pairs else "rows")
-        return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed),
+        return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed,
+                                      augment=augmentation(config, preprocess)),
                         self._dataset(data.valid, pipe, 2 * config.batch_size, data),
                         steps_per_epoch(len(data.train), config.batch_size))
 
