@@ -13,14 +13,13 @@ writes benchmarks/results/augment.json. Only the input pipeline is timed, not tr
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from padding import cpu_name, load_tweets
+from measure import cpu, write_result
+from padding import load_tweets
 
 SYNONYMS = """# common tweet words, for the benchmark only
 good = great, nice, fine
@@ -37,16 +36,6 @@ new = fresh, recent
 people = folks, everyone
 """
 CONFIGS = ("none", "delete", "swap", "synonym", "cutoff", "mask", "delete,swap,synonym,cutoff,mask")
-
-
-def cpu_flags() -> dict:
-    flags = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    return {"avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
-            "amx": any(f.startswith("amx") for f in flags)}
 
 
 def main(argv=None) -> int:
@@ -95,8 +84,8 @@ def main(argv=None) -> int:
             seconds, pieces[ops] = epoch(ds)
             times[ops].append(seconds)
     base = statistics.median(times["none"])
-    result = {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cpus": os.cpu_count(),
-              "note": "shared machine (other engineers' tests ran meanwhile): figures are noisy",
+    machine = cpu()
+    result = {              "note": "shared machine (other engineers' tests ran meanwhile): figures are noisy",
               "tensorflow": tf.__version__, "rows": len(df), "batch_size": a.batch_size,
               "max_seq_length": a.max_seq_length, "strength": a.strength, "rounds": a.rounds, "configs": {}}
     for ops in CONFIGS:
@@ -108,15 +97,12 @@ def main(argv=None) -> int:
     result["load_after"] = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
     print(f"{len(df)} tweets, batch {a.batch_size}, strength {a.strength}, median of {a.rounds} epochs; "
-          f"{result['cpu']} ({os.cpu_count()} CPUs; {', '.join(k for k, v in result['cpu_flags'].items() if v) or 'no'} "
-          f"{'' if result['cpu_flags']['amx'] else ', no AMX'}), shared machine: noisy")
+          f"{machine['model']} ({machine['cpus']} CPUs; {', '.join(machine['flags'])}), shared machine: noisy")
     print(f"{'--augment':<34} {'s/epoch':>8} {'extra':>8} {'x':>6} {'wordpieces':>11}")
     for ops, r in result["configs"].items():
         print(f"{ops:<34} {r['median_epoch_seconds']:>8.2f} {r['extra_seconds']:>+8.2f} {r['relative']:>6.2f} "
               f"{r['packed_wordpieces']:>11d}")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {a.out}")
+    write_result(a.out, result)
     return 0
 
 
