@@ -34,6 +34,7 @@ TECHNIQUES = {
     "freeze-3": ["--freeze-layers", "3"],
     "layer-lr-decay": ["--layer-lr-decay", "0.9"],
     "unfreeze": ["--unfreeze"],
+    "augment": ["--augment", "delete,swap,mask", "--augment-strength", "0.1"],
 }
 
 
