@@ -83,11 +83,11 @@ def tune(settings: dict, output, *, max_trials: int = 10, budget_minutes: float 
     else:
         space = spaces.read_space(search_space)
         where = f"--search-space {search_space}"
-        given = sorted(set(space) & set(fixed))
-        if given:
-            raise ConfigError(f"{where}: {given[0]} is searched and also given (--{given[0].replace('_', '-')}): "
-                              "leave one out")
     spaces.check_space(space, base, where, layers)
+    given = sorted(set(space) & set(fixed))
+    if given:
+        raise ConfigError(f"{where}: {given[0]} is searched and also given (--{given[0].replace('_', '-')}): "
+                          "leave one out")
     log(f"tune: searching {', '.join(space)} for the best validation {monitor}; trials train on "
         f"{base.max_train_examples or 'all'} training rows, --min-steps {base.min_steps}")
     # best.json trains on all the data (no subsample) with the search's --min-steps, so its epochs stay as found.
@@ -98,7 +98,7 @@ def tune(settings: dict, output, *, max_trials: int = 10, budget_minutes: float 
 
 def _encoder_layers(encoder_handle: str) -> int | None:
     from tfbert.encoders.convert import encoder_metadata
-    return encoder_metadata(encoder_handle).get("config", {}).get("num_hidden_layers")
+    return encoder_metadata(encoder_handle).get("config", {}).get("num_layers")
 
 
 def main(argv=None) -> int:

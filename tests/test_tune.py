@@ -1,0 +1,145 @@
+"""python -m tfbert.tune: KerasTuner's oracle over tfbert's loop, on the tiny encoder and a tiny slice of tweets."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tfbert.config import ConfigError, RunConfig
+
+SPACE = {"learning_rate": [1e-3, 5e-3], "dropout": {"min": 0.0, "max": 0.3}, "layer_lr_decay": [None, 0.8]}
+
+
+@pytest.fixture
+def settings(tiny_pair, tweets_csv):
+    return dict(task="classify", train_file=str(tweets_csv), text_column="tweet", label_column="mood",
+                encoder=str(tiny_pair), verbose=0, max_train_examples=48, batch_size=16, epochs=1,
+                freeze_word_embeddings=False)
+
+
+def _space(tmp_path, space=SPACE):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(space))
+    return path
+
+
+def _trial_ids(out):
+    return [d.name for d in sorted((out / "trials").iterdir())]
+
+
+def test_two_trials_write_the_best_as_a_train_config_then_resume_runs_only_new_ones(tmp_path, settings):
+    from tfbert.train import parse_config
+    from tfbert.tune import tune
+
+    out, lines = tmp_path / "search", []
+    space = _space(tmp_path)
+    result = tune(settings, out, max_trials=2, budget_minutes=30, search_space=space, log=lines.append)
+    assert result["trials"] == result["completed"] == 2, result
+    # Progress: a line before and after each trial.
+    assert [line.split(":")[0] for line in lines if line.startswith("tune: trial")] == [
+        "tune", "tune", "tune", "tune"] and sum("val_macro_f1 0." in line for line in lines) == 2
+
+    table = pd.read_csv(out / "trials.csv")
+    assert list(table.columns) == ["trial", "status", "val_macro_f1", "learning_rate", "dropout", "layer_lr_decay",
+                                   "epochs_run", "seconds"]
+    assert list(table["status"]) == ["COMPLETED"] * 2 and table["val_macro_f1"].between(0, 1).all()
+    # The first trial is tfbert's own settings where the space holds them (the baseline): lr and decay off are
+    # not among the choices, so the first choice; dropout 0.1 is inside its range.
+    first = table.iloc[0]
+    assert (first["learning_rate"], first["dropout"], first["layer_lr_decay"]) == (1e-3, 0.1, "off")
+    assert (out / "trials.png").stat().st_size > 1000
+
+    best_row = table.loc[table["val_macro_f1"].idxmax()]
+    best = json.loads((out / "best.json").read_text())
+    assert best["learning_rate"] == best_row["learning_rate"] and best["dropout"] == pytest.approx(best_row["dropout"])
+    assert best["layer_lr_decay"] == (None if best_row["layer_lr_decay"] == "off" else float(best_row["layer_lr_decay"]))
+    assert result["best_values"] == {k: best[k] for k in SPACE}
+    # A train config: parsed by `tfbert.train --config`, the found values in, the search's subsample out.
+    config = parse_config(["--config", str(out / "best.json")])
+    assert isinstance(config, RunConfig) and config.learning_rate == best["learning_rate"]
+    assert config.dropout == best["dropout"] and config.layer_lr_decay == best["layer_lr_decay"]
+    assert config.max_train_examples is None and config.min_steps == 0 and config.train_file == settings["train_file"]
+    # Each trial is a run of the loop, unexported: its metrics hold the score in the table, no weights are kept.
+    run = out / "trials" / "0" / "classify" / "runs" / "unexported"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_val_macro_f1"] == pytest.approx(table["val_macro_f1"][0])
+    assert not (run / "checkpoints").exists() and not list((out / "trials").glob("*/classify/[0-9]*"))
+    assert json.loads((run / "config.json").read_text())["learning_rate"] == first["learning_rate"]
+
+    # Rerun with one more trial allowed: the two finished trials are kept, not run again.
+    before = {p: p.stat().st_mtime_ns for p in (out / "trials").glob("*/classify/runs/unexported/metrics.json")}
+    lines.clear()
+    result = tune(settings, out, max_trials=3, budget_minutes=30, search_space=space, log=lines.append)
+    assert result["trials"] == result["completed"] == 3
+    assert [line.split(":")[0] for line in lines if line.startswith("tune: trial ")] == ["tune"] * 2
+    assert any(line.startswith("tune: trial 2 (2 done") for line in lines), lines
+    assert {p: p.stat().st_mtime_ns for p in before} == before and _trial_ids(out) == ["0", "1", "2"]
+    assert len(pd.read_csv(out / "trials.csv")) == 3
+
+    # A rerun with other fixed settings would mix two searches: refused, naming what differs.
+    with pytest.raises(ConfigError, match="other settings .*batch_size"):
+        tune({**settings, "batch_size": 8}, out, max_trials=3, search_space=space)
+
+
+def test_the_budget_stops_the_search(tmp_path, settings):
+    from tfbert.tune import tune
+
+    # 0.05 minutes (3 s) is spent during the first trial: no second trial starts.
+    result = tune(settings, tmp_path / "search", max_trials=5, budget_minutes=0.05, search_space=_space(tmp_path),
+                  log=lambda *_: None)
+    assert result["trials"] == 1 and "budget" in result["stopped_by"] and result["spent_seconds"] >= 3
+    assert _trial_ids(tmp_path / "search") == ["0"]
+    # The budget counts over reruns: continuing the spent search starts no trial.
+    again = tune(settings, tmp_path / "search", max_trials=5, budget_minutes=0.05, search_space=_space(tmp_path),
+                 log=lambda *_: None)
+    assert again["trials"] == 1 and "budget" in again["stopped_by"]
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"learning_rte": [1e-4]}, "learning_rte: unknown setting"),
+    ({"train_file": ["a.csv"]}, "train_file: not a setting to search"),
+    ({"dropout": [0.1, 1.5]}, r"dropout: 1.5 would fail the run's checks: --dropout must be in \[0, 1\)"),
+    ({"batch_size": {"min": 8, "max": 32.5}}, "batch_size: .*whole-number"),
+    ({"epochs": {"min": 3, "max": 1}}, "epochs: a range needs numbers with min < max"),
+    ({"learning_rate": {"min": 0, "max": 1e-4, "log": True}}, "learning_rate: a log range needs min > 0"),
+    ({"pooling": {"min": 1, "max": 2}}, "pooling: a range is for numbers"),
+    ({"pooling": ["cls", "max"]}, "pooling: 'max' would fail .*--pooling must be one of"),
+    ({"batch_size": 16}, "batch_size: expected a list of choices .*--batch-size 16"),
+    ({"freeze_layers": [None, 3]}, "freeze_layers: 3 is above the encoder's 2 layers"),
+    ({"layer_lr_decay": [0.9, "0.8"]}, "layer_lr_decay: '0.8' is not a valid float"),
+    ({"epochs": []}, "epochs: an empty list"),
+])
+def test_a_bad_search_space_is_refused_naming_the_key(tmp_path, settings, space, message):
+    from tfbert.tune import tune
+
+    path = _space(tmp_path, space)
+    with pytest.raises(ConfigError, match=message) as e:
+        tune(settings, tmp_path / "search", search_space=path, log=lambda *_: None)
+    assert f"--search-space {path}" in str(e.value)
+    assert not (tmp_path / "search").exists()  # refused before anything ran
+
+
+def test_cli_refuses_a_searched_setting_given_as_a_flag_in_one_line(tmp_path, tiny_pair, tweets_csv):
+    path = _space(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "tfbert.tune", "--task", "classify", "--train-file", str(tweets_csv),
+                        "--encoder", str(tiny_pair), "--learning-rate", "1e-4", "--search-space", str(path),
+                        "--output", str(tmp_path / "search")], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "error: --search-space" in r.stderr and "learning_rate is searched and also given" in r.stderr
+
+
+def test_default_space_leaves_out_given_flags_and_fits_the_encoder():
+    from tfbert.tasks import TASKS
+    from tfbert.tuning.space import check_space, default_space, hyperparameters
+
+    base = RunConfig(task="sentiment").with_task_defaults(TASKS["sentiment"])
+    space = default_space(base, encoder_layers=6)
+    assert set(space) == {"learning_rate", "batch_size", "epochs", "dropout", "layer_lr_decay", "freeze_layers"}
+    assert space["freeze_layers"] == [None, 0, 3]
+    check_space(space, base, "default", encoder_layers=6)
+    hp = hyperparameters(space, base)
+    # Defaults are tfbert's settings, so the first trial is the baseline.
+    defaults = {p.name: p.default for p in hp.space}
+    assert defaults["learning_rate"] == base.learning_rate and defaults["batch_size"] == 32
+    assert defaults["epochs"] == base.epochs and json.loads(defaults["freeze_layers"]) is None
