@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from tfbert.files import write_json
-from tfbert.metrics.plots import _new_figure, _save_png
+from tfbert.metrics.plots import plot_trials
 from tfbert.tuning.space import decode
 
 __all__ = ["write", "trial_rows", "best_settings"]
@@ -48,26 +48,7 @@ def write(oracle, space: dict, monitor: str, fixed: dict, output: Path) -> dict:
     best = max(done, key=lambda r: r[monitor])  # ties: the earlier trial
     best_values = {k: best[k] for k in space}
     write_json(output / "best.json", best_settings(fixed, best_values))
-    _plot(done, monitor, output / "trials.png")
+    plot_trials(done, monitor, output / "trials.png")
     first = rows[0] if rows[0] in done else None
     return {**result, "best_trial": best["trial"], f"best_{monitor}": best[monitor], "best_values": best_values,
             "first_trial": first and {"trial": first["trial"], monitor: first[monitor]}}
-
-
-def _plot(done: list[dict], monitor: str, path: Path) -> None:
-    fig = _new_figure(10, 4)
-    by_trial, by_lr = fig.subplots(1, 2)
-    scores = [r[monitor] for r in done]
-    labels = [r["trial"] for r in done]
-    by_trial.plot(range(len(done)), scores, "o", label="trial")
-    by_trial.plot(range(len(done)), [max(scores[: i + 1]) for i in range(len(done))], "-", label="best so far")
-    by_trial.set_xticks(range(len(done)), labels, rotation=90 if len(done) > 15 else 0)
-    by_trial.set(xlabel="trial (first: tfbert's settings)", ylabel=f"validation {monitor}", title="Trials")
-    by_trial.legend()
-    if all(isinstance(r.get("learning_rate"), float) for r in done):
-        by_lr.scatter([r["learning_rate"] for r in done], scores)
-        by_lr.set_xscale("log")
-        by_lr.set(xlabel="learning rate", ylabel=f"validation {monitor}", title="Score against learning rate")
-    else:
-        by_lr.axis("off")
-    _save_png(fig, path)

@@ -17,7 +17,7 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
-from tfbert.config import _OPTION_FIELDS, ConfigError, RunConfig, _json_value_fits, _type_name, flag_name
+from tfbert.config import ConfigError, RunConfig, flag_name, json_value_fits, setting_types
 
 __all__ = ["default_space", "read_space", "check_space", "hyperparameters", "decode", "apply", "show"]
 
@@ -59,17 +59,12 @@ def read_space(path) -> dict:
     return space
 
 
-def _types() -> dict[str, str]:
-    return {f.name: _type_name(f) for f in [*fields(RunConfig), *_OPTION_FIELDS.values()]
-            if not f.metadata.get("internal")}
-
-
 def check_space(space: dict, base: RunConfig, where: str, encoder_layers: int | None = None) -> None:
     """Refuses a space that cannot be searched; the ConfigError names `where` (the file) and the key.
 
     `base` is the trial settings without the searched ones (task defaults filled in): each choice and range end
     is put into it and checked as a training run checks its flags."""
-    types = _types()
+    types = setting_types()
     for key, spec in space.items():
         at = f"{where}: {key}"
         if key not in types:
@@ -110,7 +105,7 @@ def check_space(space: dict, base: RunConfig, where: str, encoder_layers: int | 
             raise ConfigError(f"{at}: expected a list of choices or a {{\"min\", \"max\"}} range, got {spec!r} "
                               f"(a fixed value is a flag: --{flag_name(key)} {spec})")
         for value in values:
-            if not _json_value_fits(value, kind):
+            if not json_value_fits(value, kind):
                 raise ConfigError(f"{at}: {value!r} is not a valid {kind}")
             try:
                 apply(base, {key: value}).check()
@@ -139,7 +134,7 @@ def hyperparameters(space: dict, base: RunConfig):
     import keras_tuner as kt
 
     hp = kt.HyperParameters()
-    types = _types()
+    types = setting_types()
     for key, spec in space.items():
         current = getattr(base, key, None)
         if isinstance(spec, list):
