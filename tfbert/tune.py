@@ -31,6 +31,9 @@ TUNE_DEFAULTS = {"max_train_examples": 2000, "min_steps": 0}
 def build_parser() -> argparse.ArgumentParser:
     ap = _config_parser(TASKS, description=__doc__)
     ap.prog = "python -m tfbert.tune"
+    for action in ap._actions:  # train's help states train's defaults
+        if action.dest in TUNE_DEFAULTS:
+            action.help = action.help.rsplit(" (default", 1)[0] + f" (default here: {TUNE_DEFAULTS[action.dest]})"
     group = ap.add_argument_group("search")
     group.add_argument("--output", required=True, metavar="DIR",
                        help="the search's folder: trials, trials.csv, trials.png, best.json; rerun with the same DIR "
