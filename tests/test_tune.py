@@ -1,7 +1,10 @@
 """python -m tfbert.tune: KerasTuner's oracle over tfbert's loop, on the tiny encoder and a tiny slice of tweets."""
+import importlib
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -82,18 +85,60 @@ def test_two_trials_write_the_best_as_a_train_config_then_resume_runs_only_new_o
         tune({**settings, "batch_size": 8}, out, max_trials=3, search_space=space)
 
 
-def test_the_budget_stops_the_search(tmp_path, settings):
+class FakeFit:
+    """Stands in for the training loop where a test is about the search around it: records each trial's settings,
+    takes `seconds`, scores by the learning rate; `interrupt_at` raises KeyboardInterrupt (Ctrl-C) in that call."""
+
+    def __init__(self, seconds=0.0, interrupt_at=None):
+        self.configs, self.seconds, self.interrupt_at = [], seconds, interrupt_at
+
+    def __call__(self, config, log=print, export=True):
+        assert export is False  # trials never export
+        self.configs.append(config)
+        if len(self.configs) == self.interrupt_at:
+            raise KeyboardInterrupt
+        time.sleep(self.seconds)
+        Path(config.output_dir).mkdir(parents=True)
+        return {"best_val_macro_f1": config.learning_rate * 100, "epochs_run": config.epochs}
+
+
+def test_the_budget_stops_the_search_and_counts_over_reruns(tmp_path, settings, monkeypatch):
     from tfbert.tune import tune
 
-    # 0.05 minutes (3 s) is spent during the first trial: no second trial starts.
+    fake = FakeFit(seconds=4)
+    monkeypatch.setattr(importlib.import_module("tfbert.fit"), "fit", fake)
+    # 0.05 minutes (3 s) are spent during the first trial: no second one starts.
     result = tune(settings, tmp_path / "search", max_trials=5, budget_minutes=0.05, search_space=_space(tmp_path),
                   log=lambda *_: None)
-    assert result["trials"] == 1 and "budget" in result["stopped_by"] and result["spent_seconds"] >= 3
-    assert _trial_ids(tmp_path / "search") == ["0"]
-    # The budget counts over reruns: continuing the spent search starts no trial.
+    assert result["trials"] == 1 and len(fake.configs) == 1 and "budget" in result["stopped_by"]
+    assert result["spent_seconds"] >= 4 and _trial_ids(tmp_path / "search") == ["0"]
+    # Continuing the spent search starts no trial; a larger budget continues it.
     again = tune(settings, tmp_path / "search", max_trials=5, budget_minutes=0.05, search_space=_space(tmp_path),
                  log=lambda *_: None)
-    assert again["trials"] == 1 and "budget" in again["stopped_by"]
+    assert again["trials"] == 1 and len(fake.configs) == 1 and "budget" in again["stopped_by"]
+    assert again["spent_seconds"] >= result["spent_seconds"]
+    more = tune(settings, tmp_path / "search", max_trials=2, budget_minutes=60, search_space=_space(tmp_path),
+                log=lambda *_: None)
+    assert more["trials"] == 2 and len(fake.configs) == 2 and "limit" in more["stopped_by"]
+
+
+def test_an_interrupted_trial_runs_again_with_its_settings_and_finished_ones_do_not(tmp_path, settings, monkeypatch):
+    from tfbert.tune import tune
+
+    fake = FakeFit(interrupt_at=2)
+    monkeypatch.setattr(importlib.import_module("tfbert.fit"), "fit", fake)
+    with pytest.raises(KeyboardInterrupt):
+        tune(settings, tmp_path / "search", max_trials=3, search_space=_space(tmp_path), log=lambda *_: None)
+    interrupted = fake.configs[1]
+    result = tune(settings, tmp_path / "search", max_trials=3, search_space=_space(tmp_path), log=lambda *_: None)
+    assert result["trials"] == result["completed"] == 3
+    # Calls: trial 0, trial 1 (interrupted), trial 1 again with the same settings and folder, trial 2.
+    assert len(fake.configs) == 4 and fake.configs[2] == interrupted
+    assert fake.configs[0].learning_rate == 1e-3  # the first trial: tfbert's settings where the space has them
+    table = pd.read_csv(tmp_path / "search" / "trials.csv")
+    assert list(table["trial"]) == [0, 1, 2] and list(table["status"]) == ["COMPLETED"] * 3
+    best = json.loads((tmp_path / "search" / "best.json").read_text())
+    assert best["learning_rate"] == table.loc[table["val_macro_f1"].idxmax(), "learning_rate"] == 5e-3
 
 
 @pytest.mark.parametrize("space, message", [
