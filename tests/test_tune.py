@@ -31,7 +31,7 @@ def _trial_ids(out):
     return [d.name for d in sorted((out / "trials").iterdir())]
 
 
-def test_two_trials_write_the_best_as_a_train_config_then_resume_runs_only_new_ones(tmp_path, settings):
+def test_two_trials_write_the_best_as_a_train_config_and_a_rerun_keeps_them(tmp_path, settings):
     from tfbert.train import parse_config
     from tfbert.tune import tune
 
@@ -47,8 +47,8 @@ def test_two_trials_write_the_best_as_a_train_config_then_resume_runs_only_new_o
     assert list(table.columns) == ["trial", "status", "val_macro_f1", "learning_rate", "dropout", "layer_lr_decay",
                                    "epochs_run", "seconds"]
     assert list(table["status"]) == ["COMPLETED"] * 2 and table["val_macro_f1"].between(0, 1).all()
-    # The first trial is tfbert's own settings where the space holds them (the baseline): lr and decay off are
-    # not among the choices, so the first choice; dropout 0.1 is inside its range.
+    # The first trial is tfbert's own settings where the space holds them (the baseline): decay off is a choice and
+    # dropout 0.1 inside its range; the task's rate (5e-5) is not a choice, so the first choice.
     first = table.iloc[0]
     assert (first["learning_rate"], first["dropout"], first["layer_lr_decay"]) == (1e-3, 0.1, "off")
     assert (out / "trials.png").stat().st_size > 1000
@@ -70,19 +70,18 @@ def test_two_trials_write_the_best_as_a_train_config_then_resume_runs_only_new_o
     assert not (run / "checkpoints").exists() and not list((out / "trials").glob("*/classify/[0-9]*"))
     assert json.loads((run / "config.json").read_text())["learning_rate"] == first["learning_rate"]
 
-    # Rerun with one more trial allowed: the two finished trials are kept, not run again.
+    # Rerun: the two finished trials are kept, not run again (a new trial after a rerun: the tests below).
     before = {p: p.stat().st_mtime_ns for p in (out / "trials").glob("*/classify/runs/unexported/metrics.json")}
     lines.clear()
-    result = tune(settings, out, max_trials=3, budget_minutes=30, search_space=space, log=lines.append)
-    assert result["trials"] == result["completed"] == 3
-    assert [line.split(":")[0] for line in lines if line.startswith("tune: trial ")] == ["tune"] * 2
-    assert any(line.startswith("tune: trial 2 (2 done") for line in lines), lines
-    assert {p: p.stat().st_mtime_ns for p in before} == before and _trial_ids(out) == ["0", "1", "2"]
-    assert len(pd.read_csv(out / "trials.csv")) == 3
+    result = tune(settings, out, max_trials=2, budget_minutes=30, search_space=space, log=lines.append)
+    assert result["trials"] == result["completed"] == 2 and "limit" in result["stopped_by"]
+    assert not [line for line in lines if line.startswith("tune: trial ")], lines
+    assert len(before) == 2 and {p: p.stat().st_mtime_ns for p in before} == before
+    assert _trial_ids(out) == ["0", "1"] and pd.read_csv(out / "trials.csv").equals(table)
 
     # A rerun with other fixed settings would mix two searches: refused, naming what differs.
     with pytest.raises(ConfigError, match="other settings .*batch_size"):
-        tune({**settings, "batch_size": 8}, out, max_trials=3, search_space=space)
+        tune({**settings, "batch_size": 8}, out, max_trials=3, search_space=space, log=lambda *_: None)
 
 
 class FakeFit:
@@ -127,16 +126,21 @@ def test_an_interrupted_trial_runs_again_with_its_settings_and_finished_ones_do_
 
     fake = FakeFit(interrupt_at=2)
     monkeypatch.setattr(importlib.import_module("tfbert.fit"), "fit", fake)
+    space = _space(tmp_path, {**SPACE, "freeze_layers": [None, 1]})
     with pytest.raises(KeyboardInterrupt):
-        tune(settings, tmp_path / "search", max_trials=3, search_space=_space(tmp_path), log=lambda *_: None)
+        tune(settings, tmp_path / "search", max_trials=3, search_space=space, log=lambda *_: None)
     interrupted = fake.configs[1]
-    result = tune(settings, tmp_path / "search", max_trials=3, search_space=_space(tmp_path), log=lambda *_: None)
+    result = tune(settings, tmp_path / "search", max_trials=3, search_space=space, log=lambda *_: None)
     assert result["trials"] == result["completed"] == 3
     # Calls: trial 0, trial 1 (interrupted), trial 1 again with the same settings and folder, trial 2.
     assert len(fake.configs) == 4 and fake.configs[2] == interrupted
     assert fake.configs[0].learning_rate == 1e-3  # the first trial: tfbert's settings where the space has them
     table = pd.read_csv(tmp_path / "search" / "trials.csv")
     assert list(table["trial"]) == [0, 1, 2] and list(table["status"]) == ["COMPLETED"] * 3
+    # The table holds what each trial ran with: null as "off", whole numbers whole beside it (1, not 1.0).
+    ran = [fake.configs[i].freeze_layers for i in (0, 2, 3)]
+    assert list(pd.read_csv(tmp_path / "search" / "trials.csv", dtype=str)["freeze_layers"]) == [
+        "off" if v is None else str(v) for v in ran]
     best = json.loads((tmp_path / "search" / "best.json").read_text())
     assert best["learning_rate"] == table.loc[table["val_macro_f1"].idxmax(), "learning_rate"] == 5e-3
 

@@ -37,8 +37,9 @@ def write(oracle, space: dict, monitor: str, fixed: dict, output: Path) -> dict:
     import pandas as pd
 
     rows = trial_rows(oracle, space, monitor)
-    table = pd.DataFrame(rows, columns=["trial", "status", monitor, *space, "epochs_run", "seconds"])
-    table[list(space)] = table[list(space)].astype(object).where(table[list(space)].notna(), "off")
+    # "off" for null before pandas sees the column: None beside ints would make them floats (3 -> 3.0).
+    shown = [{**r, **{k: "off" if r[k] is None else r[k] for k in space}} for r in rows]
+    table = pd.DataFrame(shown, columns=["trial", "status", monitor, *space, "epochs_run", "seconds"])
     table["epochs_run"] = table["epochs_run"].astype("Int64")
     table.to_csv(output / "trials.csv", index=False)
     done = [r for r in rows if r["status"] == "COMPLETED" and r[monitor] is not None and not math.isnan(r[monitor])]
