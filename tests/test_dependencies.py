@@ -11,9 +11,10 @@ SETUP_CFG = Path(__file__).resolve().parents[1] / "setup.cfg"
 TESTED_HUB = "0.16.1"
 HOOK = (f"tensorflow_hub.KerasLayer._add_existing_weight is no longer {{}}: EncoderLayer's freezing relies on it "
         f"(tested with tensorflow-hub {TESTED_HUB}; installed: {{}})")
-# Private API (tensorflow-hub: the hook above) or an API that changes between minor releases (TensorFlow, Keras 2,
-# TF Text ops in exported graphs): each must have an upper bound in setup.cfg.
-BOUNDED = ("tensorflow", "tf-keras", "tensorflow-text", "tensorflow-hub")
+# Private API (tensorflow-hub: the hook above; keras-tuner: the BaseTuner and oracle hooks tfbert.tune overrides) or
+# an API that changes between minor releases (TensorFlow, Keras 2, TF Text ops in exported graphs): each must have an
+# upper bound in setup.cfg.
+BOUNDED = ("tensorflow", "tf-keras", "tensorflow-text", "tensorflow-hub", "keras-tuner")
 
 
 def _install_requires() -> list[Requirement]:

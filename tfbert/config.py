@@ -250,16 +250,22 @@ def read_config_file(path) -> dict:
         raise ConfigError(f"--config {path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     if not isinstance(settings, dict):
         raise ConfigError(f"--config {path}: expected a JSON object of settings, got {type(settings).__name__}")
-    types = {f.name: _type_name(f) for f in [*fields(RunConfig), *_OPTION_FIELDS.values()]
-             if not f.metadata.get("internal")}
+    types = setting_types()
     unknown = sorted(set(settings) - set(types))
     if unknown:
         raise ConfigError(f"--config {path}: unknown settings {', '.join(unknown)}; the settings are the "
                           "`python -m tfbert.train --help` flags with _ for -")
     for key, value in settings.items():
-        if not _json_value_fits(value, types[key]):
+        if not json_value_fits(value, types[key]):
             raise ConfigError(f"--config {path}: {key} = {value!r} is not a valid {types[key]}")
     return settings
+
+
+def setting_types() -> dict[str, str]:
+    """Every setting's type as written ("int | None"), the tasks' options included: what a --config file's values
+    (and tfbert.tune's search spaces) are checked against."""
+    return {f.name: _type_name(f) for f in [*fields(RunConfig), *_OPTION_FIELDS.values()]
+            if not f.metadata.get("internal")}
 
 
 def _type_name(f: dataclasses.Field) -> str:
@@ -267,7 +273,8 @@ def _type_name(f: dataclasses.Field) -> str:
     return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
 
 
-def _json_value_fits(value, annotation: str) -> bool:
+def json_value_fits(value, annotation: str) -> bool:
+    """Whether a JSON value suits a setting of type `annotation` (an int suits a float; null only an optional)."""
     if value is None:
         return "None" in annotation
     if isinstance(value, bool):

@@ -23,8 +23,11 @@ from tfbert.files import write_json
 __all__ = ["fit", "resolve_run_encoder", "output_base"]
 
 
-def fit(config: RunConfig, log=print) -> dict:
-    """Runs the whole job for `config`; returns the summary (export path, test metrics, run folder, timings)."""
+def fit(config: RunConfig, log=print, export: bool = True) -> dict:
+    """Runs the whole job for `config`; returns the summary (export path, test metrics, run folder, timings).
+
+    export=False (a trial of tfbert.tune): stops after training, scored by the best validation value of the task's
+    monitor; no test evaluation (the test split stays unseen by the search) and no export."""
     t_start = time.time()
     task = tasks.create(config.task)
     config = config.with_task_defaults(task, log)
@@ -95,6 +98,10 @@ def fit(config: RunConfig, log=print) -> dict:
                   **ds.fit_kwargs)
         write_json(trained_marker, {"fit_seconds": round(time.time() - t_fit, 1)})
     fit_seconds = json.loads(trained_marker.read_text())["fit_seconds"]
+    if not export:
+        return finish_unexported(run_dir, base, task.monitor, {
+            "task": task.name, "train_rows": len(data.train), "planned_steps_per_epoch": ds.steps_per_epoch,
+            "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1)})
     if multi_worker:
         barrier(strategy)  # the chief has written the best weights every worker loads
     model.load_weights(str(best)).expect_partial()
@@ -184,6 +191,23 @@ def finish_run(run_dir: Path, base: Path, version: Path, summary: dict) -> Path:
     run_dir.rename(final_run)
     summary["run_dir"] = str(final_run)
     return final_run
+
+
+def finish_unexported(run_dir: Path, base: Path, monitor: str, summary: dict) -> dict:
+    """A run trained without export: metrics.json holds the validation history's best, the weights are dropped
+    (a search keeps settings and scores; the chosen settings are trained again) and the folder becomes
+    runs/unexported, replacing an earlier one."""
+    history = read_history(run_dir / "history.csv")
+    summary = {**summary, "monitor": monitor, f"best_{monitor}": max(history.get(monitor, [float("nan")])),
+               "epochs_run": len(history.get("loss", []))}
+    write_json(run_dir / "metrics.json", summary)
+    for name in ("backup", "checkpoints"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    final_run = base / "runs" / "unexported"
+    shutil.rmtree(final_run, ignore_errors=True)
+    run_dir.rename(final_run)
+    summary["run_dir"] = str(final_run)
+    return summary
 
 
 def read_history(path: Path) -> dict[str, list[float]]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from tfbert.files import atomic_write
 
-__all__ = ["plot_confusion_matrix", "plot_history", "plot_reliability", "plot_scatter"]
+__all__ = ["plot_confusion_matrix", "plot_history", "plot_reliability", "plot_scatter", "plot_trials"]
 
 
 def _new_figure(width: float, height: float):
@@ -145,4 +145,26 @@ def plot_reliability(reliability: dict, path, ece: float | None = None) -> Path:
     counts.bar(left, count, width=width, align="edge", color="grey", edgecolor="white")
     counts.set_xlabel("confidence (largest probability)")
     counts.set_ylabel("examples")
+    return _save_png(fig, path)
+
+
+def plot_trials(done: list[dict], monitor: str, path) -> Path:
+    """A search's finished trials (tfbert.tune; rows with `trial`, `monitor`, the settings): the score of each with
+    the best so far, and the score against the learning rate when it was searched."""
+    fig = _new_figure(10, 4)
+    fig.set_layout_engine("constrained")  # keeps the right panel's axis label off the left panel
+    by_trial, by_lr = fig.subplots(1, 2)
+    scores = [r[monitor] for r in done]
+    score_name = f"validation {monitor.removeprefix('val_')}"
+    by_trial.plot(range(len(done)), scores, "o", label="trial")
+    by_trial.plot(range(len(done)), [max(scores[: i + 1]) for i in range(len(done))], "-", label="best so far")
+    by_trial.set_xticks(range(len(done)), [r["trial"] for r in done], rotation=90 if len(done) > 15 else 0)
+    by_trial.set(xlabel="trial (first: tfbert's settings)", ylabel=score_name, title="Trials")
+    by_trial.legend()
+    if all(isinstance(r.get("learning_rate"), float) for r in done):
+        by_lr.scatter([r["learning_rate"] for r in done], scores)
+        by_lr.set_xscale("log")
+        by_lr.set(xlabel="learning rate", ylabel=score_name, title="Score against learning rate")
+    else:
+        by_lr.axis("off")
     return _save_png(fig, path)

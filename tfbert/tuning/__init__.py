@@ -1,0 +1,1 @@
+"""Hyper-parameter search over tfbert's training loop (python -m tfbert.tune): the space, the search, its report."""
