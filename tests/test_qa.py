@@ -120,3 +120,14 @@ def test_hostile_requests_get_an_answer_per_question_in_a_process_with_only_tens
     # Empty question: still read; empty context: no answer; invalid UTF-8 around the answer: still found.
     assert out["mixed"]["answers"] == ["Zebra", "", "Zebra", "Zebra", "Zebra", "zebra"]
     assert out["mixed"]["start"][:2] == [0, -1]
+
+
+def test_a_model_trained_without_no_answer_questions_always_answers_and_has_no_has_answer(preprocess, zebra):
+    from tfbert.export.qa import QaReader
+    reader = QaReader(preprocess, PointAt(zebra), LAYOUT, no_answer=False)
+    contexts = ["nothing to see here at all", "a Zebra", ""]
+    out = reader.serve(tf.constant(["Which animal?"] * 3), tf.constant(contexts))
+    assert "has_answer" not in out
+    answers, start, end = [a.decode() for a in out["answer"].numpy()], out["start"].numpy(), out["end"].numpy()
+    assert answers[0] != "" and contexts[0][start[0]:end[0]] == answers[0]  # v1: the best span even at a tie
+    assert answers[1:] == ["Zebra", ""] and (start[2], end[2]) == (-1, -1)  # an empty context has no span
