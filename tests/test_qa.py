@@ -131,3 +131,17 @@ def test_a_model_trained_without_no_answer_questions_always_answers_and_has_no_h
     answers, start, end = [a.decode() for a in out["answer"].numpy()], out["start"].numpy(), out["end"].numpy()
     assert answers[0] != "" and contexts[0][start[0]:end[0]] == answers[0]  # v1: the best span even at a tie
     assert answers[1:] == ["Zebra", ""] and (start[2], end[2]) == (-1, -1)  # an empty context has no span
+
+
+def test_the_readme_rest_example_matches_the_qa_signature(exported):
+    from test_readme import _rest_examples
+    [(request, response, _)] = [x for x in _rest_examples() if x[2] == "qa"]
+    fn = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    instances = request["instances"]
+    assert all(set(x) == set(fn.structured_input_signature[1]) for x in instances)
+    out = fn(**{k: tf.constant([x[k] for x in instances]) for k in ("question", "context")})
+    assert len(response["predictions"]) == len(instances)
+    for x, example in zip(instances, response["predictions"]):
+        assert set(example) == set(out)
+        assert x["context"][example["start"]:example["end"]] == example["answer"] or example["start"] == -1
+        assert example["has_answer"] == (example["answer"] != "")
