@@ -21,8 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfbert.data.qa import load_qa_dataset  # noqa: E402
-from tfbert.data.qa_builtin import gazetteer_baseline  # noqa: E402
+from tfbert.data.qa_builtin import gazetteer_baseline, load_builtin_dataset  # noqa: E402
 from tfbert.metrics.qa import format_qa_report, qa_metrics  # noqa: E402
 
 
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=str(Path(__file__).parent / "results" / "qa_baseline.json"))
     args = p.parse_args(argv)
     t0 = time.time()
-    data = load_qa_dataset(seed=args.seed)
+    data = load_builtin_dataset(seed=args.seed)
     golds = [q.answer_texts for q in data.test]
     results = {
         "gazetteer": qa_metrics(golds, gazetteer_baseline(data.train + data.valid, data.test), splits=True),

@@ -22,7 +22,7 @@ from pathlib import Path
 from tfbert.data.tables import DataError
 
 __all__ = ["Question", "QaDataset", "read_squad", "read_qa_jsonl", "read_qa_file", "split_by_context",
-           "load_qa_dataset"]
+           "load_qa_dataset", "finish_dataset"]
 
 JSONL_EXTENSIONS = (".jsonl", ".ndjson")
 
@@ -200,34 +200,32 @@ def split_by_context(questions: list[Question], fractions: tuple[float, float], 
     return rest, parts[0], parts[1]
 
 
-def load_qa_dataset(train_file=None, valid_file=None, test_file=None, *, seed: int = 0,
-                    drop_mismatched: bool = False, valid_fraction: float = 0.1, test_fraction: float = 0.1,
-                    max_train_examples: int | None = None, min_questions: int = 1) -> QaDataset:
-    """Reads the files (default: the built-in tweet questions) and splits missing valid/test parts off the train
-    file by context. ``max_train_examples`` subsamples the training questions only."""
+def load_qa_dataset(train_file, valid_file=None, test_file=None, *, seed: int = 0, drop_mismatched: bool = False,
+                    valid_fraction: float = 0.1, test_fraction: float = 0.1, max_train_examples: int | None = None,
+                    min_questions: int = 1) -> QaDataset:
+    """Reads the files and splits missing valid/test parts off the train file by context. ``max_train_examples``
+    subsamples the training questions only. (The built-in data: tfbert.data.qa_builtin.load_builtin_dataset.)"""
     notes: list[str] = []
-    if train_file is None:
-        if valid_file or test_file:
-            raise DataError("--valid-file/--test-file need --train-file as well.")
-        from tfbert.data.qa_builtin import builtin_questions
-        train, valid, test = builtin_questions(seed, notes)
-        splits = {"train": train, "valid": valid, "test": test}
-        source = "built-in tweet questions"
-    else:
-        source = Path(train_file).name
-        splits = {name: read_qa_file(f, drop_mismatched, notes)
-                  for name, f in (("train", train_file), ("valid", valid_file), ("test", test_file)) if f}
-        if "valid" not in splits or "test" not in splits:
-            n = len(splits["train"])
-            train, valid, test = split_by_context(splits["train"], (valid_fraction if "valid" not in splits else 0,
-                                                                    test_fraction if "test" not in splits else 0), seed)
-            if not train:
-                raise DataError(f"{source}: {n} questions are too few to split off valid/test parts.")
-            splits["train"] = train
-            splits.setdefault("valid", valid)
-            splits.setdefault("test", test)
-            notes.append(f"Split {n} questions by context (seed {seed}; no context in two splits) into train "
-                         f"{len(train)}, valid {len(splits['valid'])}, test {len(splits['test'])}.")
+    source = Path(train_file).name
+    splits = {name: read_qa_file(f, drop_mismatched, notes)
+              for name, f in (("train", train_file), ("valid", valid_file), ("test", test_file)) if f}
+    if "valid" not in splits or "test" not in splits:
+        n = len(splits["train"])
+        train, valid, test = split_by_context(splits["train"], (valid_fraction if "valid" not in splits else 0,
+                                                                test_fraction if "test" not in splits else 0), seed)
+        if not train:
+            raise DataError(f"{source}: {n} questions are too few to split off valid/test parts.")
+        splits["train"] = train
+        splits.setdefault("valid", valid)
+        splits.setdefault("test", test)
+        notes.append(f"Split {n} questions by context (seed {seed}; no context in two splits) into train "
+                     f"{len(train)}, valid {len(splits['valid'])}, test {len(splits['test'])}.")
+    return finish_dataset(splits, source, notes, seed, max_train_examples, min_questions)
+
+
+def finish_dataset(splits: dict[str, list[Question]], source: str, notes: list[str], seed: int,
+                   max_train_examples: int | None, min_questions: int) -> QaDataset:
+    """Subsamples train (--max-train-examples), checks the split sizes and notes what the training data hold."""
     train = splits["train"]
     if max_train_examples is not None and len(train) > max_train_examples:
         train = random.Random(seed).sample(train, max_train_examples)
@@ -238,8 +236,7 @@ def load_qa_dataset(train_file=None, valid_file=None, test_file=None, *, seed: i
     for name in ("valid", "test"):
         if not splits[name]:
             raise DataError(f"{source}: the {name} split is empty; give --{name}-file or more data.")
-    data = QaDataset(train, splits["valid"], splits["test"], notes)
     no_answer = sum(not q.answers for q in train)
     notes.append(f"Train: {len(train)} questions over {len({q.context for q in train})} contexts, {no_answer} without "
                  f"an answer ({'SQuAD v2 style: the model learns to abstain' if no_answer else 'SQuAD v1 style'}).")
-    return data
+    return QaDataset(train, splits["valid"], splits["test"], notes)

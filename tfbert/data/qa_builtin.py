@@ -20,10 +20,10 @@ from __future__ import annotations
 import random
 import re
 
-from tfbert.data.qa import Question
-from tfbert.data.tagged import Sentence, _split, builtin_path, load_builtin
+from tfbert.data.qa import QaDataset, Question, finish_dataset
+from tfbert.data.tagged import Sentence, builtin_path, load_ner_dataset
 
-__all__ = ["QUESTIONS", "tweet_questions", "builtin_questions", "gazetteer_baseline"]
+__all__ = ["QUESTIONS", "tweet_questions", "builtin_questions", "load_builtin_dataset", "gazetteer_baseline"]
 
 QUESTIONS = {
     "company": "Which company is mentioned?", "facility": "Which facility is mentioned?",
@@ -70,8 +70,9 @@ def tweet_questions(sentences: list[Sentence], split: str, rng: random.Random) -
 
 def builtin_questions(seed: int = 0, notes: list | None = None):
     """(train, valid, test) questions over the NER corpus' tweets, split by tweet as the NER task splits them."""
-    sentences = load_builtin()
-    parts = _split(sentences, (0.1, 0.1), seed)
+    ner = load_ner_dataset(seed=seed)  # the NER task's split of the corpus, its tags checked
+    parts = (ner.train, ner.valid, ner.test)
+    n_tweets = sum(map(len, parts))
     rng = random.Random(DATA_SEED)
     splits = [tweet_questions(part, name, rng) for part, name in zip(parts, ("train", "valid", "test"))]
     # The corpus repeats some tweets (retweets): a tweet of train is not asked about again in valid/test.
@@ -84,10 +85,19 @@ def builtin_questions(seed: int = 0, notes: list | None = None):
     if notes is not None:
         sizes = ", ".join(f"{name} {len(qs)} ({sum(not q.answers for q in qs)} without answer)"
                           for name, qs in zip(("train", "valid", "test"), splits))
-        notes.append(f"Built-in QA data: questions per entity type over the {len(sentences)} tweets of {builtin_path()}"
+        notes.append(f"Built-in QA data: questions per entity type over the {n_tweets} tweets of {builtin_path()}"
                      f" (tfbert.data.qa_builtin), split by tweet as --task ner (seed {seed}; {repeated} questions on tweets repeated from an "
                      f"earlier split left out): {sizes}.")
     return tuple(splits)
+
+
+def load_builtin_dataset(*, seed: int = 0, max_train_examples: int | None = None,
+                         min_questions: int = 1) -> QaDataset:
+    """The built-in questions as a QaDataset, checked and subsampled as file data are (tfbert.data.qa)."""
+    notes: list[str] = []
+    train, valid, test = builtin_questions(seed, notes)
+    return finish_dataset({"train": train, "valid": valid, "test": test}, "built-in tweet questions", notes, seed,
+                          max_train_examples, min_questions)
 
 
 def gazetteer_baseline(train: list[Question], questions: list[Question]) -> list[str]:
@@ -96,7 +106,8 @@ def gazetteer_baseline(train: list[Question], questions: list[Question]) -> list
     known: dict[str, set[str]] = {}
     for q in train:
         known.setdefault(q.question, set()).update(a.lower() for a in q.answer_texts)
-    patterns = {question: sorted(names, key=len, reverse=True) for question, names in known.items()}
+    # Longest first, ties alphabetical: the answer must not depend on set order (hash randomisation).
+    patterns = {question: sorted(names, key=lambda n: (-len(n), n)) for question, names in known.items()}
     out = []
     for q in questions:
         context = q.context.lower()

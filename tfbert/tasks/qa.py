@@ -23,6 +23,7 @@ import tf_keras as keras
 from tfbert.config import ConfigError, flag
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, length_grouped_batches, steps_per_epoch
 from tfbert.data.qa import QaDataset, Question, load_qa_dataset
+from tfbert.data.qa_builtin import load_builtin_dataset
 from tfbert.data.windows import cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
@@ -223,6 +224,12 @@ class QaTask(Task):
         layout_of(config)
 
     def load_data(self, config) -> QaDataset:
+        if config.train_file is None:
+            if config.valid_file or config.test_file:
+                raise ConfigError("--valid-file/--test-file need --train-file as well (without it, --task qa reads "
+                                  "its built-in questions)")
+            return load_builtin_dataset(seed=config.seed, max_train_examples=config.max_train_examples,
+                                        min_questions=config.batch_size)
         return load_qa_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
                                drop_mismatched=config.drop_mismatched, max_train_examples=config.max_train_examples,
                                min_questions=config.batch_size)
@@ -298,7 +305,7 @@ class QaTask(Task):
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Built-in tweet questions: train as SQuAD v2.0 JSON, valid and test as JSONL."""
-        data = load_qa_dataset()
+        data = load_builtin_dataset()
         parts = {"train": data.train[:rows], "valid": data.valid[: rows // 2], "test": data.test[: rows // 2]}
         settings = {}
         for split, questions in parts.items():
