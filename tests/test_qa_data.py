@@ -95,3 +95,22 @@ def test_best_threshold_answers_exactly_the_questions_that_gain():
     t = best_threshold(golds, spans, [5.0, 1.0, 3.0, -2.0])
     # Answering only the first (diff 5) is right on 1, 2 and 4 (3 of 4): the threshold falls between 5 and 3.
     assert 3.0 < t < 5.0
+
+
+def test_qa_settings_that_cannot_work_are_refused_naming_the_flag():
+    from tfbert.config import ConfigError, RunConfig
+    from tfbert.tasks import TASKS
+
+    task = TASKS["qa"]()
+
+    def config(**settings):
+        options = {k: settings.pop(k) for k in ("doc_stride", "max_query_length") if k in settings}
+        return RunConfig(task="qa", options=options, **settings).with_task_defaults(task, log=lambda *_: None)
+
+    task.check_config(config(), log=lambda *_: None)  # defaults at 128: window 104, overlap 42
+    for settings, flag in (({"doc_stride": 104}, "--doc-stride 104"), ({"max_query_length": 120}, "--max-query-length"),
+                           ({"long_texts": "head-tail"}, "--long-texts head-tail")):
+        with pytest.raises(ConfigError, match=flag):
+            task.check_config(config(**settings), log=lambda *_: None)
+    with pytest.raises(ConfigError, match="need --train-file"):
+        task.load_data(config(test_file="dev.json"))
