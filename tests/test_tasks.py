@@ -21,6 +21,8 @@ HOSTILE = ["", "   ", "\x00\x07\x1b", "Zoë 👍🏽 日本語 \u200b\u202e", "w
 # The task's own plots in its run folder, beside the loop's training curves.
 TASK_PLOTS = {"sentiment": ["confusion_matrix.png"], "classify": ["confusion_matrix.png"],
               "regression": ["test_scatter.png"]}
+# Extra predict arguments: a QA model answers each TEXT (a question) about its --text-b (a context).
+PREDICT_ARGS = {"qa": ["--text-b", "Paris is lovely", "--text-b", "", "--text-b", "John Smith flew to Paris"]}
 
 _FRESH = r"""
 import json, sys
@@ -57,7 +59,8 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     task = TASKS[name]
     run = Path(summary["run_dir"])
     assert summary["task"] == name and summary["epochs_run"] == 1
-    assert summary["planned_steps_per_epoch"] == -(-summary["train_rows"] // 8)
+    # One training example per row; QA: per window of a question's context (train_windows).
+    assert summary["planned_steps_per_epoch"] == -(-summary.get("train_windows", summary["train_rows"]) // 8)
     assert math.isfinite(summary[f"best_{task.monitor}"])  # the monitored value was logged (F1 or a correlation)
     for f in ("config.json", "run.json", "metrics.json", "history.csv", "training_curves.png",
               *TASK_PLOTS.get(name, [])):
@@ -70,10 +73,12 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     # How much the window cuts, per split, as numbers and as a data note (issue 16).
     cut = json.loads((run / "metrics.json").read_text())["truncation"]
     assert set(cut["splits"]) == {"train", "valid", "test"} and cut["splits"]["train"]["rows"] == summary["train_rows"]
-    assert cut["long_texts"] == "truncate" and any(n.startswith("Long texts (truncate)") for n in summary["data_notes"])
+    assert cut["long_texts"] == ("windows" if name == "qa" else "truncate")
+    assert any(n.startswith(f"Long texts ({cut['long_texts']})") for n in summary["data_notes"])
     meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
     assert meta["task"] == name and meta["settings"]["task"] == name and meta["test_metrics"] == summary["test"]
-    assert meta["versions"]["tensorflow"].startswith("2.") and (meta.get("labels") or meta.get("tags"))
+    assert meta["versions"]["tensorflow"].startswith("2.") and (meta.get("labels") or meta.get("tags")
+                                                           or meta.get("outputs"))
 
 
 def test_export_answers_hostile_input_in_a_process_with_only_tensorflow(trained_task):
@@ -96,7 +101,8 @@ def _cli(module, *args):
 
 def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_task, tmp_path):
     name, settings, summary = trained_task
-    r = _cli("predict", "--model", Path(summary["export"]).parent, "first text", "", "John Smith flew to Paris")
+    r = _cli("predict", "--model", Path(summary["export"]).parent, "first text", "", "John Smith flew to Paris",
+             *PREDICT_ARGS.get(name, []))
     assert r.returncode == 0, r.stderr[-3000:]
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["text"] for x in lines] == ["first text", "", "John Smith flew to Paris"]

@@ -3,11 +3,13 @@
     python -m tfbert.predict --model saved_models/sentiment "great day" "awful service"
     python -m tfbert.predict --model saved_models/sentiment --input-file tweets.csv --output predictions.csv
     python -m tfbert.predict --model saved_models/ner "John Smith flew to Paris"
+    python -m tfbert.predict --model saved_models/qa "Which place is mentioned?" --text-b "Flying to Paris !"
 
 Texts on the command line (or a file without --output) print one JSON object per line: the text and the
 model's answer, which the export's serving kind decides (tfbert/serving/<kind>.py): a classifier's
 {"label": ..., "probabilities": {label: p}}, a tagger's {"entities": [{"text", "type", "start", "end", "score"}]},
-a regressor's {"score": ...}, a multi-label model's {"labels": [...], "probabilities": {...}}. With --output, the
+a regressor's {"score": ...}, a multi-label model's {"labels": [...], "probabilities": {...}}, a QA model's
+{"answer", "start", "end", "score"} (TEXT is the question, --text-b its context). With --output, the
 input rows are written back with the answer's columns (e.g. ``label`` and one ``p_<label>`` per class) to
 .csv/.tsv or .jsonl. Notes and progress (tfbert.progress; --quiet turns it off) go to stderr, so stdout holds
 nothing but the answers.
@@ -41,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SavedModel version directory, or a model base directory (its highest integer version "
                         "is used) (required)")
     p.add_argument("--text-b", action="append", default=None, metavar="TEXT",
-                   help="second text of a sentence pair, once per TEXT in the same order; needs a model "
-                        "exported with pairs (default: none)")
+                   help="second text of a sentence pair (QA: the context of the question), once per TEXT in the "
+                        "same order; needs a model exported with pairs or a QA model (default: none)")
     p.add_argument("--input-file", default=None, metavar="FILE",
                    help="data file to run the model on (.csv, .tsv, .jsonl, .json, .parquet) instead of TEXT arguments "
                         "(default: none)")

@@ -40,6 +40,15 @@ def require_offsets(preprocess, handle: str) -> None:
                            "directory, or `python -m tfbert.encoders.convert`).")
 
 
+def char_offsets(text, rows, *byte_offsets):
+    """UTF-8 byte offsets into text[rows] -> character offsets (Python str indices), one tensor per argument: the
+    number of characters that start before each byte offset. Shared with the QA export (tfbert.export.qa)."""
+    _, char_bytes = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
+    char_bytes = tf.gather(char_bytes.to_tensor(tf.int64.max), rows)
+    return [tf.searchsorted(char_bytes, tf.cast(b, tf.int64)[:, None], side="left", out_type=tf.int64)[:, 0]
+            for b in byte_offsets]
+
+
 class TaggerServer(tf.Module):
     """Raw strings -> wordpieces with offsets -> trained tagger -> word tags -> entities with character spans."""
 
@@ -91,11 +100,7 @@ class TaggerServer(tf.Module):
         entity_type = tf.gather(tf.constant(self._types), tf.boolean_mask(type_of, starts_entity))
         entity_text = tf.strings.substr(tf.gather(text, entity_row), byte_start, byte_end - byte_start)
 
-        # Byte offsets -> character offsets: count the characters that start before each byte offset.
-        _, char_bytes = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
-        char_bytes = tf.gather(char_bytes.to_tensor(tf.int64.max), entity_row)
-        start = tf.searchsorted(char_bytes, byte_start[:, None], side="left", out_type=tf.int64)[:, 0]
-        end = tf.searchsorted(char_bytes, byte_end[:, None], side="left", out_type=tf.int64)[:, 0]
+        start, end = char_offsets(text, entity_row, byte_start, byte_end)
 
         batch = tf.shape(text, out_type=tf.int64)[0]
 

@@ -10,9 +10,11 @@ from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.classification import ClassificationTask, SentimentTask
 from tfbert.tasks.multilabel import MultilabelTask
 from tfbert.tasks.ner import NerTask
+from tfbert.tasks.qa import QaTask
 from tfbert.tasks.regression import RegressionTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask, MultilabelTask, RegressionTask)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask, MultilabelTask, RegressionTask,
+                                                    QaTask)}
 register_options(cls.options for cls in TASKS.values() if cls.options)
 
 __all__ = ["TASKS", "Task", "Datasets", "create"]
