@@ -13,26 +13,16 @@ Scored with the task's own SQuAD metrics (tfbert.metrics.qa) on the test split; 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from measure import write_result  # noqa: E402
+
 from tfbert.data.qa_builtin import gazetteer_baseline, load_builtin_dataset  # noqa: E402
 from tfbert.metrics.qa import format_qa_report, qa_metrics  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:
@@ -50,10 +40,8 @@ def main(argv=None) -> int:
     for name, metrics in results.items():
         print(f"{name}\n{format_qa_report(metrics)}\n")
     out = {"split": {"seed": args.seed, "train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
-           "results": results, "seconds": round(time.time() - t0, 1), "cpu": cpu_name(), "notes": data.notes}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.output}")
+           "results": results, "seconds": round(time.time() - t0, 1), "notes": data.notes}
+    write_result(args.output, out)
     return 0
 
 
