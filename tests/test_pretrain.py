@@ -69,7 +69,7 @@ def test_whole_word_masking_takes_every_piece_of_a_chosen_word(preprocess):
             multi += pieces.sum() > 1
     assert multi > 50  # the sample does exercise words of several wordpieces
     share = chosen.sum() / (word_of >= 0).sum()
-    assert 0.14 < share < 0.22, share  # at least 15%; the last word of a sequence may overshoot
+    assert 0.13 < share < 0.17, share  # about 15%: this sample has many words of 3 to 6 pieces (tweets: 14.7%)
     # the plain setting, same seed, splits words: a contrast showing the assertion above can fail
     _, _, word_of2, masked2, _, weights2 = _masked(preprocess, _texts(600, seed=2), seed=3)
     split = 0

@@ -78,7 +78,7 @@ def load_base(name: str, log=print):
         if weights_file.is_file():
             from safetensors import safe_open
             with safe_open(str(weights_file), "np") as f:
-                keys = [k for k in f.keys() if k.removeprefix("bert.").startswith(HF_PREFIX) or k.startswith(HF_PREFIX)]
+                keys = [k for k in f.keys() if k.startswith(HF_PREFIX)]  # read only the head's arrays
                 arrays = {k: f.get_tensor(k) for k in keys}
             head = hf_head_weights(arrays)
             if head is not None:
@@ -260,7 +260,7 @@ def _verify(directory: Path, model) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfbert.cli import _positive_int
+    from tfbert.cli import positive_int
     ap = argparse.ArgumentParser(prog="python -m tfbert.pretrain", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-file", required=True, help="unlabelled texts: one per line (UTF-8; invalid bytes "
@@ -273,14 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: %(default)s)")
     ap.add_argument("--output", required=True, help="directory to create; gets preprocess/, encoder/, tfbert.json")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output (atomically)")
-    ap.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"], help="(default: %(default)s)")
-    ap.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (default: all epochs)")
-    ap.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"], help="(default: %(default)s)")
+    ap.add_argument("--epochs", type=positive_int, default=DEFAULTS["epochs"], help="(default: %(default)s)")
+    ap.add_argument("--max-steps", type=positive_int, help="stop after this many steps (default: all epochs)")
+    ap.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"], help="(default: %(default)s)")
     ap.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"],
                     help="peak AdamW rate, after a linear warm-up over --warmup of the steps, then linear decay "
                          "(default: %(default)s)")
     ap.add_argument("--warmup", type=float, default=DEFAULTS["warmup"], help="(default: %(default)s)")
-    ap.add_argument("--max-seq-length", type=_positive_int, default=DEFAULTS["max_seq_length"],
+    ap.add_argument("--max-seq-length", type=positive_int, default=DEFAULTS["max_seq_length"],
                     help="wordpieces per sequence with [CLS] and [SEP]; longer texts are cut (default: %(default)s)")
     ap.add_argument("--mask-share", type=float, default=DEFAULTS["mask_share"],
                     help="share of wordpieces predicted; of those 80%% [MASK], 10%% random, 10%% kept "
@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--whole-word-masking", action="store_true",
                     help="choose whole words: all wordpieces of a chosen word are predicted (default: off)")
     ap.add_argument("--valid-share", type=float, default=DEFAULTS["valid_share"], help="(default: %(default)s)")
-    ap.add_argument("--max-valid", type=_positive_int, default=DEFAULTS["max_valid"], help="(default: %(default)s)")
+    ap.add_argument("--max-valid", type=positive_int, default=DEFAULTS["max_valid"], help="(default: %(default)s)")
     ap.add_argument("--seed", type=int, default=DEFAULTS["seed"],
                     help="seeds the split, shuffling, masks, head initialisation and dropout (default: %(default)s)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr (default: shown)")

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.encoders.bert import INPUT_KEYS, _activation
+from tfbert.encoders.bert import INPUT_KEYS, activation
 from tfbert.encoders.checkpoint import BertConfig, CheckpointError
 
 POSITIONS_KEY = "masked_lm_positions"
@@ -31,7 +31,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.config = config
         self.word_embeddings = word_embeddings  # shared with the encoder: the tied output layer
         init = keras.initializers.TruncatedNormal(stddev=config.initializer_range, seed=seed)
-        self.transform = keras.layers.Dense(config.hidden_size, activation=_activation(config.hidden_act),
+        self.transform = keras.layers.Dense(config.hidden_size, activation=activation(config.hidden_act),
                                             kernel_initializer=init, name="mlm_transform", dtype="float32")
         self.layer_norm = keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name="mlm_layer_norm",
                                                           dtype="float32")
