@@ -34,7 +34,7 @@ def note(message: str) -> None:
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                         help="texts per model call (default: %(default)s)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback on errors instead of a one-line message (default: off)")
@@ -43,7 +43,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "on a terminal, a line every 10%% or 30 s in logs and pipes)")
 
 
-def _positive_int(s: str) -> int:
+def positive_int(s: str) -> int:
     try:
         v = int(s)
     except ValueError:

@@ -48,7 +48,7 @@ def exact_gelu(x):
     return tf.cast(0.5 * x32 * (1.0 + tf.math.erf(x32 * 0.7071067811865476)), x.dtype)
 
 
-def _activation(name: str):
+def activation(name: str):
     return {"gelu": exact_gelu,
             "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
             "relu": tf.nn.relu}[name]
@@ -100,7 +100,7 @@ def _build_encoder(config: BertConfig, seed: int, name: str) -> keras.Model:
         a = attn(x, x, attention_mask=attention_mask)
         a = keras.layers.Dropout(config.hidden_dropout, name=p + "attention_dropout")(a)
         x = ln(p + "attention_layer_norm")(keras.layers.Add(name=p + "attention_residual")([x, a]))
-        h = keras.layers.Dense(config.intermediate_size, activation=_activation(config.hidden_act),
+        h = keras.layers.Dense(config.intermediate_size, activation=activation(config.hidden_act),
                                kernel_initializer=init(11 + 10 * i), name=p + "intermediate")(x)
         h = keras.layers.Dense(config.hidden_size, kernel_initializer=init(12 + 10 * i), name=p + "output")(h)
         h = keras.layers.Dropout(config.hidden_dropout, name=p + "output_dropout")(h)

@@ -1,0 +1,232 @@
+"""Continued masked-LM pre-training (issue 15 part 4): masking in tf.data, the MLM head, the output pair."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+WORDS = ("the cat sat on the mat while unbelievably antidisestablishmentarianism tokenizers wandered "
+         "through extraordinarily complicated paragraphs of text").split()
+
+
+@pytest.fixture(scope="module")
+def preprocess(tiny_pair):
+    import tensorflow_hub as hub
+    return hub.load(str(tiny_pair / "preprocess"))
+
+
+def _texts(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, rng.integers(3, 30))) for _ in range(n)]
+
+
+def _masked(preprocess, texts, seed, whole_word=False):
+    """(original inputs, word index per position, masked inputs, labels, weights) as numpy, one batch."""
+    from tfbert.data.masking import MaskedTexts, Masking, mask_batch, pack
+    m = Masking.of(preprocess, whole_word=whole_word)
+    data = MaskedTexts(texts, preprocess, m, max_seq_length=32)
+    inputs, word_of = pack(data.ids, data.words, m)
+    masked, labels, weights = mask_batch(inputs, word_of, m, tf.constant([seed, 0], tf.int64))
+    return m, {k: v.numpy() for k, v in inputs.items()}, word_of.numpy(), {k: v.numpy() for k, v in masked.items()}, \
+        labels.numpy(), weights.numpy()
+
+
+def test_masking_statistics(preprocess):
+    m, inputs, word_of, masked, labels, weights = _masked(preprocess, _texts(1200), seed=1)
+    ids, new = inputs["input_word_ids"], masked["input_word_ids"]
+    rows = np.repeat(np.arange(len(ids)), weights.shape[1]).reshape(weights.shape)
+    chosen = np.zeros_like(ids, bool)
+    chosen[rows[weights > 0], masked["masked_lm_positions"][weights > 0]] = True
+    real = word_of >= 0  # wordpieces of the texts: not [CLS], [SEP] or padding
+    assert not (chosen & ~real).any()
+    assert set(np.unique(ids[chosen])).isdisjoint({m.cls_id, m.sep_id, m.pad_id})
+    assert (inputs["input_mask"][chosen] == 1).all()
+    # labels are the original ids at the predicted positions, in position order
+    np.testing.assert_array_equal(labels[weights > 0], np.take_along_axis(ids, masked["masked_lm_positions"], 1)[weights > 0])
+    assert (new[~chosen] == ids[~chosen]).all()  # only chosen positions change
+    share = chosen.sum() / real.sum()
+    assert 0.145 < share < 0.155, share
+    n = chosen.sum()
+    assert n > 4000  # a large sample: the tolerances below are 4 standard deviations or more
+    to_mask = (new[chosen] == m.mask_id).mean()
+    kept = (new[chosen] == ids[chosen]).mean()
+    random = ((new[chosen] != m.mask_id) & (new[chosen] != ids[chosen])).mean()
+    assert abs(to_mask - 0.8) < 0.025 and abs(kept - 0.1) < 0.02 and abs(random - 0.1) < 0.02, (to_mask, kept, random)
+    assert len(np.unique(new[chosen][(new[chosen] != m.mask_id) & (new[chosen] != ids[chosen])])) > 100  # spread
+
+
+def test_whole_word_masking_takes_every_piece_of_a_chosen_word(preprocess):
+    m, inputs, word_of, masked, labels, weights = _masked(preprocess, _texts(600, seed=2), seed=3, whole_word=True)
+    chosen = np.zeros_like(word_of, bool)
+    for row, (positions, w) in enumerate(zip(masked["masked_lm_positions"], weights)):
+        chosen[row, positions[w > 0]] = True
+    assert chosen.any() and not (chosen & (word_of < 0)).any()
+    multi = 0
+    for row in range(len(word_of)):
+        for word in np.unique(word_of[row][chosen[row]]):
+            pieces = word_of[row] == word
+            assert chosen[row][pieces].all(), (row, word)
+            multi += pieces.sum() > 1
+    assert multi > 50  # the sample does exercise words of several wordpieces
+    share = chosen.sum() / (word_of >= 0).sum()
+    assert 0.13 < share < 0.17, share  # about 15%: this sample has many words of 3 to 6 pieces (tweets: 14.7%)
+    # the plain setting, same seed, splits words: a contrast showing the assertion above can fail
+    _, _, word_of2, masked2, _, weights2 = _masked(preprocess, _texts(600, seed=2), seed=3)
+    split = 0
+    for row, (positions, w) in enumerate(zip(masked2["masked_lm_positions"], weights2)):
+        words = word_of2[row][positions[w > 0]]
+        split += sum((word_of2[row] == word).sum() > (words == word).sum() for word in np.unique(words))
+    assert split > 0
+
+
+def _epoch(data, epoch):
+    return [tuple(np.asarray(t).tolist() for t in (inputs["input_word_ids"], inputs["masked_lm_positions"]))
+            for inputs, _, _ in data.epoch(epoch, 8)]
+
+
+def test_masks_differ_by_epoch_and_repeat_for_a_seed(preprocess):
+    from tfbert.data.masking import MaskedTexts, Masking
+    m = Masking.of(preprocess)
+    texts = ["the cat sat on the mat while tokenizers wandered through text"] * 24  # same text: order can't differ
+    a, b, c = (MaskedTexts(texts, preprocess, m, seed=s) for s in (5, 5, 6))
+    assert _epoch(a, 0) == _epoch(b, 0) and _epoch(a, 1) == _epoch(b, 1)
+    assert _epoch(a, 0) != _epoch(a, 1)
+    assert _epoch(a, 0) != _epoch(c, 0)
+
+
+def test_read_texts(tmp_path):
+    from tfbert.data.tables import DataError
+    from tfbert.data.texts import read_texts
+    p = tmp_path / "t.txt"
+    p.write_bytes(b"first line\n\n  \nbad \xff byte\nlast")
+    texts, notes = read_texts(p)
+    assert texts == ["first line", "bad \ufffd byte", "last"]
+    assert any("1 line(s) had invalid UTF-8" in n for n in notes) and any("2 blank" in n for n in notes)
+    t = tmp_path / "t.csv"
+    t.write_text('title,body\nA,one\nB,"two, with comma"\n')
+    assert read_texts(t, "body")[0] == ["one", "two, with comma"]
+    with pytest.raises(DataError, match="no column 'text'"):
+        read_texts(t)
+    with pytest.raises(DataError, match="needs a table"):
+        read_texts(p, "body")
+
+
+def test_hf_mlm_head_weights_are_loaded():
+    from tfbert.encoders.bert import build_encoder
+    from tfbert.encoders.checkpoint import BertConfig
+    from tfbert.encoders.mlm import build_mlm_model, hf_head_weights, mlm_head, set_head_weights
+    config = BertConfig(vocab_size=40, hidden_size=8, num_layers=1, num_heads=2, intermediate_size=16)
+    rng = np.random.default_rng(0)
+    w = {"cls.predictions.transform.dense.weight": rng.normal(size=(8, 8)).astype(np.float32),
+         "cls.predictions.transform.dense.bias": rng.normal(size=8).astype(np.float32),
+         "cls.predictions.transform.LayerNorm.weight": rng.normal(size=8).astype(np.float32),
+         "cls.predictions.transform.LayerNorm.bias": rng.normal(size=8).astype(np.float32),
+         "cls.predictions.bias": rng.normal(size=40).astype(np.float32)}
+    assert hf_head_weights({}) is None
+    model = build_mlm_model(build_encoder(config), config)
+    head = mlm_head(model)
+    set_head_weights(head, hf_head_weights(w), "test")
+    np.testing.assert_array_equal(head.transform.kernel.numpy(), w["cls.predictions.transform.dense.weight"].T)
+    np.testing.assert_array_equal(head.output_bias.numpy(), w["cls.predictions.bias"])
+    np.testing.assert_array_equal(head.layer_norm.gamma.numpy(), w["cls.predictions.transform.LayerNorm.weight"])
+    # the output layer is the word-embedding table: logits = transformed . table^T + bias
+    inputs = {"input_word_ids": tf.constant([[1, 5, 7, 2]]), "input_mask": tf.ones([1, 4], tf.int32),
+              "input_type_ids": tf.zeros([1, 4], tf.int32), "masked_lm_positions": tf.constant([[2]])}
+    out = model(inputs)
+    x = head.layer_norm(head.transform(out["sequence_output"][:, 2:3]))
+    expected = tf.matmul(x, model.get_layer("bert_encoder").get_layer("word_embeddings").embeddings, transpose_b=True)
+    np.testing.assert_allclose(out["mlm_logits"].numpy(), (expected + head.output_bias).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, tiny_pair):
+    """The tiny encoder pre-trained for a few steps on a tiny repeated corpus: (output dir, metadata)."""
+    from tfbert.pretrain import pretrain
+    root = tmp_path_factory.mktemp("pretrain")
+    lines = [f"the cat sat on the mat number {i % 5}" for i in range(64)]
+    (root / "train.txt").write_text("\n".join(lines))
+    (root / "valid.txt").write_text("\n".join(lines[:16]))
+    meta = pretrain(root / "train.txt", root / "out", encoder=str(tiny_pair), valid_file=root / "valid.txt",
+                    epochs=4, batch_size=16, learning_rate=5e-3, max_seq_length=16, seed=0, log=lambda *_: None)
+    return root / "out", meta
+
+
+def test_pretraining_lowers_the_held_out_mlm_loss(pretrained, tiny_pair):
+    out, meta = pretrained
+    p = meta["pretraining"]
+    held = p["held_out_masked_token"]
+    assert held["after"]["loss"] < held["before"]["loss"] - 1.0, held
+    assert held["after"]["accuracy"] > held["before"]["accuracy"] + 0.1, held
+    assert p["history"][-1]["loss"] < p["history"][0]["loss"]
+    assert p["steps"] == 16 and p["base_encoder"] == str(tiny_pair)
+    assert p["masking"] == {"mask_share": 0.15, "whole_word_masking": False, "mask_token": 0.8, "random_token": 0.1,
+                            "kept": 0.1}
+    assert p["mlm_head"].startswith("initialised")
+    saved = json.loads((out / "tfbert.json").read_text())
+    assert saved["pretraining"]["held_out_masked_token"] == held and saved["config"]["num_layers"] == 2
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dir left behind
+
+
+def test_output_loads_with_hub_and_has_the_mlm_sub_object(pretrained):
+    import tensorflow_hub as hub
+
+    from tfbert.encoders.layer_names import encoder_layers
+    out, meta = pretrained
+    pre = hub.load(str(out / "preprocess"))
+    inputs = pre(tf.constant(["the cat sat", "on the mat number 3"]))
+    layer = hub.KerasLayer(str(out / "encoder"), trainable=True)
+    assert layer(inputs)["pooled_output"].shape == (2, 32)
+    # the head's variables live under `mlm` only: the encoder's own are the ones per-layer options map
+    names = [v.name for v in layer.trainable_variables]
+    assert not [n for n in names if "mlm" in n]
+    assert encoder_layers(names).num_layers == 2
+    loaded = hub.load(str(out / "encoder"))
+    mlm = hub.KerasLayer(loaded.mlm, trainable=True)
+    result = mlm({**inputs, "masked_lm_positions": tf.constant([[1, 2, 3], [2, 4, 1]])})
+    assert result["mlm_logits"].shape == (2, 3, 30522)
+    assert result["sequence_output"].shape[:2] == inputs["input_word_ids"].shape
+    assert [v for v in mlm.trainable_variables if "mlm_transform" in v.name]
+    # the saved head and encoder are the trained ones: the held-out figures recomputed through the loaded `mlm`
+    # (same texts, seed and batch size, so the same masks) are the recorded "after" figures
+    from tfbert.data.masking import MaskedTexts, Masking
+    from tfbert.pretrain import evaluate
+    valid = (out.parent / "valid.txt").read_text().splitlines()
+    again = evaluate(mlm, MaskedTexts(valid, pre, Masking.of(pre), max_seq_length=16, seed=1).fixed(16))
+    after = meta["pretraining"]["held_out_masked_token"]["after"]
+    assert again["predictions"] == after["predictions"] and again["accuracy"] == after["accuracy"]
+    assert again["loss"] == pytest.approx(after["loss"], rel=1e-4)
+
+
+def test_continued_pretraining_starts_from_the_outputs_head(pretrained):
+    from tfbert.pretrain import load_base
+    out, _ = pretrained
+    _, meta, _, encoder, head, source = load_base(str(out), log=lambda *_: None)
+    assert "mlm sub-object" in source and meta["weights"] == "continued pre-training"
+    import tensorflow_hub as hub
+    saved = {v.name: v.numpy() for v in hub.load(str(out / "encoder")).mlm.variables}
+    np.testing.assert_array_equal(head["output_bias"], saved["mlm_head/mlm_output_bias:0"])
+    np.testing.assert_array_equal(encoder.get_layer("word_embeddings").embeddings.numpy(),
+                                  saved["word_embeddings/embeddings:0"])
+
+
+def test_train_fine_tunes_a_classifier_on_the_output(pretrained, tmp_path):
+    from tfbert.fit import fit
+    from tfbert.train import parse_config
+    out, _ = pretrained
+    rows = ["text,label"] + [f"the cat sat on the mat {i},pos" for i in range(12)] + \
+        [f"number {i} on the mat,neg" for i in range(12)]
+    (tmp_path / "d.csv").write_text("\n".join(rows))
+    config = parse_config(["--verbose", "0", "--task", "classify", "--train-file", str(tmp_path / "d.csv"),
+                           "--encoder", str(out), "--batch-size", "8", "--epochs", "1", "--min-steps", "3",
+                           "--max-seq-length", "16", "--output-dir", str(tmp_path / "runs"), "--model-name", "c"])
+    summary = fit(config, log=lambda *_: None)
+    assert (tmp_path / "runs" / "c").is_dir() and summary["export"]
+    assert summary["test"] and summary["task"] == "classify"
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from tfbert.pretrain import main
+    assert main(["--train-file", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "o")]) == 2
+    assert "missing.txt: file not found" in capsys.readouterr().err
+    assert main(["--train-file", "x.txt", "--output", str(tmp_path / "o"), "--mask-share", "1.5"]) == 2
+    assert "--mask-share 1.5" in capsys.readouterr().err
