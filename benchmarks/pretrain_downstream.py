@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from freezing import cpu  # noqa: E402  (benchmarks/ is not a package)
+from measure import write_result  # noqa: E402  (benchmarks/ is not a package)
 
 
 def main(argv=None) -> int:
@@ -44,7 +44,6 @@ def main(argv=None) -> int:
     from sklearn.model_selection import train_test_split
 
     from tfbert.data.tweets import load_tweets
-    from tfbert.files import write_json
     from tfbert.fit import fit
     from tfbert.pretrain import pretrain
     from tfbert.train import parse_config
@@ -60,7 +59,7 @@ def main(argv=None) -> int:
     (work / "unlabelled.txt").write_text("\n".join(rest["text"].str.replace("\n", " ")) + "\n", encoding="utf-8")
 
     result = {"what": "continued MLM pre-training on the tweets' text, then fine-tuning on a small labelled subset",
-              "cpu": cpu(), "note": "2-core AMD EPYC with AVX-512 and AVX512-BF16, no AMX; machine shared with "
+              "note": "2-core AMD EPYC with AVX-512 and AVX512-BF16, no AMX; machine shared with "
               "other jobs (times indicative)", "settings": vars(a),
               "data": {"labelled": len(labelled), "valid": len(valid), "test": len(test), "unlabelled": len(rest)},
               "runs": []}
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
                                    statistics.stdev(f) if len(f) > 1 else None, "runs": len(f)}
                              for enc in sorted({r["encoder"] for r in runs})
                              for f in [[r["test_macro_f1"] for r in runs if r["encoder"] == enc]]}
-        write_json(a.out, result)
+        write_result(a.out, result)
 
     adapted = work / "adapted"
     if not (adapted / "tfbert.json").is_file():
