@@ -3,6 +3,7 @@ head-tail keeps the end that truncate cuts, identically in the training pipeline
 import dataclasses
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -318,3 +319,32 @@ def test_windows_refuse_sentence_pairs_and_bad_settings(preprocess):
         RunConfig(max_windows=0, epochs=1, learning_rate=1e-4, patience=1).check()
     with pytest.raises(ValueError, match="single texts, not sentence pairs"):
         TextPipeline(preprocess, 32, has_pairs=True, long_texts="windows")
+
+
+def test_training_with_windows_plans_every_window_and_validates_per_text(tiny_pair, tmp_path):
+    """tfbert.fit with --long-texts windows: the steps planned count windows, validation's macro-F1 is the pooled
+    per-text one (valid = test here, so it must equal the test report's, which pools as the export does), and the
+    export records the windows."""
+    from tfbert.fit import fit
+    from tfbert.train import parse_config
+    rng = np.random.default_rng(0)
+    # Long "zebra" texts, short "alpha" ones: window-level and text-level macro-F1 differ for nearly any model.
+    rows = [("zebra " + _words(int(n)), "long") for n in rng.integers(20, 40, 12)] + \
+           [("alpha " + _words(int(n)), "short") for n in rng.integers(2, 8, 12)]
+    df = pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1.0, random_state=0)
+    df.iloc[:16].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[16:].to_csv(tmp_path / "eval.csv", index=False)
+    summary = fit(parse_config([
+        "--verbose", "0", "--task", "classify", "--train-file", str(tmp_path / "train.csv"), "--valid-file",
+        str(tmp_path / "eval.csv"), "--test-file", str(tmp_path / "eval.csv"), "--encoder", str(tiny_pair),
+        "--batch-size", "8", "--epochs", "1", "--min-steps", "0", "--max-seq-length", "16", "--long-texts", "windows",
+        "--window-stride", "5", "--max-windows", "6", "--output-dir", str(tmp_path / "out")]), log=lambda *_: None)
+    pieces = np.array([len(t.split()) for t in df.iloc[:16]["text"]])
+    windows = np.minimum(6, 1 + -(-np.maximum(pieces - 14, 0) // 5))
+    assert summary["planned_steps_per_epoch"] == -(-windows.sum() // 8) > 2  # more than the 2 batches of rows
+    history = pd.read_csv(Path(summary["run_dir"]) / "history.csv")
+    assert history["val_macro_f1"].iloc[0] == pytest.approx(summary["test"]["macro_f1"], abs=1e-6)
+    settings = {"size": 14, "stride": 5, "max_windows": 6, "reach": 39, "pooling": "mean"}
+    assert summary["truncation"]["windows"] == settings
+    meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
+    assert meta["long_texts"] == "windows" and meta["windows"] == settings
