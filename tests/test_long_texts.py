@@ -348,3 +348,21 @@ def test_training_with_windows_plans_every_window_and_validates_per_text(tiny_pa
     assert summary["truncation"]["windows"] == settings
     meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
     assert meta["long_texts"] == "windows" and meta["windows"] == settings
+
+
+def test_regression_and_multilabel_train_on_every_window_with_their_texts_targets(preprocess):
+    from types import SimpleNamespace
+
+    from tfbert.tasks.multilabel import multilabel_dataset
+    from tfbert.tasks.regression import RegressionTask
+    texts = [_words(5), _words(30), _words(14)]  # windows of 14 by 7: 1, 4, 1
+    pipe = TextPipeline(preprocess, 16, long_texts="windows")
+    targets = np.eye(3, dtype=np.float32)
+    got = np.concatenate([y.numpy() for _, y in multilabel_dataset(pipe, texts, targets, 4)])
+    np.testing.assert_array_equal(got, targets[[0, 1, 1, 1, 1, 2]])
+    shuffled = [y.numpy() for _, y in multilabel_dataset(pipe, texts, targets, 4, shuffle=True)]
+    assert len(shuffled) == 2 and sorted(np.concatenate(shuffled).argmax(-1).tolist()) == [0, 1, 1, 1, 1, 2]
+    data = SimpleNamespace(mean=1.0, std=2.0)
+    df = _frame(texts).assign(label=[1.0, 3.0, 5.0])
+    scores = np.concatenate([y.numpy()[:, 0] for _, y in RegressionTask()._dataset(df, pipe, 4, data)])
+    np.testing.assert_allclose(scores, [0, 1, 1, 1, 1, 2])  # (label - mean) / std of each window's text
