@@ -3,6 +3,7 @@ head-tail keeps the end that truncate cuts, identically in the training pipeline
 import dataclasses
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import tf_keras as keras
 
 from tfbert.config import ConfigError, RunConfig
 from tfbert.data.long_texts import LONG_TEXTS, head_length, round_robin_shares, window
-from tfbert.data.pipeline import TextPipeline
+from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline, steps_per_epoch
 from tfbert.encoders.bert import INPUT_KEYS
 
 
@@ -142,7 +143,7 @@ def test_the_exported_classifier_cuts_as_training_did(preprocess, ids, tiny_pair
     probe = keras.Model(inputs, logits)
     texts = ["alpha " + _words(100) + " zebra", "zebra " + _words(3), _words(3)]
     served = {}
-    for mode in LONG_TEXTS:
+    for mode in ("truncate", "head-tail"):  # windows: test_windows_export_reads_the_end_of_a_5000_word_text
         version = export_classifier(probe, str(tiny_pair / "preprocess"), ["cut", "kept"], tmp_path / mode,
                                     max_seq_length=32, long_texts=mode, log=lambda *_: None)
         meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
@@ -170,7 +171,7 @@ def test_the_regressor_and_multilabel_servers_cut_as_asked(preprocess, ids, tiny
     probe = keras.Model(inputs, keras.layers.Lambda(lambda s: 20 * s - 10)(seen))  # one output: +10 if seen
     texts = tf.constant(["alpha " + _words(100) + " zebra", _words(3)])
     got = {}
-    for mode in LONG_TEXTS:
+    for mode in ("truncate", "head-tail"):
         if kind == "regressor":
             server = RegressorServer(str(tiny_pair / "preprocess"), probe, 0.0, 1.0, 32, long_texts=mode)
             got[mode] = (server.serve(texts)["score"].numpy() > 0).tolist()
@@ -187,14 +188,17 @@ def test_the_regressor_and_multilabel_servers_cut_as_asked(preprocess, ids, tiny
 
 
 def test_the_flag_offers_the_built_modes_and_ner_refuses_head_tail():
-    choices = {f.name: f for f in dataclasses.fields(RunConfig)}["long_texts"].metadata["choices"]
-    assert choices == LONG_TEXTS and RunConfig().long_texts == "truncate"
-    with pytest.raises(ConfigError, match="--long-texts must be one of truncate, head-tail, not 'windows'"):
-        RunConfig(long_texts="windows", epochs=1, learning_rate=1e-4, patience=1).check()
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    assert fields["long_texts"].metadata["choices"] == LONG_TEXTS and RunConfig().long_texts == "truncate"
+    assert fields["max_windows"].default == MAX_WINDOWS  # config.py cannot import the pipeline (TF) to share it
+    with pytest.raises(ConfigError, match="--long-texts must be one of truncate, head-tail, windows, not 'middle'"):
+        RunConfig(long_texts="middle", epochs=1, learning_rate=1e-4, patience=1).check()
     from tfbert.tasks.ner import NerTask
     with pytest.raises(ConfigError, match="--long-texts head-tail: --task ner tags every word"):
         NerTask().check_config(RunConfig(task="ner", long_texts="head-tail"))
-    with pytest.raises(ValueError, match="long_texts must be one of truncate, head-tail, not 'middle'"):
+    with pytest.raises(ConfigError, match="--long-texts windows is not built for --task ner"):
+        NerTask().check_config(RunConfig(task="ner", long_texts="windows"))
+    with pytest.raises(ValueError, match="long_texts must be one of truncate, head-tail, windows, not 'middle'"):
         TextPipeline(None, 16, long_texts="middle")
 
 
@@ -210,3 +214,155 @@ def test_the_note_says_how_much_is_cut_per_split():
                     "(0 of 37195), 0.0% of wordpieces cut.")
     note = truncation_note({"window": 126, "splits": {"train": tagged}}, 128, "sentences")
     assert "<0.1% of sentences longer" in note and "25.0% of words (2, tagged O)" in note
+
+
+
+# --------------------------------------------------------------------------- --long-texts windows
+
+
+def _probe(ids, absent: float = 0.0):
+    """A core whose logits are [0, 20] for an input holding "zebra", [0, absent] otherwise."""
+    inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
+    seen = keras.layers.Lambda(lambda x: tf.cast(tf.reduce_any(tf.equal(x, ids["zebra"]), -1), tf.float32))(
+        inputs["input_word_ids"])
+    logits = keras.layers.Lambda(lambda s: tf.stack([tf.zeros_like(s), 20 * s + absent * (1 - s)], -1))(seen)
+    return keras.Model(inputs, logits)
+
+
+def test_windows_make_every_window_an_example_with_its_texts_label(preprocess, ids):
+    # --max-seq-length 16: windows of 14 advancing by 7 (the default, half). 5 pieces: 1 window; 30: 1 + ceil(16/7)
+    # = 4, the last flush with the end; 14: 1; 60 capped at --max-windows 5 (the first 5: 7 * 4 + 14 = 42 read).
+    texts = [_words(5), _words(29) + " zebra", _words(14), _words(59) + " zebra"]
+    pipe = TextPipeline(preprocess, 16, long_texts="windows", max_windows=5)
+    df = _frame(texts).assign(label_id=[0, 1, 2, 3])
+    items = [0, 1, 1, 1, 1, 2, 3, 3, 3, 3, 3]
+    assert pipe.window_items(df).tolist() == items and pipe.count(df) == 11
+    h, z, cls, sep = ids["hello"], ids["zebra"], ids["cls"], ids["sep"]
+    packed = _packed(pipe, df)
+    assert packed[0] == [cls] + [h] * 5 + [sep] and packed[5] == [cls] + [h] * 14 + [sep]
+    assert packed[1:5] == [[cls] + [h] * 14 + [sep]] * 3 + [[cls] + [h] * 13 + [z, sep]]  # the end is read
+    assert all(z not in p for p in packed[6:])  # past the cap's reach (42 of 60 pieces): cut
+    labels = np.concatenate([y.numpy() for _, y in pipe.dataset(df, 4)])
+    assert labels.tolist() == items  # each window carries its text's label
+    # Training batches: every window once per epoch, in exactly the planned number of batches.
+    batches = [y.numpy() for _, y in pipe.dataset(df, 4, shuffle=True)]
+    assert len(batches) == steps_per_epoch(pipe.count(df), 4) == 3
+    assert sorted(np.concatenate(batches).tolist()) == items
+    # Evaluation pools each text's windows (mean), as the export does; the report counts what the reach cuts.
+    np.testing.assert_allclose(pipe.pool(np.array(items, np.float32)[:, None] + np.arange(11)[:, None], df)[:, 0],
+                               [0, 1 + 2.5, 2 + 5, 3 + 8])
+    report = pipe.truncation_report({"train": df})
+    assert report["windows"] == {"size": 14, "stride": 7, "max_windows": 5, "reach": 42, "pooling": "mean"}
+    assert report["splits"]["train"]["rows_cut"] == 1 and report["splits"]["train"]["wordpieces_cut"] == 60 - 42
+
+
+def test_windows_export_reads_the_end_of_a_5000_word_text(preprocess, ids, tiny_pair, tmp_path):
+    """The done-when of issue 16, provable with a probe core: a label-deciding word only at the end of a
+    5,000-word text changes the exported model's answer under windows (asked in a fresh process with only
+    tensorflow and tensorflow_text) and not under truncate (the same serving module in process: the exported
+    truncate graph is checked at 32 above); a 20,000-word text is read through --max-windows windows only."""
+    from tfbert.export.classifier import ClassifierServer, export_classifier
+    from tfbert.export.publish import verify_in_fresh_process
+
+    long, huge = _words(5000) + " zebra", _words(20000, "a") + " zebra"  # "a": the fresh process' argv is bounded
+    texts = [long, "zebra " + _words(3), _words(3), huge]
+    truncate = ClassifierServer(str(tiny_pair / "preprocess"), _probe(ids), ["cut", "kept"], 128,
+                                tmp_path / "labels.txt", long_texts="truncate")
+    assert [x.decode() for x in truncate.serve(tf.constant(texts))["label"].numpy()] == ["cut", "kept", "cut", "cut"]
+    version = export_classifier(_probe(ids), str(tiny_pair / "preprocess"), ["cut", "kept"], tmp_path / "windows",
+                                max_seq_length=128, long_texts="windows", log=lambda *_: None)
+    meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
+    served = {"windows": verify_in_fresh_process(version, {"serving_default": {"text": texts}})["serving_default"]}
+    assert served["windows"]["label"] == ["kept", "kept", "cut", "cut"]
+    assert meta["long_texts"] == "windows"
+    assert meta["windows"] == {"size": 126, "stride": 63, "max_windows": MAX_WINDOWS, "reach": 126 + 127 * 63,
+                               "pooling": "mean"}
+    # Mean of the logits: 5,001 pieces make 1 + ceil(4875 / 63) = 79 windows, "zebra" only in the last.
+    np.testing.assert_allclose(served["windows"]["probabilities"][0][1], 1 / (1 + np.exp(-20 / 79)), rtol=1e-5)
+    np.testing.assert_allclose(served["windows"]["probabilities"][3], [0.5, 0.5])  # its end is past the reach
+    server = ClassifierServer(str(tiny_pair / "preprocess"), _probe(ids), ["cut", "kept"], 128,
+                              version / "assets" / "labels.txt", long_texts="windows")
+    _, item = server.single.windows(server.single.segments(tf.constant(texts))[0])
+    assert np.bincount(item.numpy()).tolist() == [79, 1, 1, MAX_WINDOWS]  # bounded
+
+
+@pytest.mark.parametrize("kind", ["regressor", "multilabel"])
+def test_the_regressor_and_multilabel_servers_pool_windows(preprocess, ids, tiny_pair, tmp_path, kind):
+    from tfbert.export.multilabel import MultilabelServer
+    from tfbert.export.regressor import RegressorServer
+
+    two = _probe(ids, -1.0)  # one output: 20 where "zebra" is, else -1
+    probe = keras.Model(two.inputs, keras.layers.Lambda(lambda x: x[:, 1:])(two.output))
+    texts = tf.constant(["alpha " + _words(100) + " zebra", _words(3)])  # 102 pieces at 32: 1 + ceil(72/15) = 6
+    if kind == "regressor":
+        server = RegressorServer(str(tiny_pair / "preprocess"), probe, 1.0, 2.0, 32, long_texts="windows")
+        np.testing.assert_allclose(server.serve(texts)["score"].numpy(), [1 + 2 * (20 - 5) / 6, 1 - 2], rtol=1e-6)
+    else:
+        labels = tmp_path / "labels.txt"
+        labels.write_text("zebra\n")
+        server = MultilabelServer(str(tiny_pair / "preprocess"), probe, ["zebra"], [0.5], 32, labels, labels,
+                                  long_texts="windows")
+        np.testing.assert_allclose(server.serve(texts)["probabilities"].numpy()[:, 0],
+                                   [1 / (1 + np.exp(-15 / 6)), 1 / (1 + np.exp(1))], rtol=1e-6)
+
+
+def test_windows_refuse_sentence_pairs_and_bad_settings(preprocess):
+    from tfbert.tasks.classification import ClassificationTask
+    from tfbert.tasks.regression import RegressionTask
+    for task in (ClassificationTask(), RegressionTask()):
+        with pytest.raises(ConfigError, match="--long-texts windows reads single texts; for sentence pairs"):
+            task.check_config(RunConfig(task="classify", train_file="x.csv", text_b_column="b",
+                                        long_texts="windows", options={"monitor": "spearman"}))
+    with pytest.raises(ConfigError, match=r"--window-stride must be between 1 and the window.*\(30\), not 31"):
+        RunConfig(max_seq_length=32, window_stride=31, epochs=1, learning_rate=1e-4, patience=1).check()
+    with pytest.raises(ConfigError, match="--max-windows must be at least 1"):
+        RunConfig(max_windows=0, epochs=1, learning_rate=1e-4, patience=1).check()
+    with pytest.raises(ValueError, match="single texts, not sentence pairs"):
+        TextPipeline(preprocess, 32, has_pairs=True, long_texts="windows")
+
+
+def test_training_with_windows_plans_every_window_and_validates_per_text(tiny_pair, tmp_path):
+    """tfbert.fit with --long-texts windows: the steps planned count windows, validation's macro-F1 is the pooled
+    per-text one (valid = test here, so it must equal the test report's, which pools as the export does), and the
+    export records the windows."""
+    from tfbert.fit import fit
+    from tfbert.train import parse_config
+    rng = np.random.default_rng(0)
+    # Long "zebra" texts, short "alpha" ones: window-level and text-level macro-F1 differ for nearly any model.
+    rows = [("zebra " + _words(int(n)), "long") for n in rng.integers(20, 40, 12)] + \
+           [("alpha " + _words(int(n)), "short") for n in rng.integers(2, 8, 12)]
+    df = pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1.0, random_state=0)
+    df.iloc[:16].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[16:].to_csv(tmp_path / "eval.csv", index=False)
+    summary = fit(parse_config([
+        "--verbose", "0", "--task", "classify", "--train-file", str(tmp_path / "train.csv"), "--valid-file",
+        str(tmp_path / "eval.csv"), "--test-file", str(tmp_path / "eval.csv"), "--encoder", str(tiny_pair),
+        "--batch-size", "8", "--epochs", "1", "--min-steps", "0", "--max-seq-length", "16", "--long-texts", "windows",
+        "--window-stride", "5", "--max-windows", "6", "--output-dir", str(tmp_path / "out")]), log=lambda *_: None)
+    pieces = np.array([len(t.split()) for t in df.iloc[:16]["text"]])
+    windows = np.minimum(6, 1 + -(-np.maximum(pieces - 14, 0) // 5))
+    assert summary["planned_steps_per_epoch"] == -(-windows.sum() // 8) > 2  # more than the 2 batches of rows
+    history = pd.read_csv(Path(summary["run_dir"]) / "history.csv")
+    assert history["val_macro_f1"].iloc[0] == pytest.approx(summary["test"]["macro_f1"], abs=1e-6)
+    settings = {"size": 14, "stride": 5, "max_windows": 6, "reach": 39, "pooling": "mean"}
+    assert summary["truncation"]["windows"] == settings
+    meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
+    assert meta["long_texts"] == "windows" and meta["windows"] == settings
+
+
+def test_regression_and_multilabel_train_on_every_window_with_their_texts_targets(preprocess):
+    from types import SimpleNamespace
+
+    from tfbert.tasks.multilabel import multilabel_dataset
+    from tfbert.tasks.regression import RegressionTask
+    texts = [_words(5), _words(30), _words(14)]  # windows of 14 by 7: 1, 4, 1
+    pipe = TextPipeline(preprocess, 16, long_texts="windows")
+    targets = np.eye(3, dtype=np.float32)
+    got = np.concatenate([y.numpy() for _, y in multilabel_dataset(pipe, texts, targets, 4)])
+    np.testing.assert_array_equal(got, targets[[0, 1, 1, 1, 1, 2]])
+    shuffled = [y.numpy() for _, y in multilabel_dataset(pipe, texts, targets, 4, shuffle=True)]
+    assert len(shuffled) == 2 and sorted(np.concatenate(shuffled).argmax(-1).tolist()) == [0, 1, 1, 1, 1, 2]
+    data = SimpleNamespace(mean=1.0, std=2.0)
+    df = _frame(texts).assign(label=[1.0, 3.0, 5.0])
+    scores = np.concatenate([y.numpy()[:, 0] for _, y in RegressionTask()._dataset(df, pipe, 4, data)])
+    np.testing.assert_allclose(scores, [0, 1, 1, 1, 1, 2])  # (label - mean) / std of each window's text

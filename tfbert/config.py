@@ -68,8 +68,15 @@ class RunConfig:
                                        "[CLS]/[SEP]) are kept, in training and in the export. truncate: the first "
                                        "ones; head-tail: the first quarter and the last three quarters of the window "
                                        "(128 + 382 at 512, Sun et al. 2019), for each segment's round-robin share "
-                                       "of a pair; not for ner (tags are per word)", "model",
-                           choices=("truncate", "head-tail"))
+                                       "of a pair; windows: every wordpiece, through overlapping windows whose "
+                                       "outputs are pooled per text (mean; single texts of sentiment, classify, "
+                                       "regression, multilabel). Not for ner (tags are per word)", "model",
+                           choices=("truncate", "head-tail", "windows"))
+    window_stride: int | None = flag(None, "--long-texts windows: wordpieces a window advances; default half the "
+                                           "window (63 at --max-seq-length 128)", "model")
+    max_windows: int = flag(128, "--long-texts windows: most windows read per text (the first ones; past them a "
+                                 "text is cut), so one request cannot take unbounded memory; in the export's "
+                                 "metadata", "model")
     dropout: float = flag(0.1, "dropout before the task head", "model")
     freeze_encoder: bool = flag(False, "train the task head only", "model")
     freeze_word_embeddings: bool | None = flag(
@@ -181,7 +188,10 @@ class RunConfig:
                 (len(set(ops)) == len(ops), f"--augment {self.augment!r}: an operation is listed twice"),
                 (0 < self.augment_strength < 1, f"--augment-strength must be in (0, 1), not {self.augment_strength}"),
                 (self.synonyms is None or "synonym" in ops, "--synonyms is read by --augment synonym only"),
-                (self.synonyms is not None or "synonym" not in ops, "--augment synonym needs --synonyms FILE")]
+                (self.synonyms is not None or "synonym" not in ops, "--augment synonym needs --synonyms FILE"),
+                # Augmenting changes a text's length, so its window count per epoch: the schedule needs it fixed.
+                (not ops or self.long_texts != "windows", "--augment does not combine with --long-texts windows "
+                                                           "(an augmented text's window count changes each epoch)")]
 
     def check(self) -> None:
         """Generic checks (task-specific ones live with the task); raises ConfigError naming the flag."""
@@ -194,6 +204,10 @@ class RunConfig:
                   (0 <= self.warmup_fraction < 1, "--warmup-fraction must be in [0, 1)"),
                   (self.weight_decay >= 0, "--weight-decay must be >= 0"),
                   (self.max_seq_length >= 3, "--max-seq-length must be at least 3"),
+                  (self.window_stride is None or 1 <= self.window_stride <= self.max_seq_length - 2,
+                   f"--window-stride must be between 1 and the window, --max-seq-length less 2 "
+                   f"({self.max_seq_length - 2}), not {self.window_stride}"),
+                  (self.max_windows >= 1, "--max-windows must be at least 1"),
                   (self.max_train_examples is None or self.max_train_examples >= 1,
                    "--max-train-examples must be at least 1")] + self._layer_checks() + self._augment_checks()
         for ok, message in checks:

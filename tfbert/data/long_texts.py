@@ -9,6 +9,8 @@ rest to the other).
   head-tail  the first quarter of a segment's share and the last three quarters (Sun et al. 2019, "How to
              Fine-Tune BERT for Text Classification?": 128 head + 382 tail at 512 was best on long reviews);
              head = (share + 2) // 4 wordpieces, so 128 + 382 at --max-seq-length 512, 32 + 94 at 128.
+  windows    every wordpiece, read through overlapping windows (tfbert.data.windows, cut by TextPipeline.windows)
+             up to the reach of --max-windows windows; single texts only.
 
 `keep_segments` is the one function that cuts, in the training pipeline and in the exported serving graph alike
 (both call it through tfbert.data.pipeline.TextPipeline), so training and serving see the same wordpieces.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-LONG_TEXTS = ("truncate", "head-tail")
+LONG_TEXTS = ("truncate", "head-tail", "windows")
 
 
 def window(max_seq_length: int, n_segments: int) -> int:
@@ -58,11 +60,24 @@ def keep_segments(segments: list, max_seq_length: int, mode: str = "truncate") -
     a cache of huge texts small). head-tail: each segment cut to exactly its round-robin share, head and tail.
     """
     check_mode(mode)
+    if mode == "windows":
+        raise ValueError("long_texts windows: the windows are cut by TextPipeline.windows, not here")
     if mode == "truncate":
         return [s[:, :max_seq_length] for s in segments]
     lengths = [s.row_lengths() for s in segments]
     shares = round_robin_shares(lengths, tf.constant(window(max_seq_length, len(segments)), tf.int64))
     return [head_tail(s, share) for s, share in zip(segments, shares)]
+
+
+def default_stride(size: int) -> int:
+    """--window-stride's default: half the window (63 of 126), so every wordpiece but the first and last half
+    windows' is read twice, once with context on each side."""
+    return max(1, size // 2)
+
+
+def reach(size: int, step: int, max_windows: int) -> int:
+    """Wordpieces of a text that --max-windows windows read: past them, a text is cut."""
+    return size + (max_windows - 1) * step
 
 
 def check_mode(mode: str) -> None:
@@ -102,8 +117,11 @@ def truncation_note(report: dict, max_seq_length: int, unit: str = "rows") -> st
             part += f", {percent(s['words_cut_share'])} of words ({s['words_cut']}, tagged O)"
         parts.append(part)
     how = report.get("long_texts", "truncate")
+    windows = report.get("windows")
+    read = (f", read in windows advancing by {windows['stride']}, at most {windows['max_windows']} per text "
+            f"({windows['reach']} wordpieces; past them a text is cut)") if windows else ""
     return (f"Long texts ({how}): the window is {report['window']} wordpieces (--max-seq-length {max_seq_length} "
-            f"less [CLS]/[SEP]): " + "; ".join(parts) + ".")
+            f"less [CLS]/[SEP]){read}: " + "; ".join(parts) + ".")
 
 
 def log_truncation(report: dict, max_seq_length: int, notes: list, log=print, unit: str = "rows") -> None:

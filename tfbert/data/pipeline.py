@@ -10,13 +10,19 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops that preprocess SavedModels use)
 
-from tfbert.data.long_texts import check_mode, keep_segments, truncation_stats, window
+from tfbert.data.long_texts import check_mode, default_stride, keep_segments, reach, truncation_stats, window
+from tfbert.data.windows import cut_windows, pool_windows, window_count
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Batches per megabatch in length_grouped_batches (Hugging Face's LengthGroupedSampler uses 50).
 MEGABATCH = 50
 # Batch-order shuffle buffer, in megabatches: enough to mix short- and long-sequence batches across the epoch.
 SHUFFLE_MEGABATCHES = 4
+# --long-texts windows: a text's windows are pooled by the mean of their outputs (logits, scores). Its argmax is the
+# argmax of their sum, each window's evidence added; a window with no evidence (logits near equal) moves nothing,
+# while max pooling lets the one most confident window decide, right or wrong (README, Long texts).
+WINDOW_POOLING = "mean"
+MAX_WINDOWS = 128  # --max-windows' default: 8,127 wordpieces at --max-seq-length 128 (~6,000 words of prose)
 
 
 def length_grouped_batches(ds: tf.data.Dataset, n: int, batch_size: int, lengths, *, seed: int = 0) -> tf.data.Dataset:
@@ -53,7 +59,7 @@ class TextPipeline:
     """Turns DataFrames (text[, text_b], label_id) into batched encoder inputs for one preprocess model."""
 
     def __init__(self, preprocess, max_seq_length: int = 128, has_pairs: bool = False, pad_multiple: int = 1,
-                 long_texts: str = "truncate"):
+                 long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS):
         self.preprocess = preprocess  # a loaded TF Hub preprocess SavedModel (tokenize, bert_pack_inputs)
         self.max_seq_length = max_seq_length
         # pad_multiple > 1 bounds the number of distinct batch shapes (each one costs an XLA compile).
@@ -61,6 +67,33 @@ class TextPipeline:
         self.n_segments = 2 if has_pairs else 1
         check_mode(long_texts)
         self.long_texts = long_texts  # which wordpieces of a text longer than the window are kept (long_texts.py)
+        self.window = window(max_seq_length, self.n_segments)
+        if long_texts == "windows":
+            if has_pairs:
+                raise ValueError("long_texts windows reads single texts, not sentence pairs")
+            self.stride = window_stride or default_stride(self.window)
+            if not 1 <= self.stride <= self.window or max_windows < 1:
+                raise ValueError(f"windows of {self.window} wordpieces need 1 <= stride <= {self.window} and at "
+                                 f"least one window, not stride {self.stride}, max_windows {max_windows}")
+            self.max_windows = max_windows
+
+    @classmethod
+    def for_config(cls, preprocess, config, has_pairs: bool = False) -> TextPipeline:
+        """The pipeline of a run's settings (--max-seq-length, --long-texts, --window-stride, --max-windows)."""
+        return cls(preprocess, config.max_seq_length, has_pairs, long_texts=config.long_texts,
+                   window_stride=config.window_stride, max_windows=config.max_windows)
+
+    @property
+    def reach(self) -> int | None:
+        """Windows: the wordpieces of a text that are read (past them it is cut); None otherwise."""
+        return reach(self.window, self.stride, self.max_windows) if self.long_texts == "windows" else None
+
+    def window_settings(self) -> dict | None:
+        """What an export records of its windows (metadata "windows"); None unless --long-texts windows."""
+        if self.long_texts != "windows":
+            return None
+        return {"size": self.window, "stride": self.stride, "max_windows": self.max_windows, "reach": self.reach,
+                "pooling": WINDOW_POOLING}
 
     def wordpieces(self, texts):
         """Raw strings -> all their ragged wordpiece ids [batch, (pieces)], uncut."""
@@ -71,11 +104,37 @@ class TextPipeline:
         cut as --long-texts says (in training and in the exported graph alike)."""
         if len(texts) != self.n_segments:
             raise ValueError(f"this pipeline packs {self.n_segments} segment(s), not {len(texts)}")
+        if self.long_texts == "windows":  # whole texts up to the reach; `windows` cuts them
+            return [self.wordpieces(texts[0])[:, :self.reach]]
         return keep_segments([self.wordpieces(t) for t in texts], self.max_seq_length, self.long_texts)
 
     def tokenize(self, texts):
         """Raw strings, as single texts -> ragged wordpiece ids [batch, (pieces)], cut to fit (pairs: `segments`)."""
-        return keep_segments([self.wordpieces(texts)], self.max_seq_length, self.long_texts)[0]
+        return self.segments(texts)[0]
+
+    def windows(self, ids):
+        """Ragged ids of single texts [batch, (pieces)] (from `segments`) -> (windows [n_windows, (<= window)],
+        item int64 [n_windows]: the text each comes from). Without --long-texts windows, each text is its window."""
+        if self.long_texts != "windows":
+            return ids, tf.range(ids.nrows())
+        windows, item, _ = cut_windows(ids, self.window, self.stride, self.max_windows)
+        return windows, item
+
+    def examples(self, segments: tuple, targets):
+        """One batch of (segments, targets) -> training examples: under --long-texts windows every window of a
+        text, with the text's target (any tensor with the batch first); else unchanged."""
+        if self.long_texts != "windows":
+            return segments, targets
+        windows, item = self.windows(segments[0])
+        return (windows,), tf.nest.map_structure(lambda t: tf.gather(t, item), targets)
+
+    def per_text(self, fn, segments):
+        """fn(segments) -> per-row outputs [rows, ...], run over each text's windows and pooled back per text
+        (WINDOW_POOLING) under --long-texts windows, in text order: what the exported graphs serve."""
+        if self.long_texts != "windows":
+            return fn(segments)
+        windows, item = self.windows(segments[0])
+        return pool_windows(fn([windows]), item, segments[0].nrows(), WINDOW_POOLING)
 
     def pack(self, segments):
         """Ragged token ids of 1 or 2 segments -> encoder inputs padded to the batch's longest (rounded up)."""
@@ -108,13 +167,15 @@ class TextPipeline:
         texts = tuple(df[c].astype(str).to_numpy(dtype=object) for c in cols)
         labels = df["label_id"].to_numpy(np.int32) if "label_id" in df else np.zeros(len(df), np.int32)
         ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(512)
-        split = self.words if words else self.segments
-        ds = ds.map(lambda t, y: (tuple(split(*t)), y), num_parallel_calls=AUTOTUNE)
+        if words:  # augmentation cuts (and refuses windows) after it has changed the words
+            ds = ds.map(lambda t, y: (tuple(self.words(*t)), y), num_parallel_calls=AUTOTUNE)
+        else:
+            ds = ds.map(lambda t, y: self.examples(tuple(self.segments(*t)), y), num_parallel_calls=AUTOTUNE)
         return ds.unbatch()
 
-    def truncation(self, texts) -> dict:
-        """How much of `texts` (a DataFrame with text[, text_b], or a sequence of strings) does not fit the window:
-        tfbert.data.long_texts.truncation_stats. One batched pass over the tokenizer, counting wordpieces only."""
+    def lengths(self, texts) -> list:
+        """Full wordpiece counts per segment (int64 arrays) of `texts` (a DataFrame with text[, text_b], or a
+        sequence of strings): one batched pass over the tokenizer, counting only."""
         if isinstance(texts, pd.DataFrame):
             columns = tuple(texts[c].astype(str).to_numpy(dtype=object) for c in ["text", "text_b"][: self.n_segments])
         else:
@@ -122,20 +183,40 @@ class TextPipeline:
         ds = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(c, tf.string) for c in columns)).batch(512)
         ds = ds.map(lambda *t: tuple(self.wordpieces(x).row_lengths() for x in t), num_parallel_calls=AUTOTUNE)
         batches = list(ds.as_numpy_iterator())
-        lengths = [np.concatenate([np.zeros(0, np.int64)] + [b[i] for b in batches]) for i in range(len(columns))]
-        return truncation_stats(lengths, window(self.max_seq_length, len(columns)))
+        return [np.concatenate([np.zeros(0, np.int64)] + [b[i] for b in batches]) for i in range(len(columns))]
+
+    def window_items(self, texts) -> np.ndarray:
+        """The text (row index) of every example `dataset` makes of `texts`, in order: under --long-texts windows
+        one per window (exactly as `windows` cuts them), else one per text."""
+        if self.long_texts != "windows":
+            return np.arange(len(texts))
+        counts = window_count(self.lengths(texts)[0], self.window, self.stride, self.max_windows).numpy()
+        return np.repeat(np.arange(len(counts)), counts)
+
+    def pool(self, values, texts) -> np.ndarray:
+        """Outputs of the examples of `texts` (model.predict over `dataset(texts)`) -> one per text, pooled as
+        the export pools (WINDOW_POOLING); unchanged unless --long-texts windows."""
+        if self.long_texts != "windows":
+            return np.asarray(values)
+        return pool_windows(tf.constant(values), self.window_items(texts), len(texts), WINDOW_POOLING).numpy()
+
+    def truncation(self, texts) -> dict:
+        """How much of `texts` (as in `lengths`) is never read: tfbert.data.long_texts.truncation_stats over the
+        window, or under --long-texts windows over the reach of --max-windows windows."""
+        return truncation_stats(self.lengths(texts), self.reach or self.window)
 
     def truncation_report(self, splits: dict) -> dict:
-        """{"long_texts", "window", "splits": {name: truncation(texts)}} for named splits (train/valid/test)."""
-        return {"long_texts": self.long_texts, "window": window(self.max_seq_length, self.n_segments),
+        """{"long_texts", "window"[, "windows"], "splits": {name: truncation(texts)}} for named splits."""
+        windows = self.window_settings()
+        return {"long_texts": self.long_texts, "window": self.window, **({"windows": windows} if windows else {}),
                 "splits": {name: self.truncation(texts) for name, texts in splits.items()}}
 
     def dataset(self, df: pd.DataFrame, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 augment=None) -> tf.data.Dataset:
         """Training (shuffle=True: reshuffled each epoch and grouped by length; `augment`: a
         tfbert.data.augment.Augmentation, a new copy each epoch) or evaluation batches (in order)."""
-        return self.batches(self.tokenized(df, words=augment is not None), len(df), batch_size, shuffle=shuffle,
-                            seed=seed, augment=augment)
+        return self.batches(self.tokenized(df, words=augment is not None), self.count(df), batch_size,
+                            shuffle=shuffle, seed=seed, augment=augment)
 
     def batches(self, ds: tf.data.Dataset, n: int, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 augment=None) -> tf.data.Dataset:
@@ -154,6 +235,11 @@ class TextPipeline:
         if augment is not None:
             ds = augment.batches(ds, lambda s, y, key: (self.augmented(s, augment, key), y))
         return ds.map(lambda s, y: (self.pack(s), y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+    def count(self, texts) -> int:
+        """Examples `dataset` makes of `texts`: its rows, or under --long-texts windows their windows."""
+        return len(self.window_items(texts))
 
 
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:

@@ -7,7 +7,10 @@ A temperature T (fitted by --calibrate) and a decision threshold (--tune-thresho
 the exported module, applied in the graph: probabilities = softmax(logits / T); with a threshold, label_id is 1
 exactly when probabilities[:, 1] >= threshold (else the argmax).
 Texts longer than the window are cut in the graph as in training: the server's TextPipelines carry the run's
---long-texts (truncate or head-tail; tfbert.data.long_texts), recorded in the metadata as "long_texts".
+--long-texts (truncate or head-tail; tfbert.data.long_texts), recorded in the metadata as "long_texts". Under
+windows (single texts) each text's windows become rows of the length-sorted chunks and their logits are pooled back
+per text (TextPipeline.per_text, mean), in request order; the metadata's "windows" holds the window size, stride,
+--max-windows cap and pooling.
 The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
 fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
 For an encoder converted by tfbert, the numeric part served is tfbert.encoders.inference_graph's forward-only graph, once
@@ -21,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.data.pipeline import TextPipeline
+from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline
 from tfbert.export.publish import (
     asset_source,
     publish_next_version,
@@ -70,7 +73,7 @@ class ClassifierServer(tf.Module):
 
     def __init__(self, preprocess_handle: str, core, labels: list[str], max_seq_length: int, labels_file: Path,
                  chunk: int = SERVE_CHUNK, temperature: float = 1.0, threshold: float | None = None,
-                 long_texts: str = "truncate"):
+                 long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS):
         super().__init__()
         check_decision(labels, temperature, threshold)
         # Variables, not constants: a loaded export shows them (model.temperature, model.threshold).
@@ -82,11 +85,13 @@ class ClassifierServer(tf.Module):
         self.core = core
         self.labels_asset = tf.saved_model.Asset(str(labels_file))
         self._labels = list(labels)
-        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts)
-        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, long_texts=long_texts)
+        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts,
+                                   window_stride=window_stride, max_windows=max_windows)
+        self.pairs = pair_pipeline(self.preprocess, max_seq_length, long_texts)
 
     def _logits(self, pipeline: TextPipeline, segments):
-        return sorted_chunks(self.core, pipeline, segments, self.chunk, len(self._labels))
+        return pipeline.per_text(lambda s: sorted_chunks(self.core, pipeline, s, self.chunk, len(self._labels)),
+                                 segments)
 
     def _outputs(self, logits):
         probabilities = tf.nn.softmax(logits / self.temperature, axis=-1)
@@ -106,6 +111,13 @@ class ClassifierServer(tf.Module):
         return self._outputs(self._logits(self.pairs, self.pairs.segments(text, text_b)))
 
 
+def pair_pipeline(preprocess, max_seq_length: int, long_texts: str) -> TextPipeline:
+    """serve_pairs' pipeline. Windows are for single texts (training refuses them for pairs): a windows model has
+    no serving_pairs signature, but saving traces serve_pairs all the same, so it cuts as truncate does."""
+    return TextPipeline(preprocess, max_seq_length, has_pairs=True,
+                        long_texts="truncate" if long_texts == "windows" else long_texts)
+
+
 def check_decision(labels: list[str], temperature: float, threshold: float | None) -> None:
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, not {temperature!r}")
@@ -114,6 +126,14 @@ def check_decision(labels: list[str], temperature: float, threshold: float | Non
             raise ValueError(f"a decision threshold needs two labels, not {len(labels)} ({', '.join(labels)})")
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be between 0 and 1 (exclusive), not {threshold!r}")
+
+
+def window_metadata(max_seq_length: int, long_texts: str, window_stride: int | None, max_windows: int) -> dict:
+    """{"windows": size, stride, max_windows, reach, pooling} for an export's metadata under windows, else {}."""
+    if long_texts != "windows":
+        return {}
+    return {"windows": TextPipeline(None, max_seq_length, long_texts=long_texts, window_stride=window_stride,
+                                    max_windows=max_windows).window_settings()}
 
 
 def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str], log=print):
@@ -147,7 +167,8 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
 def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
                       has_pairs: bool = False, encoder_handle: str | None = None, check_texts=(), info=None,
                       metadata: dict | None = None, temperature: float = 1.0, threshold: float | None = None,
-                      long_texts: str = "truncate", log=print) -> Path:
+                      long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS,
+                      log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path.
 
     encoder_handle: the encoder the core was built on; for one converted by tfbert the export serves the
@@ -155,24 +176,29 @@ def export_classifier(core, preprocess_handle: str, labels: list[str], base: str
     if given, receives which graph was exported and how closely it matched. `metadata` goes into the export's
     assets.extra/tfbert.json (with the label names, signatures and the graph chosen). `temperature` and
     `threshold` (two labels only; None: the argmax) are applied in the graph and written to the metadata, as is
-    `long_texts` (which wordpieces of a text longer than the window are kept).
+    `long_texts` (which wordpieces of a text longer than the window are kept; windows: with `window_stride` and
+    `max_windows`, in the metadata's "windows").
     """
     check_decision(labels, temperature, threshold)
+    if long_texts == "windows" and has_pairs:
+        raise ValueError("long_texts windows reads single texts, not sentence pairs")
     info = {} if info is None else info
     texts = CHECK_TEXTS + list(check_texts)
+    windows = {"window_stride": window_stride, "max_windows": max_windows}
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log,
-                                 encoder_handle, texts, info, temperature, threshold, long_texts),
+                                 encoder_handle, texts, info, temperature, threshold, long_texts, windows),
         {"task": "classify", **(metadata or {}), "serving": "classifier", "labels": list(labels),
          "temperature": float(temperature), "threshold": None if threshold is None else float(threshold),
-         "long_texts": long_texts,
+         "long_texts": long_texts, **window_metadata(max_seq_length, long_texts, **windows),
          "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info}, log)
 
 
 def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle,
-           check_texts: list[str], info: dict, temperature: float, threshold: float | None, long_texts: str) -> None:
+           check_texts: list[str], info: dict, temperature: float, threshold: float | None, long_texts: str,
+           windows: dict) -> None:
     server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, asset_source(tmp, LABELS_FILE, labels),
-                              temperature=temperature, threshold=threshold, long_texts=long_texts)
+                              temperature=temperature, threshold=threshold, long_texts=long_texts, **windows)
     pipeline = server.pairs if has_pairs else server.single
     server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
     info.update(facts)

@@ -7,7 +7,7 @@ The core outputs standardised scores (the model trains on (label - mean) / std o
 maps them back with the mean and std held as constants in the graph, also written in the metadata ("target").
 The forward-only inference graph (tfbert.encoders.inference_graph) is built and checked for classifiers only, so a
 regressor serves its trained Keras core. Long texts are cut in the graph as in training (--long-texts, in the
-metadata as "long_texts"). Written to a hidden temp dir, loaded back in a fresh process that imports
+metadata as "long_texts"); under windows a text's score is the average of its windows' (TextPipeline.per_text). Written to a hidden temp dir, loaded back in a fresh process that imports
 only tensorflow and tensorflow_text and compared with the in-process server, then published as the next version.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.data.pipeline import TextPipeline
-from tfbert.export.classifier import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
+from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline
+from tfbert.export.classifier import CHECK_TEXTS, SERVE_CHUNK, pair_pipeline, sorted_chunks, window_metadata
 from tfbert.export.publish import publish_next_version, save_server, text_signatures, verify_in_fresh_process
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -31,17 +31,20 @@ class RegressorServer(tf.Module):
     """Raw strings -> preprocess model -> trained core (one standardised value per text) -> score in label units."""
 
     def __init__(self, preprocess_handle: str, core, mean: float, std: float, max_seq_length: int,
-                 chunk: int = SERVE_CHUNK, long_texts: str = "truncate"):
+                 chunk: int = SERVE_CHUNK, long_texts: str = "truncate", window_stride: int | None = None,
+                 max_windows: int = MAX_WINDOWS):
         super().__init__()
         self.chunk = chunk  # 0: the whole request as one batch
         self.preprocess = hub.load(preprocess_handle)
         self.core = core
         self.mean, self.std = float(mean), float(std)
-        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts)
-        self.pairs = TextPipeline(self.preprocess, max_seq_length, has_pairs=True, long_texts=long_texts)
+        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts,
+                                   window_stride=window_stride, max_windows=max_windows)
+        self.pairs = pair_pipeline(self.preprocess, max_seq_length, long_texts)
 
     def _scores(self, pipeline: TextPipeline, segments):
-        standardised = sorted_chunks(self.core, pipeline, segments, self.chunk, 1)[:, 0]
+        standardised = pipeline.per_text(lambda s: sorted_chunks(self.core, pipeline, s, self.chunk, 1),
+                                         segments)[:, 0]
         return {OUTPUT: standardised * tf.constant(self.std, tf.float32) + tf.constant(self.mean, tf.float32)}
 
     @tf.function(input_signature=[_TEXT])
@@ -55,20 +58,27 @@ class RegressorServer(tf.Module):
 
 def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,
                      max_seq_length: int, has_pairs: bool = False, long_texts: str = "truncate",
-                     metadata: dict | None = None, log=print) -> Path:
+                     window_stride: int | None = None, max_windows: int = MAX_WINDOWS, metadata: dict | None = None,
+                     log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `core`: encoder
     inputs -> [batch, 1] standardised scores; `mean`, `std`: the train labels', to map them back."""
+    if long_texts == "windows" and has_pairs:
+        raise ValueError("long_texts windows reads single texts, not sentence pairs")
     signatures = ["serving_default"] + (["serving_pairs"] if has_pairs else [])
+    windows = {"window_stride": window_stride, "max_windows": max_windows}
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts,
+                                 windows, log),
         {"task": "regression", **(metadata or {}), "serving": "regressor", "labels": [OUTPUT],
          "signatures": signatures, "target": {"mean": float(mean), "std": float(std)}, "long_texts": long_texts,
+         **window_metadata(max_seq_length, long_texts, **windows),
          "serving_graph": {"graph": "trained", "reason": "the forward-only inference graph is built for "
                                                          "classifiers only"}}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts, log) -> None:
-    server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length, long_texts=long_texts)
+def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts, windows, log) \
+        -> None:
+    server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length, long_texts=long_texts, **windows)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures, calls)
 

@@ -18,8 +18,9 @@ from tfbert.config import ConfigError, flag
 from tfbert.data.augment import augmentation
 from tfbert.data.classification import TextDataset, class_weights, load_dataset
 from tfbert.data.long_texts import log_truncation
-from tfbert.data.pipeline import TextPipeline, steps_per_epoch
+from tfbert.data.pipeline import WINDOW_POOLING, TextPipeline, steps_per_epoch
 from tfbert.data.tweets import load_tweets
+from tfbert.data.windows import pool_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.classifier import export_classifier
@@ -72,6 +73,30 @@ class ClassificationOptions:
                                choices=("none", "f1"))
 
 
+def refuse_windowed_pairs(config) -> None:
+    if config.long_texts == "windows" and config.text_b_column is not None:
+        raise ConfigError("--long-texts windows reads single texts; for sentence pairs (--text-b-column) use "
+                          "--long-texts truncate or head-tail")
+
+
+class PooledValidation(keras.callbacks.Callback):
+    """Under --long-texts windows, replaces Keras' window-level val_macro_f1 in the epoch logs by the macro-F1 of
+    the validation texts, their windows' logits pooled as the export pools them (TextPipeline.pool)."""
+
+    def __init__(self, dataset, y_true, items):
+        super().__init__()
+        self.dataset, self.y_true, self.items = dataset, np.asarray(y_true), items  # items: each window's text
+
+    def on_epoch_end(self, epoch, logs=None):
+        from sklearn.metrics import f1_score
+        if logs is None:
+            return
+        logits = tf.constant(self.model.predict(self.dataset, verbose=0), tf.float32)
+        y_pred = pool_windows(logits, self.items, len(self.y_true), WINDOW_POOLING).numpy().argmax(-1)
+        present = sorted(set(self.y_true) | set(y_pred))  # as tfbert.metrics.classification's macro_f1
+        logs["val_macro_f1"] = float(f1_score(self.y_true, y_pred, labels=present, average="macro", zero_division=0))
+
+
 class ClassificationTask(Task):
     """Single-text or sentence-pair classification: softmax head, cross-entropy, macro-F1 on validation."""
 
@@ -87,6 +112,7 @@ class ClassificationTask(Task):
     def check_config(self, config, log=print) -> None:
         if self.name == "classify" and not config.train_file and not config.train_dir:
             raise ConfigError("--task classify needs --train-file or --train-dir")
+        refuse_windowed_pairs(config)
 
     def load_data(self, config) -> TextDataset:
         data = load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
@@ -110,19 +136,26 @@ class ClassificationTask(Task):
         return {"labels": data.labels}
 
     def datasets(self, data: TextDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs, long_texts=config.long_texts)
+        pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
         self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(self.truncation, config.max_seq_length, data.notes, log)
         weights = class_weights(data.train, len(data.labels)) if config.class_weights == "balanced" else None
+        self.valid_items = pipe.window_items(data.valid)  # for PooledValidation under windows
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
                                      augment=augmentation(config, preprocess)),
                         pipe.dataset(data.valid, 2 * config.batch_size),
-                        steps_per_epoch(len(data.train), config.batch_size), {"class_weight": weights})
+                        steps_per_epoch(pipe.count(data.train), config.batch_size), {"class_weight": weights})
 
     def build_model(self, encoder_handle: str, data: TextDataset, config):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
                                 freeze_encoder=config.freeze_encoder,
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
+
+    def validation_callback(self, data: TextDataset, datasets: Datasets, config):
+        # Windows: Keras' val_macro_f1 scores windows; early stopping should follow texts, pooled as served.
+        if config.long_texts != "windows":
+            return None
+        return PooledValidation(datasets.valid, data.valid["label_id"].to_numpy(), self.valid_items)
 
     def compile_args(self, data: TextDataset, config) -> dict:
         # macro_f1 is a compiled metric: Keras' validation pass yields val_macro_f1, the monitored value.
@@ -133,10 +166,12 @@ class ClassificationTask(Task):
         # What after_training fitted on validation (metrics.json, the export's metadata); empty: argmax, T = 1.
         self.fitted: dict = {}
         self.truncation: dict | None = None  # how much of each split the window cuts (datasets)
+        self.valid_items = None  # under --long-texts windows, the validation text of each window (datasets)
 
     def _logits(self, model, frame, preprocess, config, has_pairs: bool) -> np.ndarray:
-        pipe = TextPipeline(preprocess, config.max_seq_length, has_pairs, long_texts=config.long_texts)
-        return np.asarray(model.predict(pipe.dataset(frame, 2 * config.batch_size), verbose=0), dtype=np.float32)
+        pipe = TextPipeline.for_config(preprocess, config, has_pairs)
+        logits = model.predict(pipe.dataset(frame, 2 * config.batch_size), verbose=0)
+        return pipe.pool(np.asarray(logits, dtype=np.float32), frame)  # windows: per text, as the export pools
 
     def _temperature(self) -> float:
         return self.fitted.get("calibration", {}).get("temperature", 1.0)
@@ -189,7 +224,8 @@ class ClassificationTask(Task):
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
                                     info=facts, metadata={**metadata, **self.fitted},
                                     temperature=self._temperature(), threshold=self._threshold(),
-                                    long_texts=config.long_texts, log=log)
+                                    long_texts=config.long_texts, window_stride=config.window_stride,
+                                    max_windows=config.max_windows, log=log)
         return version, {"serving_graph": facts}
 
     def example_data(self, directory, rows: int = 48) -> dict:

@@ -96,9 +96,11 @@ def multilabel_dataset(pipe: TextPipeline, texts, targets: np.ndarray, batch_siz
     """(encoder inputs, multi-hot targets [batch, labels]) batches; training batches reshuffled, grouped by length
     (and augmented: tfbert.data.augment)."""
     ds = tf.data.Dataset.from_tensor_slices((np.asarray(texts, dtype=object), targets)).batch(512)
-    split = pipe.words if augment is not None else pipe.segments
-    ds = ds.map(lambda t, y: (tuple(split(t)), y), num_parallel_calls=AUTOTUNE).unbatch()
-    return pipe.batches(ds, len(targets), batch_size, shuffle=shuffle, seed=seed, augment=augment)
+    if augment is not None:  # augmentation cuts after changing the words (and refuses --long-texts windows)
+        ds = ds.map(lambda t, y: (tuple(pipe.words(t)), y), num_parallel_calls=AUTOTUNE)
+    else:  # under --long-texts windows every window of a text is an example with the text's labels
+        ds = ds.map(lambda t, y: pipe.examples((pipe.tokenize(t),), y), num_parallel_calls=AUTOTUNE)
+    return pipe.batches(ds.unbatch(), pipe.count(texts), batch_size, shuffle=shuffle, seed=seed, augment=augment)
 
 
 class MultilabelTask(Task):
@@ -144,14 +146,14 @@ class MultilabelTask(Task):
         return {"labels": data.labels}
 
     def datasets(self, data: MultilabelDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline(preprocess, config.max_seq_length, long_texts=config.long_texts)
+        pipe = TextPipeline.for_config(preprocess, config)
         self.truncation = pipe.truncation_report({name: getattr(data, name)["text"] for name in ("train", "valid",
                                                                                                 "test")})
         log_truncation(self.truncation, config.max_seq_length, data.notes, log)
         return Datasets(multilabel_dataset(pipe, data.train["text"], data.targets(data.train), config.batch_size,
                                            shuffle=True, seed=config.seed, augment=augmentation(config, preprocess)),
                         multilabel_dataset(pipe, data.valid["text"], data.targets(data.valid), 2 * config.batch_size),
-                        steps_per_epoch(len(data.train), config.batch_size))
+                        steps_per_epoch(pipe.count(data.train["text"]), config.batch_size))
 
     def build_model(self, encoder_handle: str, data: MultilabelDataset, config):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
@@ -164,10 +166,11 @@ class MultilabelTask(Task):
                 "metrics": [MicroF1Score(), keras.metrics.AUC(curve="PR", from_logits=True, name="pr_auc")]}
 
     def probabilities(self, model, preprocess, texts, config) -> np.ndarray:
-        pipe = TextPipeline(preprocess, config.max_seq_length, long_texts=config.long_texts)
+        pipe = TextPipeline.for_config(preprocess, config)
         ds = multilabel_dataset(pipe, texts, np.zeros((len(texts), model.output_shape[-1]), np.float32),
                                 2 * config.batch_size)
-        return tf.sigmoid(tf.cast(model.predict(ds, verbose=0), tf.float32)).numpy()
+        logits = pipe.pool(np.asarray(model.predict(ds, verbose=0), np.float32), texts)  # windows: per text
+        return tf.sigmoid(logits).numpy()
 
     def evaluate(self, model, data: MultilabelDataset, preprocess, config) -> dict:
         # The loop calls this on the best weights: tune the thresholds on valid first, then score test with them.
@@ -188,6 +191,7 @@ class MultilabelTask(Task):
             raise RuntimeError("export before evaluate: the thresholds are tuned in evaluate")
         version = export_multilabel(model, handles.preprocess, data.labels, self.thresholds, base,
                                     max_seq_length=config.max_seq_length, long_texts=config.long_texts,
+                                    window_stride=config.window_stride, max_windows=config.max_windows,
                                     check_texts=data.test["text"].tolist()[:CHECK_TEXTS], metadata=metadata, log=log)
         return version, {}  # the thresholds go into metrics.json through summary_extras
 

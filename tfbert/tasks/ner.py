@@ -210,6 +210,10 @@ class NerTask(Task):
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
             log("warning: --text-b-column does not apply to --task ner; ignored")
+        if config.long_texts == "windows":
+            raise ConfigError("--long-texts windows is not built for --task ner yet (each word would be tagged from "
+                              "the window where it has most context); use --long-texts truncate (words past the "
+                              "window are tagged O and counted in the data notes)")
         if config.long_texts != "truncate":
             raise ConfigError(f"--long-texts {config.long_texts}: --task ner tags every word, so it cannot skip the "
                               "middle of a sentence; use --long-texts truncate (words past the window are tagged O "

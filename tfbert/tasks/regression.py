@@ -24,7 +24,7 @@ from tfbert.files import write_table
 from tfbert.metrics.plots import plot_scatter
 from tfbert.metrics.regression import correlation, format_regression_report, regression_metrics
 from tfbert.tasks.base import Datasets, Task
-from tfbert.tasks.classification import POOLING, build_classifier
+from tfbert.tasks.classification import POOLING, build_classifier, refuse_windowed_pairs
 
 MONITORS = ("spearman", "pearson", "neg_rmse")
 
@@ -59,14 +59,15 @@ class RegressionValidation(keras.callbacks.Callback):
     """Adds val_spearman, val_pearson and val_neg_rmse (label units) to the epoch logs, for EarlyStopping and
     ModelCheckpoint."""
 
-    def __init__(self, dataset, y_true, mean: float, std: float):
+    def __init__(self, dataset, y_true, mean: float, std: float, pool=lambda scores: scores):
         super().__init__()
         self.dataset, self.y_true, self.mean, self.std = dataset, np.asarray(y_true, np.float64), mean, std
+        self.pool = pool  # per example -> per text (TextPipeline.pool under --long-texts windows)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs.update(validation_values(self.y_true,
-                                          scores_in_label_units(self.model, self.dataset, self.mean, self.std)))
+            scores = scores_in_label_units(self.model, self.dataset, self.mean, self.std)
+            logs.update(validation_values(self.y_true, self.pool(scores)))
 
 
 class RegressionTask(Task):
@@ -86,6 +87,7 @@ class RegressionTask(Task):
 
     def check_config(self, config, log=print) -> None:
         self.monitor = f"val_{config.monitor}"  # the loop reads it after this call
+        refuse_windowed_pairs(config)
 
     def load_data(self, config) -> ScoredDataset:
         return load_scored(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
@@ -107,13 +109,14 @@ class RegressionTask(Task):
         return ds.map(lambda x, i: (x, tf.gather(targets, i)))
 
     def datasets(self, data: ScoredDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs, long_texts=config.long_texts)
+        pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
+        self.valid_pool = lambda scores: pipe.pool(scores, data.valid)  # windows: the average per text
         self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(self.truncation, config.max_seq_length, data.notes, log, "pairs" if data.has_pairs else "rows")
         return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed,
                                       augment=augmentation(config, preprocess)),
                         self._dataset(data.valid, pipe, 2 * config.batch_size, data),
-                        steps_per_epoch(len(data.train), config.batch_size))
+                        steps_per_epoch(pipe.count(data.train), config.batch_size))
 
     def build_model(self, encoder_handle: str, data: ScoredDataset, config):
         # The classifier's head with a single unit: a standardised score per text, [batch, 1].
@@ -126,12 +129,13 @@ class RegressionTask(Task):
         return {"loss": loss}
 
     def validation_callback(self, data: ScoredDataset, datasets: Datasets, config):
-        return RegressionValidation(datasets.valid, data.valid["label"].to_numpy(), data.mean, data.std)
+        return RegressionValidation(datasets.valid, data.valid["label"].to_numpy(), data.mean, data.std,
+                                    self.valid_pool)
 
     def evaluate(self, model, data: ScoredDataset, preprocess, config) -> dict:
-        pipe = TextPipeline(preprocess, config.max_seq_length, data.has_pairs, long_texts=config.long_texts)
-        predicted = scores_in_label_units(model, self._dataset(data.test, pipe, 2 * config.batch_size, data),
-                                          data.mean, data.std)
+        pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
+        predicted = pipe.pool(scores_in_label_units(model, self._dataset(data.test, pipe, 2 * config.batch_size,
+                                                                         data), data.mean, data.std), data.test)
         self.test_scores = predicted  # for plots(): kept out of metrics.json
         return regression_metrics(data.test["label"].to_numpy(), predicted)
 
@@ -150,7 +154,8 @@ class RegressionTask(Task):
     def export(self, model, handles, data: ScoredDataset, base, config, metadata: dict, log=print):
         return export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std,
                                 max_seq_length=config.max_seq_length, has_pairs=data.has_pairs,
-                                long_texts=config.long_texts, metadata=metadata, log=log), {"target": {"mean": data.mean, "std": data.std}}
+                                long_texts=config.long_texts, window_stride=config.window_stride,
+                                max_windows=config.max_windows, metadata=metadata, log=log), {"target": {"mean": data.mean, "std": data.std}}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets of the built-in corpus with their signed sentiment score (a third per label), as CSV files with
