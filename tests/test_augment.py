@@ -130,6 +130,7 @@ def test_synonyms_the_tokenizer_splits_or_does_not_know_are_refused(preprocess, 
     ({"augment": "delete", "augment_strength": 1.0}, "--augment-strength must be in"),
     ({"augment": "synonym"}, "--augment synonym needs --synonyms"),
     ({"augment": "delete", "synonyms": "s.txt"}, "--synonyms is read by --augment synonym only"),
+    ({"augment": "mask", "long_texts": "windows"}, "--augment does not combine with --long-texts windows"),
 ])
 def test_augment_settings_are_checked(settings, message):
     config = make_config({"epochs": 1, "learning_rate": 1e-4, "patience": 1, **settings})
