@@ -23,15 +23,10 @@ import statistics
 import time
 from pathlib import Path
 
-from measure import cpu, write_result
+from measure import cpu, cpu_busy_seconds, write_result
 
 SETTINGS = {"all": (False, None), "word-emb": (True, None), "freeze-0": (True, 0), "freeze-3": (True, 3),
             "freeze-6": (True, 6)}  # name -> (freeze word embeddings, --freeze-layers)
-
-
-def busy_cpu_seconds() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv=None) -> int:
@@ -73,7 +68,7 @@ def main(argv=None) -> int:
         runs[name] = {"step": step, "batches": batches, "seconds": [], "trainable_parameters": trainable}
         print(f"{name}: {trainable:,} trainable parameters", flush=True)
 
-    load_before, busy, t0 = os.getloadavg(), busy_cpu_seconds(), time.perf_counter()
+    load_before, busy, t0 = os.getloadavg(), cpu_busy_seconds(), time.perf_counter()
     cpu_self0 = time.process_time()
     for repeat in range(a.repeats):
         for name, run in runs.items():
@@ -84,7 +79,7 @@ def main(argv=None) -> int:
             run["seconds"].append((time.perf_counter() - t) / a.steps)
             print(f"repeat {repeat + 1} {name}: {run['seconds'][-1]:.3f} s/step", flush=True)
     wall = time.perf_counter() - t0
-    others = max(0.0, busy_cpu_seconds() - busy - (time.process_time() - cpu_self0)) / wall
+    others = max(0.0, cpu_busy_seconds() - busy - (time.process_time() - cpu_self0)) / wall
 
     results = {name: {"median_s_per_step": round(statistics.median(r["seconds"]), 4),
                       "s_per_step": [round(s, 4) for s in r["seconds"]],

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from freezing import busy_cpu_seconds, cpu  # noqa: E402
+from measure import cpu_busy_seconds, write_result  # noqa: E402
 
 MODES = ("truncate", "head-tail", "windows")
 
@@ -73,10 +73,10 @@ def main(argv=None) -> int:
         df.to_csv(work / f"{name}.csv", index=False)
     words = splits["test"]["text"].str.split().str.len()
     preprocess = load_preprocess(resolve_encoder("minilm-l6"))
-    results = {"cpu": cpu(), "settings": vars(a), "data": {name: len(df) for name, df in splits.items()},
+    results = {"settings": vars(a), "data": {name: len(df) for name, df in splits.items()},
                "test_words_median": float(words.median()), "modes": {}}
     for mode in a.modes.split(","):
-        busy0, wall0 = busy_cpu_seconds(), time.time()
+        busy0, wall0 = cpu_busy_seconds(), time.time()
         summary = fine_tune(log=lambda *m: print(f"[{mode}]", *m, flush=True), task="classify",
                             train_file=str(work / "train.csv"), valid_file=str(work / "valid.csv"),
                             test_file=str(work / "test.csv"), max_seq_length=a.max_seq_length, long_texts=mode,
@@ -98,9 +98,9 @@ def main(argv=None) -> int:
             "train_examples_per_second": round(examples / summary["fit_seconds"], 1),  # validation passes included
             "served_texts_per_second": round(len(texts) / serve_seconds, 1),
             "truncation": summary["truncation"],
-            "machine_busy_share": round((busy_cpu_seconds() - busy0) / ((time.time() - wall0) * os.cpu_count()), 2)}
+            "machine_busy_share": round((cpu_busy_seconds() - busy0) / ((time.time() - wall0) * os.cpu_count()), 2)}
         print(json.dumps({mode: results["modes"][mode]}, indent=1), flush=True)
-        Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+        write_result(a.out, results)
     print(f"wrote {a.out}")
     return 0
 
