@@ -52,3 +52,30 @@ def pool_windows(values, item, n_items, how: str = "mean"):
     if how == "max":
         return tf.math.unsorted_segment_max(values, item, n_items)
     raise ValueError(f"window pooling must be mean or max, not {how!r}")
+
+
+# What the windows settings of a tagger record as their "pooling": a word's tag is read from one window (best_context).
+BEST_CONTEXT = "best-context"
+
+
+def best_context(ids: tf.RaggedTensor, item, start, lengths):
+    """Where each wordpiece of `ids` [batch, (n)] (the ragged `cut_windows` was given) is read with most context.
+
+    Returns int64 ragged like `ids`: for each wordpiece, the flat index into the windows' flat values (window
+    after window, as `cut_windows` orders them; `lengths` are the windows' row lengths) of the window position
+    that has most wordpieces on its shorter side, min(p - s, s + L - 1 - p) for text position p in a window
+    starting at s of length L (BERT's max-context rule for SQuAD); ties go to the earlier window. -1 for a
+    wordpiece no window reads (past the --max-windows reach). Per-word outputs (NER tags) are read from there.
+    """
+    offsets = tf.ragged.range(tf.cast(lengths, tf.int64))  # [n_windows, (L)]: position j in its window
+    window_of = offsets.value_rowids()
+    j = offsets.flat_values
+    score = tf.minimum(j, tf.gather(tf.cast(lengths, tf.int64), window_of) - 1 - j)
+    piece = (tf.gather(ids.row_starts(), tf.gather(item, window_of)) + tf.gather(tf.cast(start, tf.int64), window_of)
+             + j)  # flat index of the wordpiece in ids
+    n_pieces = tf.shape(ids.flat_values, out_type=tf.int64)[0]
+    best = tf.math.unsorted_segment_max(score, piece, n_pieces)
+    position = tf.range(tf.size(j, out_type=tf.int64))
+    never = tf.int64.max
+    chosen = tf.math.unsorted_segment_min(tf.where(score == tf.gather(best, piece), position, never), piece, n_pieces)
+    return ids.with_flat_values(tf.where(chosen == never, tf.constant(-1, tf.int64), chosen))
