@@ -11,6 +11,11 @@
 max_entities is the largest count in the batch (0 when no input has an entity). Offsets count Unicode code
 points, as Python string indices do. Words are the tokenizer's own (whitespace and punctuation split), each
 tagged by its first wordpiece; tags are read into entities the way seqeval reads them.
+The texts' wordpieces run through the tagger as windows in length-sorted chunks (`window_probs`). Under --long-texts
+truncate a text is one window, its first max_seq_length - 2 wordpieces (words past it are not tagged); under
+windows (tfbert.data.windows.cut_windows, at most --max-windows per text) each word is tagged from the window where
+it has most context on both sides (best_context), stitched back per text in request order; the metadata records
+"long_texts" and "windows" (size, stride, max_windows, reach).
 """
 from __future__ import annotations
 
@@ -20,8 +25,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.data.pipeline import TextPipeline
+from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline
 from tfbert.data.tagged import entity_types
+from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
+from tfbert.export.classifier import SERVE_CHUNK, window_metadata
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 
 TAGS_FILE = "tags.txt"
@@ -49,16 +56,41 @@ def char_offsets(text, rows, *byte_offsets):
             for b in byte_offsets]
 
 
+def window_probs(core, pipe: TextPipeline, windows: tf.RaggedTensor, chunk: int, n_tags: int):
+    """Tag probabilities of every position of every window: float32 [window pieces, n_tags], window after window.
+
+    The windows run in length-sorted chunks of `chunk`, each padded only to its own longest (as the classifier's
+    sorted_chunks), and go back to the windows' order."""
+    lengths = windows.row_lengths()
+    order = tf.argsort(lengths, stable=True)
+    parts = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
+                           element_shape=tf.TensorShape([None, n_tags]))
+    for start in tf.range(0, tf.size(order), chunk):
+        rows = tf.gather(windows, order[start:start + chunk])
+        probs = tf.nn.softmax(tf.cast(core(pipe.pack([rows]), training=False), tf.float32), axis=-1)
+        kept = tf.RaggedTensor.from_tensor(probs[:, 1:], lengths=rows.row_lengths())  # less [CLS], [SEP], padding
+        parts = parts.write(start // chunk, kept.flat_values)
+    sorted_rows = tf.RaggedTensor.from_row_lengths(parts.concat(), tf.gather(lengths, order), validate=False)
+    return tf.gather(sorted_rows, tf.argsort(order)).flat_values
+
+
 class TaggerServer(tf.Module):
     """Raw strings -> wordpieces with offsets -> trained tagger -> word tags -> entities with character spans."""
 
-    def __init__(self, preprocess_handle: str, core, tags: list[str], max_seq_length: int, tags_file: Path):
+    def __init__(self, preprocess_handle: str, core, tags: list[str], max_seq_length: int, tags_file: Path,
+                 chunk: int = SERVE_CHUNK, long_texts: str = "truncate", window_stride: int | None = None,
+                 max_windows: int = MAX_WINDOWS):
         super().__init__()
         self.preprocess = hub.load(preprocess_handle)
         require_offsets(self.preprocess, preprocess_handle)
         self.core = core
+        self.chunk = chunk
         self.tags_asset = tf.saved_model.Asset(str(tags_file))
-        self._pipe = TextPipeline(self.preprocess, max_seq_length)
+        if long_texts not in ("truncate", "windows"):
+            raise ValueError(f"a tagger reads every word: long_texts truncate or windows, not {long_texts!r}")
+        self._pipe = TextPipeline(self.preprocess, max_seq_length, long_texts=long_texts,
+                                  window_stride=window_stride, max_windows=max_windows)
+        self._n_tags = len(tags)
         types = entity_types(tags)
         self._types = types
         # Per tag id: its entity type id (-1 for O) and whether it is a B- tag.
@@ -68,19 +100,26 @@ class TaggerServer(tf.Module):
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
         ids, starts, limits = self.preprocess.tokenize_with_offsets(text)  # [batch, words, pieces], byte offsets
-        keep = self._pipe.max_seq_length - 2
-        inputs = self._pipe.pack([ids.merge_dims(-2, -1)[:, :keep]])
-        probs = tf.nn.softmax(tf.cast(self.core(inputs, training=False), tf.float32), axis=-1)
+        pieces = ids.merge_dims(-2, -1)
+        pipe = self._pipe
+        if pipe.long_texts == "windows":  # the pieces within the reach, cut into windows
+            pieces = pieces[:, :pipe.reach]
+            windows, item, start = cut_windows(pieces, pipe.window, pipe.stride, pipe.max_windows)
+        else:  # each text is one window: its first pieces
+            pieces = pieces[:, :pipe.window]
+            windows, item, start = pieces, tf.range(pieces.nrows()), tf.zeros_like(pieces.row_lengths())
+        probs = window_probs(self.core, pipe, windows, self.chunk, self._n_tags)
+        read_at = best_context(pieces, item, start, windows.row_lengths())  # [batch, (pieces)] -> probs row
 
-        # Words (flattened over the batch) whose first piece made it into the model's input.
+        # Words (flattened over the batch) whose first piece is read by a window.
         words = ids.values  # [words, pieces]
         row = ids.value_rowids()
         first = words.row_starts() - tf.gather(ids.merge_dims(-2, -1).row_splits, row)  # piece index in its text
-        kept = first < keep
+        kept = first < tf.gather(pieces.row_lengths(), row)
         row, first = tf.boolean_mask(row, kept), tf.boolean_mask(first, kept)
         word_start = tf.boolean_mask(tf.gather(starts.flat_values, words.row_starts()), kept)
         word_end = tf.boolean_mask(tf.gather(limits.flat_values, words.row_limits() - 1), kept)
-        word_probs = tf.gather_nd(probs, tf.stack([row, first + 1], axis=1))  # +1: [CLS]
+        word_probs = tf.gather(probs, tf.gather(read_at.flat_values, tf.gather(pieces.row_starts(), row) + first))
         tag = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
         score = tf.reduce_max(word_probs, axis=-1)
 
@@ -115,10 +154,18 @@ class TaggerServer(tf.Module):
 
 
 def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *, max_seq_length: int,
+                  long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS,
                   metadata: dict | None = None, log=print) -> Path:
-    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path."""
-    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, max_seq_length, log),
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `long_texts`
+    truncate or windows (with `window_stride` and `max_windows`, recorded in the metadata)."""
+    windows = {"window_stride": window_stride, "max_windows": max_windows}
+    recorded = window_metadata(max_seq_length, long_texts, **windows)
+    if recorded:  # a word's tag is read from its best window, not pooled over windows
+        recorded["windows"]["pooling"] = BEST_CONTEXT
+    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, max_seq_length,
+                                                         long_texts, windows, log),
                                 {"task": "ner", **(metadata or {}), "serving": "tagger", "tags": list(tags),
+                                 "long_texts": long_texts, **recorded,
                                  "signatures": ["serving_default"]}, log)
 
 
@@ -135,8 +182,9 @@ def _same(got: dict, expected: dict) -> bool:
     return True
 
 
-def _write(tmp: Path, core, preprocess_handle, tags, max_seq_length, log) -> None:
-    server = TaggerServer(preprocess_handle, core, tags, max_seq_length, asset_source(tmp, TAGS_FILE, tags))
+def _write(tmp: Path, core, preprocess_handle, tags, max_seq_length, long_texts, windows, log) -> None:
+    server = TaggerServer(preprocess_handle, core, tags, max_seq_length, asset_source(tmp, TAGS_FILE, tags),
+                          long_texts=long_texts, **windows)
     calls = {"serving_default": {"text": CHECK_TEXTS}}
     save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 

@@ -21,6 +21,7 @@ from tfbert.config import ConfigError
 from tfbert.data.long_texts import log_truncation, share, truncation_stats, window
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, length_grouped_batches, steps_per_epoch
 from tfbert.data.tagged import NerDataset, load_ner_dataset
+from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.tagger import export_tagger, require_offsets
@@ -100,17 +101,46 @@ def align(preprocess, sentences: list[list[str]], tag_ids: list[list[int]] | Non
                    np.cumsum(word_pieces) - word_pieces - sentence_start)
 
 
-def tagging_truncation(aligned: dict[str, Aligned], max_seq_length: int) -> dict:
+def tagging_truncation(aligned: dict[str, Aligned], max_seq_length: int, pipe: TextPipeline | None = None) -> dict:
     """tfbert.data.long_texts' truncation report per split, plus the words cut: a word whose first wordpiece is
-    past the window has no position, so it is predicted O (one with only its ## pieces cut keeps its tag)."""
-    keep = window(max_seq_length, 1)
+    past the window (under --long-texts windows: past the reach of --max-windows windows) has no position, so it
+    is predicted O (one with only its ## pieces cut keeps its tag)."""
+    windows = pipe.window_settings() if pipe is not None else None
+    windows = windows and {**windows, "pooling": BEST_CONTEXT}  # a word is read from one window, not pooled
+    keep = windows["reach"] if windows else window(max_seq_length, 1)
     splits = {}
     for name, al in aligned.items():
         stats = truncation_stats([al.ids.row_lengths().numpy()], keep)
         words_cut = int((al.word_starts >= keep).sum())
         splits[name] = {**stats, "words": int(al.word_starts.size), "words_cut": words_cut,
                         "words_cut_share": share(words_cut, al.word_starts.size)}
+    if windows:
+        return {"long_texts": "windows", "window": windows["size"], "windows": windows, "splits": splits}
     return {"long_texts": "truncate", "window": keep, "splits": splits}
+
+
+def tag_windows(pipe: TextPipeline, ids: tf.RaggedTensor, labels: tf.RaggedTensor):
+    """--long-texts windows: sentences' ids and labels [sentences, (pieces)] -> every window of every sentence as
+    (ids, labels [windows, (<= window)]), each window with its own slice of the labels, cut by the one function
+    that cuts windows in the export (tfbert.data.windows.cut_windows); plus the windows' sentence and start."""
+    ids, labels = ids[:, :pipe.reach], labels[:, :pipe.reach]
+    window_ids, item, start = cut_windows(ids, pipe.window, pipe.stride, pipe.max_windows)
+    window_labels, _, _ = cut_windows(labels, pipe.window, pipe.stride, pipe.max_windows)
+    return window_ids, window_labels, item, start
+
+
+def word_reads(pipe: TextPipeline, data: Aligned) -> np.ndarray:
+    """--long-texts windows: for every word (flat, sentence order), the flat index of the window position its tag
+    is read from (tfbert.data.windows.best_context: the window where it has most context on both sides), as
+    `predict_tags` flattens the windows' positions; -1 for a word past the reach (predicted O)."""
+    ids = data.ids[:, :pipe.reach]
+    window_ids, item, start = cut_windows(ids, pipe.window, pipe.stride, pipe.max_windows)
+    best = best_context(ids, item, start, window_ids.row_lengths())
+    lengths = ids.row_lengths().numpy()
+    sentence = np.repeat(np.arange(len(data.n_words)), data.n_words)
+    read = data.word_starts < lengths[sentence]
+    piece = best.row_starts().numpy()[sentence] + np.where(read, data.word_starts, 0)
+    return np.where(read, best.flat_values.numpy()[piece] if piece.size else piece, -1)
 
 
 def pack_tagged(pipe: TextPipeline, ids: tf.RaggedTensor, labels: tf.RaggedTensor):
@@ -123,11 +153,21 @@ def pack_tagged(pipe: TextPipeline, ids: tf.RaggedTensor, labels: tf.RaggedTenso
     return inputs, tf.pad(y, [[0, 0], [1, 1]], constant_values=IGNORE)
 
 
+def tagging_examples(pipe: TextPipeline, data: Aligned) -> tuple:
+    """(ids, labels) of the examples a split makes: its sentences, or under --long-texts windows every window of
+    them in sentence order (tag_windows)."""
+    if pipe.long_texts == "windows":
+        return tag_windows(pipe, data.ids, data.labels)[:2]
+    return data.ids, data.labels
+
+
 def tagging_dataset(pipe: TextPipeline, data: Aligned, batch_size: int, *, shuffle: bool = False, seed: int = 0):
-    """(encoder inputs, labels [batch, seq]) batches; training batches are reshuffled and grouped by length."""
-    ds = tf.data.Dataset.from_tensor_slices((data.ids, data.labels))
+    """(encoder inputs, labels [batch, seq]) batches; training batches are reshuffled and grouped by length. Under
+    --long-texts windows an example is a window (`tagging_examples`), in order when not shuffled."""
+    ids, labels = tagging_examples(pipe, data)
+    ds = tf.data.Dataset.from_tensor_slices((ids, labels))
     if shuffle:
-        ds = length_grouped_batches(ds, len(data.n_words), batch_size, lambda ids, _: ids.row_lengths(), seed=seed)
+        ds = length_grouped_batches(ds, int(ids.nrows()), batch_size, lambda ids, _: ids.row_lengths(), seed=seed)
     else:
         ds = ds.ragged_batch(batch_size)
     return ds.map(lambda ids, y: pack_tagged(pipe, ids, y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
@@ -168,8 +208,21 @@ class TagAccuracy(keras.metrics.Mean):
         return super().update_state(hit, sample_weight=tf.cast(labels != IGNORE, tf.float32))
 
 
-def predict_tags(model, dataset, n_words: list[int], tags: list[str]) -> list[list[str]]:
-    """Word-level tag names per sentence (dataset in sentence order). Words cut off by --max-seq-length get O."""
+def predict_tags(model, dataset, n_words: list[int], tags: list[str], reads: np.ndarray | None = None) \
+        -> list[list[str]]:
+    """Word-level tag names per sentence (dataset in sentence order). Words cut off by --max-seq-length get O.
+    Under --long-texts windows (dataset: the windows in order), `reads` (word_reads) says which window position
+    each word's tag is read from."""
+    if reads is not None:
+        pieces = []  # every window position's predicted tag, window after window
+        for inputs, _ in dataset:
+            best = np.argmax(model.predict_on_batch(inputs), axis=-1)
+            lengths = inputs["input_mask"].numpy().sum(-1) - 2  # less [CLS] and [SEP]
+            pieces += [row[1:1 + n] for row, n in zip(best, lengths)]
+        flat = np.concatenate(pieces + [np.zeros(0, np.int64)])
+        word = np.where(reads >= 0, flat[np.maximum(reads, 0)] if flat.size else 0, 0)  # 0: O
+        ends = np.cumsum(n_words)
+        return [[tags[i] for i in word[e - n:e]] for n, e in zip(n_words, ends)]
     predicted = []
     for inputs, labels in dataset:
         best = np.argmax(model.predict_on_batch(inputs), axis=-1)
@@ -181,12 +234,12 @@ def predict_tags(model, dataset, n_words: list[int], tags: list[str]) -> list[li
 class EntityF1(keras.callbacks.Callback):
     """Adds `val_entity_f1` (micro, seqeval) to the epoch logs for EarlyStopping and ModelCheckpoint."""
 
-    def __init__(self, dataset, gold: list[list[str]], tags: list[str]):
+    def __init__(self, dataset, gold: list[list[str]], tags: list[str], reads: np.ndarray | None = None):
         super().__init__()
-        self.dataset, self.gold, self.tags = dataset, gold, tags
+        self.dataset, self.gold, self.tags, self.reads = dataset, gold, tags, reads
 
     def on_epoch_end(self, epoch, logs=None):
-        predicted = predict_tags(self.model, self.dataset, [len(g) for g in self.gold], self.tags)
+        predicted = predict_tags(self.model, self.dataset, [len(g) for g in self.gold], self.tags, self.reads)
         if logs is not None:
             logs["val_entity_f1"] = entity_f1(self.gold, predicted)
 
@@ -210,14 +263,11 @@ class NerTask(Task):
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
             log("warning: --text-b-column does not apply to --task ner; ignored")
-        if config.long_texts == "windows":
-            raise ConfigError("--long-texts windows is not built for --task ner yet (each word would be tagged from "
-                              "the window where it has most context); use --long-texts truncate (words past the "
-                              "window are tagged O and counted in the data notes)")
-        if config.long_texts != "truncate":
+        if config.long_texts == "head-tail":
             raise ConfigError(f"--long-texts {config.long_texts}: --task ner tags every word, so it cannot skip the "
-                              "middle of a sentence; use --long-texts truncate (words past the window are tagged O "
-                              "and counted in the data notes)")
+                              "middle of a sentence; use --long-texts windows (every word tagged from the window "
+                              "where it has most context) or truncate (words past the window are tagged O and "
+                              "counted in the data notes)")
 
     def load_data(self, config) -> NerDataset:
         return load_ner_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
@@ -236,6 +286,7 @@ class NerTask(Task):
     def __init__(self):
         self._aligned_splits = None  # wordpiece-aligned splits, made once per run (a task object is one run's)
         self.truncation = None  # how much of each split the window cuts, words too (datasets)
+        self.valid_reads = None  # under --long-texts windows, where each validation word is read (datasets)
 
     def _aligned(self, data: NerDataset, preprocess) -> dict[str, Aligned]:
         if self._aligned_splits is None:
@@ -250,12 +301,16 @@ class NerTask(Task):
 
     def datasets(self, data: NerDataset, preprocess, config, log=print) -> Datasets:
         aligned = self._aligned(data, preprocess)
-        self.truncation = tagging_truncation(aligned, config.max_seq_length)
+        pipe = TextPipeline.for_config(preprocess, config)
+        self.truncation = tagging_truncation(aligned, config.max_seq_length, pipe)
         log_truncation(self.truncation, config.max_seq_length, data.notes, log, "sentences")
-        pipe = TextPipeline(preprocess, config.max_seq_length)
+        if pipe.long_texts == "windows":
+            self.valid_reads = word_reads(pipe, aligned["valid"])
+        # Windows: every window is an example, counted from the very windows the dataset holds.
+        n_train = int(tagging_examples(pipe, aligned["train"])[0].nrows())
         return Datasets(tagging_dataset(pipe, aligned["train"], config.batch_size, shuffle=True, seed=config.seed),
                         tagging_dataset(pipe, aligned["valid"], 2 * config.batch_size),
-                        steps_per_epoch(len(data.train), config.batch_size))
+                        steps_per_epoch(n_train, config.batch_size))
 
     def build_model(self, encoder_handle: str, data: NerDataset, config):
         return build_tagger(encoder_handle, len(data.tags), dropout=config.dropout,
@@ -266,12 +321,15 @@ class NerTask(Task):
         return {"loss": masked_tag_loss, "metrics": [TagAccuracy()]}
 
     def validation_callback(self, data: NerDataset, datasets: Datasets, config):
-        return EntityF1(datasets.valid, [s.tags for s in data.valid], data.tags)
+        return EntityF1(datasets.valid, [s.tags for s in data.valid], data.tags, self.valid_reads)
 
     def evaluate(self, model, data: NerDataset, preprocess, config) -> dict:
         test = self._aligned(data, preprocess)["test"]
-        test_ds = tagging_dataset(TextPipeline(preprocess, config.max_seq_length), test, 2 * config.batch_size)
-        return entity_metrics([s.tags for s in data.test], predict_tags(model, test_ds, test.n_words, data.tags))
+        pipe = TextPipeline.for_config(preprocess, config)
+        reads = word_reads(pipe, test) if pipe.long_texts == "windows" else None
+        test_ds = tagging_dataset(pipe, test, 2 * config.batch_size)
+        return entity_metrics([s.tags for s in data.test],
+                              predict_tags(model, test_ds, test.n_words, data.tags, reads))
 
     def report(self, metrics: dict) -> str:
         return format_ner_report(metrics)
@@ -282,7 +340,8 @@ class NerTask(Task):
 
     def export(self, model, handles, data: NerDataset, base, config, metadata: dict, log=print):
         return export_tagger(model, handles.preprocess, data.tags, base, max_seq_length=config.max_seq_length,
-                             metadata=metadata, log=log), {}
+                             long_texts=config.long_texts, window_stride=config.window_stride,
+                             max_windows=config.max_windows, metadata=metadata, log=log), {}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Sentences of the built-in Twitter NER corpus: train as CoNLL, valid and test as JSONL."""
