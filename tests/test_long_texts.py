@@ -196,8 +196,7 @@ def test_the_flag_offers_the_built_modes_and_ner_refuses_head_tail():
     from tfbert.tasks.ner import NerTask
     with pytest.raises(ConfigError, match="--long-texts head-tail: --task ner tags every word"):
         NerTask().check_config(RunConfig(task="ner", long_texts="head-tail"))
-    with pytest.raises(ConfigError, match="--long-texts windows is not built for --task ner"):
-        NerTask().check_config(RunConfig(task="ner", long_texts="windows"))
+    NerTask().check_config(RunConfig(task="ner", long_texts="windows"))  # tests/test_ner_windows.py
     with pytest.raises(ValueError, match="long_texts must be one of truncate, head-tail, windows, not 'middle'"):
         TextPipeline(None, 16, long_texts="middle")
 
