@@ -70,7 +70,8 @@ class RunConfig:
                                        "(128 + 382 at 512, Sun et al. 2019), for each segment's round-robin share "
                                        "of a pair; windows: every wordpiece, through overlapping windows whose "
                                        "outputs are pooled per text (mean; single texts of sentiment, classify, "
-                                       "regression, multilabel). Not for ner (tags are per word)", "model",
+                                       "regression, multilabel); ner tags each word from the window where it has "
+                                       "most context", "model",
                            choices=("truncate", "head-tail", "windows"))
     window_stride: int | None = flag(None, "--long-texts windows: wordpieces a window advances; default half the "
                                            "window (63 at --max-seq-length 128)", "model")
