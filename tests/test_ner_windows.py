@@ -164,3 +164,33 @@ def test_exported_windows_tag_every_word_of_a_long_sentence(pre, tiny_pair, tmp_
     assert cut["num_entities"].numpy().tolist() == [30]
     assert cut["entity_end"].numpy()[0].max() == spans[29] + len(words[29])
     assert [t.decode() for t in cut["entity_type"].numpy()[0]] == ["person"] * 7 + ["loc"] * 16 + ["person"] * 7
+
+
+def test_training_ner_with_windows_plans_every_window_and_records_them(tiny_pair, tmp_path):
+    """tfbert.fit --task ner --long-texts windows: steps planned from the windows, every test word tagged (the
+    test split's sentences are longer than the window), the windows in the data notes and the export."""
+    from pathlib import Path
+
+    from tfbert.fit import fit
+    from tfbert.train import parse_config
+    rng = np.random.default_rng(0)
+    files, lengths = {}, {}
+    for split, n in (("train", 16), ("valid", 4), ("test", 4)):
+        lines, lengths[split] = [], rng.integers(5, 40, n)  # one wordpiece a word
+        for length in lengths[split]:
+            words = [WORDS[i] for i in rng.integers(0, 3, int(length))]
+            lines.append("".join(f"{w}\t{'B-loc' if w == 'zebra' else 'O'}\n" for w in words))
+        files[split] = tmp_path / f"{split}.conll"
+        files[split].write_text("\n".join(lines), encoding="utf-8")
+    summary = fit(parse_config([
+        "--verbose", "0", "--task", "ner", "--train-file", str(files["train"]), "--valid-file", str(files["valid"]),
+        "--test-file", str(files["test"]), "--encoder", str(tiny_pair), "--batch-size", "8", "--epochs", "1",
+        "--min-steps", "0", "--max-seq-length", "16", "--long-texts", "windows", "--window-stride", "5",
+        "--max-windows", "6", "--output-dir", str(tmp_path / "out")]), log=lambda *_: None)
+    windows = np.minimum(6, 1 + -(-np.maximum(lengths["train"] - 14, 0) // 5))
+    assert summary["planned_steps_per_epoch"] == -(-windows.sum() // 8) > 2  # more than the 2 batches of sentences
+    settings = {"size": 14, "stride": 5, "max_windows": 6, "reach": 39, "pooling": "best-context"}
+    assert summary["truncation"]["windows"] == settings and summary["truncation"]["long_texts"] == "windows"
+    assert summary["test"]["tokens"] == lengths["test"].sum() and summary["test"]["sentences"] == 4
+    meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
+    assert meta["long_texts"] == "windows" and meta["windows"] == settings
