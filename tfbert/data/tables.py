@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DataError", "read_table", "SUPPORTED_EXTENSIONS", "row_refs", "require_columns", "as_text",
-           "is_missing_label", "normalize_labels", "source_name", "ROW_COL", "TEXT_JOINER", "column_names", "drop_empty_texts",
+           "is_missing_label", "normalize_labels", "source_name", "ROW_COL", "TEXT_JOINER", "column_names", "drop_empty_texts", "read_utf8",
            "joined_text"]
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet")
@@ -148,6 +148,18 @@ def _rows_containing(df: pd.DataFrame, needle: str) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- validation helpers
+
+
+def read_utf8(path: Path) -> str:
+    """A whole file that must be UTF-8 (a BOM is dropped): not found or not UTF-8 is a DataError naming the file
+    and the first bad line (CoNLL, JSON and JSONL are structured: a replaced byte could corrupt a tag or an offset)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (relative paths are resolved from {Path.cwd()}).")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes().count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}: line {line} is not valid UTF-8 ({e.reason}); re-save the file as UTF-8.") from e
 
 
 def source_name(path) -> str:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfbert.data.tables import DataError
+from tfbert.data.tables import DataError, read_utf8
 
 __all__ = ["Sentence", "NerDataset", "read_conll", "read_jsonl", "read_sentences", "load_builtin", "load_ner_dataset",
            "tag_vocabulary", "entity_types"]
@@ -51,20 +51,10 @@ class NerDataset:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (relative paths are resolved from {Path.cwd()}).")
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = path.read_bytes().count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}: line {line} is not valid UTF-8 ({e.reason}); re-save the file as UTF-8.") from e
-
-
 def read_conll(path) -> list[Sentence]:
     path = Path(path)
     sentences, tokens, tags, start = [], [], [], 0
-    for number, line in enumerate(_read_text(path).splitlines(), 1):
+    for number, line in enumerate(read_utf8(path).splitlines(), 1):
         columns = line.split()
         if columns and columns[0] == "-DOCSTART-":
             continue
@@ -89,7 +79,7 @@ def read_conll(path) -> list[Sentence]:
 def read_jsonl(path) -> list[Sentence]:
     path = Path(path)
     sentences = []
-    for number, line in enumerate(_read_text(path).splitlines(), 1):
+    for number, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}: line {number}"
