@@ -20,6 +20,10 @@ The public API, which the CLI (`python -m tfbert.train`) and the notebooks both 
     path = tfbert.export_embeddings("saved_models/embedding")     # sentence embeddings (or run=<a run folder>)
     tfbert.load(path).similarity(["a text"], ["another text"])
 
+    tfbert.pretrain("texts.txt", "encoders/adapted")               # continued masked-LM pre-training
+    tfbert.tune({"task": "sentiment"}, "tuning/")                   # hyper-parameter search -> tuning/best.json
+    tfbert.load("saved_models/qa").answers(["Which place?"], ["Flying to Paris"])  # character offsets
+
 Names resolve lazily so that `import tfbert` does not import TensorFlow.
 """
 import importlib
@@ -41,7 +45,8 @@ _API = {
     "load": "tfbert.serving", "ExportedClassifier": "tfbert.serving.classifier",
     "ExportedTagger": "tfbert.serving.tagger", "ExportedRegressor": "tfbert.serving.regressor",
     "ExportedEmbedder": "tfbert.serving.embedder", "ExportedMultilabel": "tfbert.serving.multilabel",
-    "export_embeddings": "tfbert.embed",
+    "export_embeddings": "tfbert.embed", "pretrain": "tfbert.pretrain", "tune": "tfbert.tune",
+    "ExportedQa": "tfbert.serving.qa", "load_qa_dataset": "tfbert.data.qa", "qa_metrics": "tfbert.metrics.qa",
     "classification_metrics": "tfbert.metrics.classification", "entity_metrics": "tfbert.metrics.entities",
     "plot_confusion_matrix": "tfbert.metrics.plots", "plot_history": "tfbert.metrics.plots",
     "plot_scatter": "tfbert.metrics.plots",
@@ -51,5 +56,9 @@ __all__ = sorted(_API)
 
 def __getattr__(name):
     if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
+        value = getattr(importlib.import_module(_API[name]), name)
+        # Bound here, it also replaces the submodule that importing tfbert.fit (or .tune, .pretrain) binds to the
+        # same name, so tfbert.fit stays the function on every access, not the module from the second on.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'tfbert' has no attribute {name!r}")
