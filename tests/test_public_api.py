@@ -1,21 +1,28 @@
-"""`import tfbert` is the public API: every listed name resolves, lazily, to what the modules define, on every
-access (tfbert.fit, .tune and .pretrain share their names with the submodules that define them)."""
+"""`import tfbert` is the public API: every listed name resolves, lazily, to what its module defines, whatever was
+imported before; submodules (tfbert.fit, tfbert.tune, tfbert.pretrain) resolve lazily too."""
 import importlib
+import importlib.util
 import subprocess
 import sys
 
 import tfbert
 
 
+def test_no_public_name_is_also_a_submodule():
+    # Importing tfbert.X binds the submodule to tfbert.X, which would shadow an API name X from then on.
+    clashes = [name for name in tfbert._API if importlib.util.find_spec(f"tfbert.{name}") is not None]
+    assert not clashes
+
+
 def test_every_public_name_resolves_to_its_definition():
     for name, module in tfbert._API.items():
-        first, second = getattr(tfbert, name), getattr(tfbert, name)
-        assert first is second is getattr(importlib.import_module(module), name), name
+        assert getattr(tfbert, name) is getattr(tfbert, name) is getattr(importlib.import_module(module), name)
 
 
-def test_functions_named_like_their_modules_stay_functions():
-    for name in ("fit", "tune", "pretrain"):
-        assert callable(getattr(tfbert, name)) and callable(getattr(tfbert, name)), name
+def test_submodules_resolve_lazily():
+    code = ("import tfbert; assert callable(tfbert.fit.fit) and callable(tfbert.tune.tune) "
+            "and callable(tfbert.pretrain.pretrain); from tfbert.fit import fit; assert tfbert.fit.fit is fit")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 def test_import_tfbert_does_not_import_tensorflow():

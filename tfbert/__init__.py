@@ -3,7 +3,7 @@
 The public API, which the CLI (`python -m tfbert.train`) and the notebooks both use:
 
     summary = tfbert.fine_tune(task="sentiment")                   # the whole job in one call, as the CLI does
-    config = tfbert.RunConfig(task="ner", epochs=3)                # the typed settings; tfbert.fit(config)
+    config = tfbert.RunConfig(task="ner", epochs=3)                # the typed settings; tfbert.fit.fit(config)
     model = tfbert.load("saved_models/sentiment")                  # any task's export: its client
     model.predict_records(["some text"])
 
@@ -20,13 +20,15 @@ The public API, which the CLI (`python -m tfbert.train`) and the notebooks both 
     path = tfbert.export_embeddings("saved_models/embedding")     # sentence embeddings (or run=<a run folder>)
     tfbert.load(path).similarity(["a text"], ["another text"])
 
-    tfbert.pretrain("texts.txt", "encoders/adapted")               # continued masked-LM pre-training
-    tfbert.tune({"task": "sentiment"}, "tuning/")                   # hyper-parameter search -> tuning/best.json
+    tfbert.pretrain.pretrain("texts.txt", "encoders/adapted")      # continued masked-LM pre-training
+    tfbert.tune.tune({"task": "sentiment"}, "tuning/")              # hyper-parameter search -> tuning/best.json
     tfbert.load("saved_models/qa").answers(["Which place?"], ["Flying to Paris"])  # character offsets
 
-Names resolve lazily so that `import tfbert` does not import TensorFlow.
+Names resolve lazily so that `import tfbert` does not import TensorFlow; so do the submodules (tfbert.fit, tfbert.tune,
+tfbert.pretrain: a name of the API never shares a submodule's name, which importing the submodule would rebind).
 """
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -35,17 +37,17 @@ _API = {
     "class_weights": "tfbert.data.classification", "load_tweets": "tfbert.data.tweets",
     "DataError": "tfbert.data.tables", "load_ner_dataset": "tfbert.data.tagged",
     "resolve_encoder": "tfbert.encoders.registry", "registered_names": "tfbert.encoders.registry",
-    "EncoderError": "tfbert.encoders.registry", "convert": "tfbert.encoders.convert",
+    "EncoderError": "tfbert.encoders.registry",
     "TextPipeline": "tfbert.data.pipeline", "load_preprocess": "tfbert.data.pipeline",
     "build_classifier": "tfbert.tasks.classification", "build_tagger": "tfbert.tasks.ner",
     "make_optimizer": "tfbert.optim", "MacroF1Score": "tfbert.metrics.training",
-    "RunConfig": "tfbert.config", "ConfigError": "tfbert.config", "fit": "tfbert.fit", "fine_tune": "tfbert.train",
+    "RunConfig": "tfbert.config", "ConfigError": "tfbert.config", "fine_tune": "tfbert.train",
     "TASKS": "tfbert.tasks", "Task": "tfbert.tasks",
     "export_classifier": "tfbert.export.classifier", "export_tagger": "tfbert.export.tagger",
     "load": "tfbert.serving", "ExportedClassifier": "tfbert.serving.classifier",
     "ExportedTagger": "tfbert.serving.tagger", "ExportedRegressor": "tfbert.serving.regressor",
     "ExportedEmbedder": "tfbert.serving.embedder", "ExportedMultilabel": "tfbert.serving.multilabel",
-    "export_embeddings": "tfbert.embed", "pretrain": "tfbert.pretrain", "tune": "tfbert.tune",
+    "export_embeddings": "tfbert.embed",
     "ExportedQa": "tfbert.serving.qa", "load_qa_dataset": "tfbert.data.qa", "qa_metrics": "tfbert.metrics.qa",
     "classification_metrics": "tfbert.metrics.classification", "entity_metrics": "tfbert.metrics.entities",
     "plot_confusion_matrix": "tfbert.metrics.plots", "plot_history": "tfbert.metrics.plots",
@@ -56,9 +58,7 @@ __all__ = sorted(_API)
 
 def __getattr__(name):
     if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        # Bound here, it also replaces the submodule that importing tfbert.fit (or .tune, .pretrain) binds to the
-        # same name, so tfbert.fit stays the function on every access, not the module from the second on.
-        globals()[name] = value
-        return value
+        return getattr(importlib.import_module(_API[name]), name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # tfbert.fit, tfbert.tune, ... on first use
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'tfbert' has no attribute {name!r}")
