@@ -38,7 +38,7 @@ from pathlib import Path
 
 from flops import mfu, serving_flops, train_flops
 from levers import AB_CONFIGS, LEVERS, VARIANTS, encoder_precision, parse_variant
-from measure import machine, percentile
+from measure import cap_isa, machine, percentile
 from phases import PHASES, run_phase
 from reference import compare, locate, run_reference
 
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "without either the reference is skipped)")
     ap.add_argument("--reference-out", default=str(HERE / "results" / "hf_reference.json"),
                     help="where a fresh reference result is copied")
+    ap.add_argument("--max-isa", metavar="ISA",
+                    help="cap oneDNN, MKL and PyTorch at this instruction set in every phase and in the reference "
+                         "(e.g. AVX2: an AVX2-only CPU reproduced on a newer one; --precision auto then picks fp32)")
     ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     ap.add_argument("--keep-work", action="store_true", help="keep the temp dir (logs, exports)")
     ap.add_argument("--_phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
@@ -96,6 +99,8 @@ def main(argv=None) -> int:
         Path(spec["result_path"]).write_text(json.dumps(result))
         return 0
 
+    if a.max_isa:
+        print(f"instruction set capped for every phase and the reference: {cap_isa(a.max_isa)}")
     variants = ([] if a.no_default else [("default", {})]) + [parse_variant(v) for v in (LEVERS if a.levers else [])]
     variants += [parse_variant(v) for v in a.variant if v not in dict(variants)]
     if not variants and not a.ab:

@@ -70,14 +70,30 @@ def machine(peak: dict) -> dict:
             "load_during_run": [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]}
 
 
+# Environment variables that cap the instruction set the math libraries use: oneDNN (TensorFlow's matmuls, and
+# some of PyTorch's), MKL (PyTorch's fp32 GEMMs) and PyTorch's own vectorised kernels. bench.py --max-isa AVX2
+# sets all of them to reproduce an AVX2-only CPU on a newer one.
+ISA_CAP_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+
+
+def cap_isa(isa: str) -> dict:
+    """Caps every math library of this process's children at ``isa`` (e.g. AVX2); returns what was set."""
+    values = {"ONEDNN_MAX_CPU_ISA": isa.upper(), "DNNL_MAX_CPU_ISA": isa.upper(),
+              "MKL_ENABLE_INSTRUCTIONS": isa.upper(), "ATEN_CPU_CAPABILITY": isa.lower()}
+    os.environ.update(values)
+    return values
+
+
 def cpu() -> dict:
     """The CPU a figure belongs to: its model, core count and the flags that decide tfbert's speed (tfbert's
-    bf16 needs avx512_bf16 or amx_bf16; without them, fp32 on avx2/avx512f)."""
+    bf16 needs avx512_bf16 or amx_bf16; without them, fp32 on avx2/avx512f), and any instruction-set cap in force
+    (then the figures are that ISA's, emulated on this CPU)."""
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
     flags = sorted(set(re.findall(r"\b(avx512f|avx512_bf16|amx_bf16|avx2)\b", text)))
+    caps = {k: os.environ[k] for k in ISA_CAP_ENV if os.environ.get(k)}
     return {"model": name.group(1).strip() if name else platform.processor() or platform.machine(),
-            "flags": flags, "cpus": os.cpu_count()}
+            "flags": flags, "cpus": os.cpu_count(), **({"isa_cap": caps} if caps else {})}
 
 
 def write_result(path, result: dict) -> Path:

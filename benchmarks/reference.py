@@ -44,11 +44,15 @@ def locate(script: str | None, python: str | None) -> tuple[str, str] | None:
 def run_reference(python: str, script: str, checkpoint: str, train_csv: Path, test_csv: Path, work: Path, a,
                   out_copy: str) -> tuple[dict, dict]:
     """hf_reference.py --mode bench on the same splits and settings; its result is also copied to out_copy."""
+    from tfbert.encoders.registry import cpu_has_bf16
+
     out = work / "hf_reference.json"
     cmd = [python, script, "--model-dir", checkpoint, "--train-file", str(train_csv),
            "--test-file", str(test_csv), "--mode", "bench", "--bench-steps", str(a.steps),
            "--batch-size", str(a.batch_size), "--max-length", str(a.max_seq_length), "--seed", str(a.seed),
-           "--lr", str(a.learning_rate), "--out", str(out)]
+           "--lr", str(a.learning_rate), "--out", str(out),
+           # the script's own "auto" reads /proc/cpuinfo only; an ISA cap (bench.py --max-isa) rules bf16 out too
+           "--precisions", "auto" if cpu_has_bf16() else "fp32"]
     print("  [reference] hf_reference.py --mode bench ...", end=" ", flush=True)
     run = run_child(cmd, work / "reference.log", cwd=str(Path(script).parent))
     if run["code"] != 0:

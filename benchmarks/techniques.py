@@ -41,6 +41,7 @@ TECHNIQUES = {
 def small_split(size: int, seed: int, folder: Path) -> dict:
     """train/valid/test CSVs for one (size, seed): stratified subsamples of the seed's own splits."""
     from tfbert.data.classification import load_dataset
+    from tfbert.files import write_table
 
     folder.mkdir(parents=True, exist_ok=True)
     data = load_dataset(seed=seed)
@@ -48,8 +49,7 @@ def small_split(size: int, seed: int, folder: Path) -> dict:
              "test": data.test}
     files = {}
     for name, df in parts.items():
-        files[name] = folder / f"{name}.csv"
-        df[["text", "label"]].to_csv(files[name], index=False)
+        files[name] = write_table(folder / f"{name}.csv", df[["text", "label"]])
     return files
 
 

@@ -70,3 +70,20 @@ def test_precision_auto_picks_bf16_only_where_it_is_native_and_buildable(monkeyp
     assert registry.resolve_precision("auto", "minilm-l6") == "fp32"
     with pytest.raises(EncoderError, match="--precision bf16 needs an encoder that tfbert converts"):
         registry.resolve_precision("bf16", str(tiny_pair))
+
+
+@pytest.mark.parametrize("cap, native", [("AVX2", False), ("avx512_core", False), ("AVX2_VNNI", False),
+                                         ("AVX512_CORE_BF16", True), ("AVX512_CORE_AMX", True), ("ALL", True)])
+def test_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch, tmp_path, cap, native):
+    # ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU is how an AVX2-only CPU is reproduced: auto must then pick fp32.
+    from tfbert.encoders import registry
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    real_path = registry.Path
+    monkeypatch.setattr(registry, "Path", lambda p: real_path(cpuinfo) if p == "/proc/cpuinfo" else real_path(p))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert registry.cpu_has_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert registry.cpu_has_bf16() is native
+    assert registry.resolve_precision("auto", "minilm-l6") == ("bf16" if native else "fp32")

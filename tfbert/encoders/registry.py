@@ -102,8 +102,18 @@ def check_reachable(handle: str, timeout: float = 5.0) -> None:
                            "model in $TFHUB_CACHE_DIR") from None
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still include native bf16 instructions; lower caps (AVX2, AVX512_CORE,
+# ...) make oneDNN emulate bf16, slower than fp32.
+_BF16_ISA_CAPS = ("ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10")
+
+
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AMX or AVX512-BF16); elsewhere bf16 is emulated and slow."""
+    """Whether this CPU multiplies bfloat16 natively (AMX or AVX512-BF16) and oneDNN may use it; elsewhere bf16 is
+    emulated and slow. ONEDNN_MAX_CPU_ISA (or the older DNNL_MAX_CPU_ISA) below AVX512_CORE_BF16 counts as no bf16:
+    oneDNN will not run those instructions."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    if cap and not cap.startswith(_BF16_ISA_CAPS):
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
