@@ -47,6 +47,16 @@ def test_a_mismatched_answer_names_file_question_and_both_strings_or_is_dropped_
         read_qa_file(path, drop_mismatched=True)
 
 
+@pytest.mark.parametrize("text, message", [
+    ('{"question": "q", "context": "c"}\n\n{"question": "q", "context": \n', r"q\.jsonl: line 3: not valid JSON \(.* at column \d+\)"),
+    ('["q", "c"]\n', r'q\.jsonl: line 1: expected an object with "question", "context"'),
+])
+def test_a_bad_jsonl_line_names_file_line_and_column(tmp_path, text, message):
+    (tmp_path / "q.jsonl").write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        read_qa_file(tmp_path / "q.jsonl")
+
+
 def test_splits_by_context_never_share_a_context(tmp_path):
     lines = [{"id": f"{c}-{k}", "question": f"q{k}", "context": f"context number {c}",
               "answers": {"text": ["number"], "answer_start": [8]}} for c in range(30) for k in range(3)]

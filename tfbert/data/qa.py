@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfbert.data.tables import DataError, read_utf8
+from tfbert.data.tables import DataError, jsonl_rows, read_utf8
 
 __all__ = ["Question", "QaDataset", "read_squad", "read_qa_jsonl", "read_qa_file", "split_by_context",
            "load_qa_dataset", "finish_dataset"]
@@ -128,19 +128,12 @@ def read_qa_jsonl(path, drop_mismatched: bool = False, notes: list | None = None
     """One question a line: {"id", "question", "context", "answers": {"text": [...], "answer_start": [...]}}."""
     path = Path(path)
     check, out = _Checker(path, drop_mismatched), []
-    for number, line in enumerate(read_utf8(path).splitlines(), 1):
-        if not line.strip():
-            continue
+    example = '{"question": ..., "context": ..., "answers": {"text": [...], "answer_start": [...]}}'
+    for number, row in jsonl_rows(path, example):
         where = f"line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: {where}: not valid JSON ({e.msg} at column {e.colno}); each line must be one "
-                            'object like {"question": ..., "context": ..., "answers": {"text": [...], '
-                            '"answer_start": [...]}}.') from e
         if not isinstance(row, dict) or not {"question", "context"} <= set(row):
             raise DataError(f'{path}: {where}: expected an object with "question", "context" and "answers", got '
-                            f"{line.strip()[:60]!r}.")
+                            f"{json.dumps(row)[:60]!r}.")
         qid = str(row.get("id", where))
         answers = row.get("answers") or {"text": [], "answer_start": []}
         if not isinstance(answers, dict):

@@ -9,6 +9,7 @@ say which file, column, row or value is at fault and how to fix it.
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -160,6 +161,19 @@ def read_utf8(path: Path) -> str:
     except UnicodeDecodeError as e:
         line = path.read_bytes().count(b"\n", 0, e.start) + 1
         raise DataError(f"{path}: line {line} is not valid UTF-8 ({e.reason}); re-save the file as UTF-8.") from e
+
+
+def jsonl_rows(path: Path, example: str):
+    """(line number, object) for each non-blank line of a UTF-8 JSONL file; a line that is not JSON is a DataError
+    naming the file, line and column, with ``example`` showing what a line should hold."""
+    for number, line in enumerate(read_utf8(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno}); each line must be "
+                            f"one object like {example}.") from e
 
 
 def source_name(path) -> str:

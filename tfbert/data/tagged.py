@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfbert.data.tables import DataError, read_utf8
+from tfbert.data.tables import DataError, jsonl_rows, read_utf8
 
 __all__ = ["Sentence", "NerDataset", "read_conll", "read_jsonl", "read_sentences", "load_builtin", "load_ner_dataset",
            "tag_vocabulary", "entity_types"]
@@ -79,17 +79,10 @@ def read_conll(path) -> list[Sentence]:
 def read_jsonl(path) -> list[Sentence]:
     path = Path(path)
     sentences = []
-    for number, line in enumerate(read_utf8(path).splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, row in jsonl_rows(path, '{"tokens": ["John", "lives"], "tags": ["B-person", "O"]}'):
         where = f"{path}: line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); each line must be one object "
-                            'like {"tokens": ["John", "lives"], "tags": ["B-person", "O"]}.') from e
         if not isinstance(row, dict) or "tokens" not in row or "tags" not in row:
-            raise DataError(f'{where}: expected an object with "tokens" and "tags" lists, got {line.strip()[:60]!r}.')
+            raise DataError(f'{where}: expected an object with "tokens" and "tags" lists, got {json.dumps(row)[:60]!r}.')
         tokens, tags = row["tokens"], row["tags"]
         for key, values in (("tokens", tokens), ("tags", tags)):
             if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
