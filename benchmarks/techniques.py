@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """The fine-tuning techniques on small data, over several seeds: which ones beat the plain recipe (issue 15).
 
-    python benchmarks/techniques.py [--sizes 500,2000] [--seeds 0,1,2] [--techniques plain,freeze-3,...]
+    python benchmarks/techniques.py [--sizes 500,2000,full] [--seeds 0,1,2] [--techniques plain,freeze-3,...]
                                     [--work DIR] [--out benchmarks/results/techniques.json] [-- extra train flags]
 
 For each size N and seed s, the built-in tweets are split with seed s as `python -m tfbert.train` splits them, then
 a stratified N-row training set and an N/8-row validation set (what a user with N labelled rows would hold out)
-are drawn; the test set is the whole test split, so every run of a seed is scored on the same ~3,800 tweets. Each
+are drawn ("full": the seed's whole train and validation splits, as the default job trains); the test set is the
+whole test split, so every run of a seed is scored on the same ~3,800 tweets. Each
 technique is one `python -m tfbert.train --task sentiment` run on those files (a subprocess: its own memory),
 and TF-IDF + logistic regression is the baseline on the same files. Test macro-F1, accuracy, the wall time of
 training and the epochs run are written per run, then mean and standard deviation over seeds per technique.
@@ -38,14 +39,15 @@ TECHNIQUES = {
 }
 
 
-def small_split(size: int, seed: int, folder: Path) -> dict:
-    """train/valid/test CSVs for one (size, seed): stratified subsamples of the seed's own splits."""
+def small_split(size: int | None, seed: int, folder: Path) -> dict:
+    """train/valid/test CSVs for one (size, seed): stratified subsamples of the seed's own splits (None: whole)."""
     from tfbert.data.classification import load_dataset
     from tfbert.files import write_table
 
     folder.mkdir(parents=True, exist_ok=True)
     data = load_dataset(seed=seed)
-    parts = {"train": _stratified(data.train, size, seed), "valid": _stratified(data.valid, max(size // 8, 24), seed),
+    parts = {"train": _stratified(data.train, size, seed),
+             "valid": _stratified(data.valid, size and max(size // 8, 24), seed),
              "test": data.test}
     files = {}
     for name, df in parts.items():
@@ -55,7 +57,7 @@ def small_split(size: int, seed: int, folder: Path) -> dict:
 
 def _stratified(df, n: int, seed: int):
     from sklearn.model_selection import train_test_split
-    if n >= len(df):
+    if n is None or n >= len(df):
         return df
     keep, _ = train_test_split(df, train_size=n, stratify=df["label"], random_state=seed)
     return keep
@@ -124,7 +126,7 @@ def main(argv=None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="500,2000")
+    ap.add_argument("--sizes", default="500,2000", help="training rows per run, comma-separated; full: all of them")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--techniques", default=",".join(TECHNIQUES), help=f"of {', '.join(TECHNIQUES)}")
     ap.add_argument("--work", default="/tmp/tfbert-techniques", help="data files, run folders and logs")
@@ -138,9 +140,11 @@ def main(argv=None) -> int:
     previous = json.loads(out.read_text()) if out.is_file() else {}
     runs = previous.get("runs", {})
     work = Path(a.work)
-    for size in map(int, a.sizes.split(",")):
+    for size in a.sizes.split(","):
+        if size != "full" and not size.isdigit():
+            ap.error(f"--sizes: {size!r} is neither a row count nor 'full'")
         for seed in map(int, a.seeds.split(",")):
-            files = small_split(size, seed, work / f"data-{size}-{seed}")
+            files = small_split(None if size == "full" else int(size), seed, work / f"data-{size}-{seed}")
             for name in ["tfidf-logreg", *names]:
                 key = f"{size}/{name}/{seed}"
                 if key in runs:
