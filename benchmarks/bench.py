@@ -281,7 +281,8 @@ def fmt(x, digits=1):
 
 
 def print_table(results: dict, ref: dict | None, peak: dict, ab: dict | None = None) -> None:
-    print(f"\nmatmul peak: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, bf16 {peak['bf16_gflops']:.0f} GFLOP/s")
+    bf16 = f"{peak['bf16_gflops']:.0f} GFLOP/s" if peak["bf16_gflops"] else "not measured (no native bf16)"
+    print(f"\nmatmul peak: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, bf16 {bf16}")
     head = ["variant", "train ex/s", "train tok/s", "MFU", "infer ex/s b64", "p50 ms b1", "p99 ms b1",
             "RSS train MB", "RSS infer MB", "train x ref", "infer x ref"]
     rows = []

@@ -49,8 +49,12 @@ def run_phase(name: str, spec: dict, work: Path, tag: str, env_extra: dict | Non
 def phase_peak(spec: dict) -> dict:
     tf = setup_tf(spec)
     n, reps = spec.get("n", 4096), spec.get("reps", 5)
-    out = {"n": n}
-    for name, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
+    out = {"n": n, "bf16_gflops": None}
+    from tfbert.encoders.registry import cpu_has_bf16
+    # Under an ISA cap below bf16 (bench.py --max-isa AVX2) TensorFlow still hands bf16 matmuls to oneDNN, which
+    # then crashes (SIGSEGV, TF 2.21); a real AVX2-only CPU takes Eigen's path. No bf16 peak then: nothing runs bf16.
+    dtypes = (("fp32", tf.float32),) + ((("bf16", tf.bfloat16),) if cpu_has_bf16() else ())
+    for name, dtype in dtypes:
         a = tf.cast(tf.random.normal([n, n], seed=1), dtype)
         b = tf.cast(tf.random.normal([n, n], seed=2), dtype)
         tf.linalg.matmul(a, b)  # warm-up (oneDNN primitive creation)
