@@ -78,8 +78,7 @@ ISA_CAP_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTION
 
 def cap_isa(isa: str) -> dict:
     """Caps every math library of this process's children at ``isa`` (e.g. AVX2); returns what was set."""
-    values = {"ONEDNN_MAX_CPU_ISA": isa.upper(), "DNNL_MAX_CPU_ISA": isa.upper(),
-              "MKL_ENABLE_INSTRUCTIONS": isa.upper(), "ATEN_CPU_CAPABILITY": isa.lower()}
+    values = {k: isa.lower() if k == "ATEN_CPU_CAPABILITY" else isa.upper() for k in ISA_CAP_ENV}  # torch: lower
     os.environ.update(values)
     return values
 

@@ -57,7 +57,7 @@ def small_split(size: int | None, seed: int, folder: Path) -> dict:
     return files
 
 
-def _stratified(df, n: int, seed: int):
+def _stratified(df, n: int | None, seed: int):
     from sklearn.model_selection import train_test_split
     if n is None or n >= len(df):
         return df
