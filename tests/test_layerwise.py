@@ -153,6 +153,32 @@ def test_gradual_unfreezing_trains_one_more_part_from_the_top_each_epoch(tiny_pa
                              {"head", "pooler", "layer_1", "layer_0"}, set(PARTS)]
 
 
+@pytest.mark.parametrize("hold_epochs, epochs_run", [(0, 2), (4, 6)])
+def test_early_stopping_waits_for_the_last_part_to_thaw(tmp_path, hold_epochs, epochs_run):
+    # A score that only falls stops a patience-1 run after epoch 2; held for 4 epochs, the first epoch after the
+    # hold is the baseline and the one after it the first that can stop the run (it once stopped an --unfreeze run
+    # at epoch 4 of 19, before most layers had trained).
+    from tfbert.callbacks import training_callbacks
+
+    class FallingScore(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_macro_f1"] = 1.0 - epoch / 10
+
+    callbacks, _ = training_callbacks(tmp_path, FallingScore(), "val_macro_f1", patience=1, steps_per_epoch=1,
+                                      batch_size=4, verbose=0, log=lambda *_: None, hold_epochs=hold_epochs)
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    history = model.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=4, epochs=10, verbose=0, callbacks=callbacks)
+    assert len(history.history["loss"]) == epochs_run
+
+
+def test_the_loop_holds_early_stopping_until_unfreezing_ends(tiny_pair):
+    model = tiny_model(tiny_pair, freeze_word_embeddings=True)
+    plan = plan_layers(model, RunConfig(unfreeze=True), 2, 20, **QUIET)
+    assert plan.last_thaw_step == 6  # the embeddings, 3 parts above them at 2 steps each
+    assert plan_layers(tiny_model(tiny_pair), RunConfig(layer_lr_decay=0.9), 2, 20, **QUIET).last_thaw_step == 0
+
+
 def test_the_loop_applies_the_options_and_records_the_plan_in_run_json(tmp_path, tiny_pair, tweets_csv):
     from tfbert.fit import fit
     from tfbert.train import parse_config

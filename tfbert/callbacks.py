@@ -32,7 +32,8 @@ class ProgressLog(keras.callbacks.Callback):
 
 
 def training_callbacks(run_dir: Path, metric: keras.callbacks.Callback | None, monitor: str, *, patience: int,
-                       steps_per_epoch: int, batch_size: int, verbose: int, log=print, state_dir: Path | None = None):
+                       steps_per_epoch: int, batch_size: int, verbose: int, log=print, state_dir: Path | None = None,
+                       hold_epochs: int = 0):
     """The callbacks every task trains with, and the path of its best weights.
 
     `metric`, a callback that writes `monitor` into the epoch logs (None when `monitor` is a compiled metric),
@@ -47,7 +48,8 @@ def training_callbacks(run_dir: Path, metric: keras.callbacks.Callback | None, m
     callbacks += [
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode="max", save_best_only=True,
                                         save_weights_only=True, verbose=0),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
+        # hold_epochs: under --unfreeze, no stopping before every part trains (the score may dip while they thaw)
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience, start_from_epoch=hold_epochs),
         keras.callbacks.BackupAndRestore(str(state_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(state_dir / "logs"), update_freq=50, profile_batch=0),

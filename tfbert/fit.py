@@ -88,7 +88,8 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     callbacks, best = training_callbacks(run_dir, task.validation_callback(data, ds, config), task.monitor,
                                          patience=config.patience, steps_per_epoch=ds.steps_per_epoch,
                                          batch_size=config.batch_size, verbose=verbose, log=log,
-                                         state_dir=output_base(config, chief=True) / "runs" / "in-progress")
+                                         state_dir=output_base(config, chief=True) / "runs" / "in-progress",
+                                         hold_epochs=-(-layers.last_thaw_step // ds.steps_per_epoch))
     trained_marker = run_dir / "training_done.json"
     if trained_marker.is_file():  # killed after training (during test or export): do not train again
         log(f"training already finished in {run_dir}; evaluating and exporting its best weights")

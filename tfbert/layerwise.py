@@ -24,6 +24,7 @@ from tfbert.encoders.layer_names import LayerNamingError, encoder_layers
 class LayerPlan:
     optimizer_settings: list = field(default_factory=list)  # (variable, rate factor, first step), for make_optimizer
     facts: dict = field(default_factory=dict)  # for run.json; empty when no per-layer option is set
+    last_thaw_step: int = 0  # --unfreeze: the step from which every part the run trains is training
 
 
 def uses_layers(config: RunConfig) -> bool:
@@ -67,6 +68,7 @@ def plan_layers(model, config: RunConfig, steps_per_epoch: int, total_steps: int
     if config.unfreeze:
         facts["first_step"] = {"head": 0, **{layers.part(d): first_step(d) for d in trained}}
         last = first_step(max(trained, default=0))
+        plan.last_thaw_step = last
         if last >= total_steps:
             log(f"warning: --unfreeze reaches {layers.part(max(trained))} only at step {last}, after the run's "
                 f"{total_steps} steps: lower --unfreeze-every or raise --epochs")
