@@ -194,6 +194,9 @@ def test_served_label_sets_are_the_in_process_probabilities_thresholded(exported
     assert (version / "assets" / "labels.txt").read_text(encoding="utf-8").splitlines() == labels
     meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
     assert meta["task"] == "multilabel" and meta["serving"] == "multilabel" and meta["labels"] == labels
+    import tensorflow as tf
+    raw = tf.saved_model.load(str(version))  # no variable the served graph never reads (the classifier's temperature)
+    assert not hasattr(raw, "temperature")
 
     probs, sets = model.predict(texts, batch_size=4)  # several batches, each chunked and sorted inside
     assert np.abs(probs - in_process).max() < 1e-4

@@ -123,7 +123,7 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
                ds.steps_per_epoch, "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1),
                "data_notes": data.notes, "replicas_in_sync": strategy.num_replicas_in_sync,
                **({"worker_valid_batch": local_batch_sizes(strategy, ds.valid)} if multi_worker else {}),
-               **task.summary_extras(data), **export_facts}
+               "truncation": ds.truncation, **task.summary_extras(data), **export_facts}
     final_run = finish_run(run_dir, base, version, summary)
     log(f"{task.headline(metrics)}; model: {version}; run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
     return summary

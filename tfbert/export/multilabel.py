@@ -40,6 +40,7 @@ class MultilabelServer(ClassifierServer):
                          **windows)
         self.thresholds_asset = tf.saved_model.Asset(str(thresholds_file))
         self._thresholds = np.asarray(thresholds, np.float32)
+        del self.temperature  # the classifier's softmax temperature: sigmoid scores here are not scaled
 
     def _outputs(self, logits):
         probabilities = tf.sigmoid(logits)

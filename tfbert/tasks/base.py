@@ -19,6 +19,7 @@ class Datasets:
     valid: Any  # tf.data.Dataset, in order
     steps_per_epoch: int  # exact: the schedule is planned from it
     fit_kwargs: dict = field(default_factory=dict)  # extra model.fit arguments (e.g. class_weight)
+    truncation: dict | None = None  # how much of each split the window cuts (the loop puts it in metrics.json)
 
 
 class Task:

@@ -137,14 +137,15 @@ class ClassificationTask(Task):
 
     def datasets(self, data: TextDataset, preprocess, config, log=print) -> Datasets:
         pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
-        self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
-        log_truncation(self.truncation, config.max_seq_length, data.notes, log)
+        cut = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
+        log_truncation(cut, config.max_seq_length, data.notes, log)
         weights = class_weights(data.train, len(data.labels)) if config.class_weights == "balanced" else None
         self.valid_items = pipe.window_items(data.valid)  # for PooledValidation under windows
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
                                      augment=augmentation(config, preprocess)),
                         pipe.dataset(data.valid, 2 * config.batch_size),
-                        steps_per_epoch(pipe.count(data.train), config.batch_size), {"class_weight": weights})
+                        steps_per_epoch(pipe.count(data.train), config.batch_size), {"class_weight": weights},
+                        truncation=cut)
 
     def build_model(self, encoder_handle: str, data: TextDataset, config):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
@@ -165,7 +166,6 @@ class ClassificationTask(Task):
     def __init__(self):
         # What after_training fitted on validation (metrics.json, the export's metadata); empty: argmax, T = 1.
         self.fitted: dict = {}
-        self.truncation: dict | None = None  # how much of each split the window cuts (datasets)
         self.valid_items = None  # under --long-texts windows, the validation text of each window (datasets)
 
     def _logits(self, model, frame, preprocess, config, has_pairs: bool) -> np.ndarray:
@@ -246,7 +246,7 @@ class ClassificationTask(Task):
         plot_reliability(metrics["reliability"], run_dir / "reliability.png", ece=metrics["ece"])
 
     def summary_extras(self, data: TextDataset) -> dict:
-        return {**self.fitted, "truncation": self.truncation}
+        return self.fitted
 
 
 class SentimentTask(ClassificationTask):

@@ -122,7 +122,6 @@ class MultilabelTask(Task):
 
     def __init__(self):
         self.thresholds = None  # tuned on the validation split in `evaluate`, exported by `export`
-        self.truncation = None  # how much of each split the window cuts (datasets)
 
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
@@ -147,13 +146,12 @@ class MultilabelTask(Task):
 
     def datasets(self, data: MultilabelDataset, preprocess, config, log=print) -> Datasets:
         pipe = TextPipeline.for_config(preprocess, config)
-        self.truncation = pipe.truncation_report({name: getattr(data, name)["text"] for name in ("train", "valid",
-                                                                                                "test")})
-        log_truncation(self.truncation, config.max_seq_length, data.notes, log)
+        cut = pipe.truncation_report({name: getattr(data, name)["text"] for name in ("train", "valid", "test")})
+        log_truncation(cut, config.max_seq_length, data.notes, log)
         return Datasets(multilabel_dataset(pipe, data.train["text"], data.targets(data.train), config.batch_size,
                                            shuffle=True, seed=config.seed, augment=augmentation(config, preprocess)),
                         multilabel_dataset(pipe, data.valid["text"], data.targets(data.valid), 2 * config.batch_size),
-                        steps_per_epoch(pipe.count(data.train["text"]), config.batch_size))
+                        steps_per_epoch(pipe.count(data.train["text"]), config.batch_size), truncation=cut)
 
     def build_model(self, encoder_handle: str, data: MultilabelDataset, config):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
@@ -213,4 +211,4 @@ class MultilabelTask(Task):
 
     def summary_extras(self, data: MultilabelDataset) -> dict:
         return {"thresholds": dict(zip(data.labels, map(float, self.thresholds)))
-                if self.thresholds is not None else None, "truncation": self.truncation}
+                if self.thresholds is not None else None}

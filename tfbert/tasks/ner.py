@@ -285,7 +285,6 @@ class NerTask(Task):
 
     def __init__(self):
         self._aligned_splits = None  # wordpiece-aligned splits, made once per run (a task object is one run's)
-        self.truncation = None  # how much of each split the window cuts, words too (datasets)
         self.valid_reads = None  # under --long-texts windows, where each validation word is read (datasets)
 
     def _aligned(self, data: NerDataset, preprocess) -> dict[str, Aligned]:
@@ -302,15 +301,15 @@ class NerTask(Task):
     def datasets(self, data: NerDataset, preprocess, config, log=print) -> Datasets:
         aligned = self._aligned(data, preprocess)
         pipe = TextPipeline.for_config(preprocess, config)
-        self.truncation = tagging_truncation(aligned, config.max_seq_length, pipe)
-        log_truncation(self.truncation, config.max_seq_length, data.notes, log, "sentences")
+        cut = tagging_truncation(aligned, config.max_seq_length, pipe)
+        log_truncation(cut, config.max_seq_length, data.notes, log, "sentences")
         if pipe.long_texts == "windows":
             self.valid_reads = word_reads(pipe, aligned["valid"])
         # Windows: every window is an example, counted from the very windows the dataset holds.
         n_train = int(tagging_examples(pipe, aligned["train"])[0].nrows())
         return Datasets(tagging_dataset(pipe, aligned["train"], config.batch_size, shuffle=True, seed=config.seed),
                         tagging_dataset(pipe, aligned["valid"], 2 * config.batch_size),
-                        steps_per_epoch(n_train, config.batch_size))
+                        steps_per_epoch(n_train, config.batch_size), truncation=cut)
 
     def build_model(self, encoder_handle: str, data: NerDataset, config):
         return build_tagger(encoder_handle, len(data.tags), dropout=config.dropout,
@@ -360,4 +359,4 @@ class NerTask(Task):
         return settings
 
     def summary_extras(self, data: NerDataset) -> dict:
-        return {"train_sentences": len(data.train), "truncation": self.truncation}
+        return {"train_sentences": len(data.train)}

@@ -213,7 +213,6 @@ class QaTask(Task):
         self.threshold = 0.0
         self._reader = None
         self.preprocess = None  # the run's preprocess model, for the validation callback
-        self.truncation = None
 
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
@@ -255,7 +254,7 @@ class QaTask(Task):
         for name in ("train", "valid", "test"):
             self._windows[name] = make_windows(preprocess, getattr(data, name), layout)
         facts = {name: w.facts for name, w in self._windows.items()}
-        self.truncation = {"long_texts": "windows", "window": layout.size, "layout": layout.to_dict(),
+        cut = {"long_texts": "windows", "window": layout.size, "layout": layout.to_dict(),
                            "splits": {name: {"rows": f["questions"], "rows_cut": f["questions_cut"], **f}
                                       for name, f in facts.items()}}
         note = (f"Long texts (windows): contexts are read in windows of {layout.size} wordpieces overlapping by "
@@ -270,7 +269,7 @@ class QaTask(Task):
         train = self._windows["train"]
         return Datasets(window_dataset(pipe, train, config.batch_size, shuffle=True, seed=config.seed),
                         window_dataset(pipe, self._windows["valid"], 2 * config.batch_size),
-                        steps_per_epoch(len(train.labels), config.batch_size))
+                        steps_per_epoch(len(train.labels), config.batch_size), truncation=cut)
 
     def build_model(self, encoder_handle: str, data: QaDataset, config):
         return build_span_model(encoder_handle, dropout=config.dropout, freeze_encoder=config.freeze_encoder,
@@ -327,4 +326,4 @@ class QaTask(Task):
 
     def summary_extras(self, data: QaDataset) -> dict:
         return {"train_windows": self._windows["train"].facts["windows"] if "train" in self._windows else None,
-                "truncation": self.truncation, "no_answer_threshold": self.threshold}
+                "no_answer_threshold": self.threshold}

@@ -82,9 +82,6 @@ class RegressionTask(Task):
     options = RegressionOptions
     augments = True
 
-    def __init__(self):
-        self.truncation = None  # how much of each split the window cuts (datasets)
-
     def check_config(self, config, log=print) -> None:
         self.monitor = f"val_{config.monitor}"  # the loop reads it after this call
         refuse_windowed_pairs(config)
@@ -111,12 +108,12 @@ class RegressionTask(Task):
     def datasets(self, data: ScoredDataset, preprocess, config, log=print) -> Datasets:
         pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
         self.valid_pool = lambda scores: pipe.pool(scores, data.valid)  # windows: the average per text
-        self.truncation = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
-        log_truncation(self.truncation, config.max_seq_length, data.notes, log, "pairs" if data.has_pairs else "rows")
+        cut = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
+        log_truncation(cut, config.max_seq_length, data.notes, log, "pairs" if data.has_pairs else "rows")
         return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed,
                                       augment=augmentation(config, preprocess)),
                         self._dataset(data.valid, pipe, 2 * config.batch_size, data),
-                        steps_per_epoch(pipe.count(data.train), config.batch_size))
+                        steps_per_epoch(pipe.count(data.train), config.batch_size), truncation=cut)
 
     def build_model(self, encoder_handle: str, data: ScoredDataset, config):
         # The classifier's head with a single unit: a standardised score per text, [batch, 1].
@@ -172,5 +169,3 @@ class RegressionTask(Task):
             settings[f"{split}_file"] = str(path)
         return settings
 
-    def summary_extras(self, data: ScoredDataset) -> dict:
-        return {"truncation": self.truncation}
