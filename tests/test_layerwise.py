@@ -136,7 +136,8 @@ def test_layer_lr_decay_scales_each_parts_step_after_the_schedule_and_weight_dec
 def test_gradual_unfreezing_trains_one_more_part_from_the_top_each_epoch(tiny_pair):
     model = tiny_model(tiny_pair, freeze_word_embeddings=True)
     steps_per_epoch, epochs = 2, 4
-    plan = plan_layers(model, RunConfig(unfreeze=True), steps_per_epoch, steps_per_epoch * epochs, **QUIET)
+    plan = plan_layers(model, RunConfig(unfreeze=True, unfreeze_every=steps_per_epoch), steps_per_epoch,
+                       steps_per_epoch * epochs, **QUIET)
     assert plan.facts["first_step"] == {"head": 0, "pooler": 0, "layer_1": 2, "layer_0": 4, "embeddings": 6}
     start = {v.name: v.numpy().copy() for v in model.trainable_variables}
     changed_after = []
@@ -151,6 +152,19 @@ def test_gradual_unfreezing_trains_one_more_part_from_the_top_each_epoch(tiny_pa
     model.fit(*batches(), batch_size=8, epochs=epochs, verbose=0, callbacks=[Snapshot()])
     assert changed_after == [{"head", "pooler"}, {"head", "pooler", "layer_1"},
                              {"head", "pooler", "layer_1", "layer_0"}, set(PARTS)]
+
+
+@pytest.mark.parametrize("steps_per_epoch, total_steps, first_steps", [
+    (2, 40, (2, 4, 6)),  # a long run: one part an epoch
+    (10, 30, (5, 10, 15)),  # a short run: the last part (the embeddings) starts by half of it, not at step 30
+    (10, 4, (1, 2, 3)),  # shorter than the parts: one a step
+])
+def test_the_default_unfreezing_pace_trains_every_part_for_the_second_half(tiny_pair, steps_per_epoch, total_steps,
+                                                                          first_steps):
+    plan = plan_layers(tiny_model(tiny_pair, freeze_word_embeddings=True), RunConfig(unfreeze=True), steps_per_epoch,
+                       total_steps, **QUIET)
+    assert tuple(plan.facts["first_step"][p] for p in ("layer_1", "layer_0", "embeddings")) == first_steps
+    assert plan.last_thaw_step == first_steps[-1]
 
 
 @pytest.mark.parametrize("hold_epochs, epochs_run", [(0, 2), (4, 6)])

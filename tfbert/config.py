@@ -96,7 +96,8 @@ class RunConfig:
     unfreeze: bool = flag(False, "gradual unfreezing: train the head first, then one more encoder layer from the "
                                  "top every --unfreeze-every steps (layers held by --freeze-layers stay fixed)",
                           "training")
-    unfreeze_every: int | None = flag(None, "steps between two unfreezings; default: one epoch", "training")
+    unfreeze_every: int | None = flag(None, "steps between two unfreezings; default: one epoch, or fewer so that the "
+                                            "last part starts by half of the run", "training")
     layer_lr_decay: float | None = flag(None, "layer-wise rate decay D: an encoder layer's rate is D ** its distance "
                                               "from the top (head and pooler at the full rate, embeddings lowest), "
                                               "e.g. 0.9", "training")

@@ -8,7 +8,8 @@ pooler 0, the top transformer layer 1, ..., the embeddings num_layers + 1.
                       and the optimizer skip them (faster steps).
   --layer-lr-decay D  a part's rate is D ** distance times the scheduled rate: the head full, the embeddings lowest.
   --unfreeze          the part at distance d starts training at step d * K (K: --unfreeze-every, default one
-                      epoch): the head first, then one more layer from the top each K steps. Parts frozen by
+                      epoch, or less so that every part trains for the second half of the run at least): the
+                      head first, then one more layer from the top each K steps. Parts frozen by
                       --freeze-layers stay frozen. Done in the optimizer (tfbert.optim.LayerwiseAdamW says why).
 """
 from __future__ import annotations
@@ -29,6 +30,12 @@ class LayerPlan:
 
 def uses_layers(config: RunConfig) -> bool:
     return config.freeze_layers is not None or config.unfreeze or config.layer_lr_decay is not None
+
+
+def default_unfreeze_every(steps_per_epoch: int, total_steps: int, thaws: int) -> int:
+    """One epoch's steps (ULMFiT's schedule), or fewer so that the last of `thaws` parts starts training by half of
+    the run: a one-part-an-epoch schedule left the bottom layers untrained in a 5-epoch run of 2,000 rows."""
+    return max(1, min(steps_per_epoch, total_steps // (2 * thaws))) if thaws else steps_per_epoch
 
 
 def plan_layers(model, config: RunConfig, steps_per_epoch: int, total_steps: int, log=print) -> LayerPlan:
@@ -54,14 +61,14 @@ def plan_layers(model, config: RunConfig, steps_per_epoch: int, total_steps: int
     # Parts at this distance or beyond are frozen: the embeddings and the bottom N layers.
     frozen_from = top - config.freeze_layers if config.freeze_layers is not None else top + 1
     encoder.freeze([v for v in encoder.trainable_weights if layers.distance[v.name] >= frozen_from])
-    every = config.unfreeze_every or steps_per_epoch
+    present = sorted(set(layers.distance.values()))
+    trained = [d for d in present if d < frozen_from]
+    every = config.unfreeze_every or default_unfreeze_every(steps_per_epoch, total_steps, max(trained, default=0))
     decay = config.layer_lr_decay if config.layer_lr_decay is not None else 1.0
     factor = lambda d: decay ** d  # noqa: E731
     first_step = lambda d: d * every if config.unfreeze else 0  # noqa: E731
     plan = LayerPlan([(v, factor(d), first_step(d)) for v in encoder.trainable_weights
                       for d in [layers.distance[v.name]]])
-    present = sorted(set(layers.distance.values()))
-    trained = [d for d in present if d < frozen_from]
     facts = {"encoder_layers": layers.num_layers, "naming": layers.naming,
              "frozen": [layers.part(d) for d in present if d >= frozen_from],
              "rate_factors": {"head": 1.0, **{layers.part(d): round(factor(d), 6) for d in trained}}}
