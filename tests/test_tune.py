@@ -111,6 +111,9 @@ def test_the_budget_stops_the_search_and_counts_over_reruns(tmp_path, settings, 
                   log=lambda *_: None)
     assert result["trials"] == 1 and len(fake.configs) == 1 and "budget" in result["stopped_by"]
     assert result["spent_seconds"] >= 4 and _trial_ids(tmp_path / "search") == ["0"]
+    # What a rerun continues from is what was reported (it once missed the report's drawing time, so a rerun
+    # reported less than the run before it).
+    assert json.loads((tmp_path / "search" / "search.json").read_text())["spent_seconds"] == result["spent_seconds"]
     # Continuing the spent search starts no trial; a larger budget continues it.
     again = tune(settings, tmp_path / "search", max_trials=5, budget_minutes=0.05, search_space=_space(tmp_path),
                  log=lambda *_: None)

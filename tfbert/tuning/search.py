@@ -77,8 +77,10 @@ def search(base: RunConfig, fixed: dict, space: dict, monitor: str, output: Path
     def spent_now() -> float:
         return spent + time.monotonic() - started
 
-    def save_state() -> None:
-        write_json(state_file, {**identity, "spent_seconds": round(spent_now(), 1)})
+    def save_state() -> float:
+        seconds = round(spent_now(), 1)
+        write_json(state_file, {**identity, "spent_seconds": seconds})
+        return seconds
 
     save_state()
     errors: list[Exception] = []
@@ -129,7 +131,8 @@ def search(base: RunConfig, fixed: dict, space: dict, monitor: str, output: Path
         save_state()
     result = report.write(tuner.oracle, space, monitor, fixed, output)
     result["stopped_by"] = stopped_by
-    result["spent_seconds"] = round(spent_now(), 1)
+    # The time reported is the time saved (the report's drawing included): a rerun continues from exactly it.
+    result["spent_seconds"] = save_state()
     return result
 
 
