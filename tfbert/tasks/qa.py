@@ -255,8 +255,8 @@ class QaTask(Task):
             self._windows[name] = make_windows(preprocess, getattr(data, name), layout)
         facts = {name: w.facts for name, w in self._windows.items()}
         cut = {"long_texts": "windows", "window": layout.size, "layout": layout.to_dict(),
-                           "splits": {name: {"rows": f["questions"], "rows_cut": f["questions_cut"], **f}
-                                      for name, f in facts.items()}}
+               "splits": {name: {"rows": f["questions"], "rows_cut": f["questions_cut"], **f}
+                          for name, f in facts.items()}}
         note = (f"Long texts (windows): contexts are read in windows of {layout.size} wordpieces overlapping by "
                 f"{layout.doc_stride} (--max-seq-length {layout.max_seq_length} less a question of up to "
                 f"{layout.max_query_length} and 3 special tokens): " + "; ".join(

@@ -168,4 +168,3 @@ class RegressionTask(Task):
             write_table(path, part)
             settings[f"{split}_file"] = str(path)
         return settings
-
