@@ -1,7 +1,7 @@
 """The task conformance test: every registered task (tfbert.tasks.TASKS) builds on the tiny encoder, trains a few
 steps through the one loop, exports, reloads in a fresh process that imports only tensorflow and tensorflow_text,
-answers hostile inputs, and round-trips through `python -m tfbert.predict` and `python -m tfbert.evaluate`.
-Registering a task makes it tested here."""
+answers hostile and all-empty batches and its own TF Serving warm-up records, and round-trips through
+`python -m tfbert.predict` and `python -m tfbert.evaluate`. Registering a task makes it tested here."""
 import dataclasses
 import json
 import math
@@ -24,24 +24,47 @@ TASK_PLOTS = {"sentiment": ["confusion_matrix.png"], "classify": ["confusion_mat
 # Extra predict arguments: a QA model answers each TEXT (a question) about its --text-b (a context).
 PREDICT_ARGS = {"qa": ["--text-b", "Paris is lovely", "--text-b", "", "--text-b", "John Smith flew to Paris"]}
 
+# In a process with only tensorflow and tensorflow_text (tensorflow_serving's protos are read after the check of
+# what is imported): hostile batches on every signature; batches whose texts are all empty (in every input); and the
+# export's own warm-up records replayed as TF Serving replays them when it loads a model (each PredictionLog's
+# request on its named signature, tensors from the protos), which fails the load if one fails.
 _FRESH = r"""
 import json, sys
+from pathlib import Path
 import numpy as np
 import tensorflow as tf, tensorflow_text  # noqa: F401
 model = tf.saved_model.load(sys.argv[1])
 hostile = json.loads(sys.argv[2]) + ["x" * 100_000]  # built here: argv caps one argument near 128 KB
-requests = {"hostile": hostile, "batch 1": hostile[2:3], "batch 1000": (hostile[:-1] * 143)[:1000]}
+requests = {"hostile": hostile, "batch 1": hostile[2:3], "batch 1000": (hostile[:-1] * 143)[:1000],
+            "empty 1": [""], "empty 2": ["", ""]}
 out = {}
+
+
+def record(call, res, values=False):
+    out[call] = {k: [v.dtype.name, v.shape.as_list(),
+                     bool(np.isfinite(v.numpy()).all()) if v.dtype.is_floating else True]
+                 + ([np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string
+                     else v.numpy().tolist()] if values else [])
+                 for k, v in res.items()}
+
+
 for name, fn in model.signatures.items():
     inputs = fn.structured_input_signature[1]
     for what, texts in requests.items():
         res = fn(**{k: tf.constant(texts if i == 0 else texts[::-1]) for i, k in enumerate(sorted(inputs))})
-        out[f"{name} {what}"] = {k: [v.dtype.name, v.shape.as_list(),
-                                     bool(np.isfinite(v.numpy()).all()) if v.dtype.is_floating else True]
-                                 for k, v in res.items()}
+        record(f"{name} {what}", res, values=what.startswith("empty"))
 assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
+from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
+warmup = Path(sys.argv[1]) / "assets.extra" / "tf_serving_warmup_requests"
+for i, raw in enumerate(tf.data.TFRecordDataset(str(warmup))):
+    request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    res = model.signatures[request.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+    record(f"{request.model_spec.signature_name} warmup {i} {len(next(iter(inputs.values())))}", res)
 print("RESULT" + json.dumps(out))
 """
+# A batch of empty texts gets each task's empty answer (classifiers and scorers: a valid output per row).
+EMPTY_ANSWERS = {"ner": {"num_entities": 0}, "qa": {"answer": ""}}
 
 
 @pytest.fixture(scope="module", params=sorted(TASKS))
@@ -81,17 +104,23 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
                                                            or meta.get("outputs"))
 
 
-def test_export_answers_hostile_input_in_a_process_with_only_tensorflow(trained_task):
-    _, _, summary = trained_task
+def test_export_answers_hostile_input_and_its_warmup_in_a_process_with_only_tensorflow(trained_task):
+    name, _, summary = trained_task
     r = subprocess.run([sys.executable, "-c", _FRESH, summary["export"], json.dumps(HOSTILE)], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT")][-1][len("RESULT"):])
-    sizes = {"hostile": len(HOSTILE) + 1, "batch 1": 1, "batch 1000": 1000}
+    sizes = {"hostile": len(HOSTILE) + 1, "batch 1": 1, "batch 1000": 1000, "empty 1": 1, "empty 2": 2}
     assert {"serving_default hostile", "serving_default batch 1", "serving_default batch 1000"} <= set(out)
+    warmups = [call for call in out if " warmup " in call]
+    assert len(warmups) >= 2 and {"serving_default"} <= {call.split()[0] for call in warmups}
     for call, outputs in out.items():
-        for key, (_, shape, finite) in outputs.items():
-            assert shape[0] == sizes[call.split(" ", 1)[1]] and finite, (call, key, shape, finite)
+        what = call.split(" ", 1)[1]
+        rows = int(what.rsplit(" ", 1)[1]) if what.startswith("warmup") else sizes[what]
+        for key, (_, shape, finite, *values) in outputs.items():
+            assert shape[0] == rows and finite, (call, key, shape, finite)
+            if what.startswith("empty") and key in EMPTY_ANSWERS.get(name, {}):
+                assert values[0] == [EMPTY_ANSWERS[name][key]] * rows, (call, key, values)
 
 
 def _cli(module, *args):

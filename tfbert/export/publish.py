@@ -73,7 +73,10 @@ def save_server(directory: Path, server: tf.Module, signatures: dict, check_call
     write_warmup_requests(directory, check_calls, directory.parent.name)
 
 
-# Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text.
+# Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text. Beside each check
+# call it runs the requests a server meets at its edges: the first row alone (as the warm-up records hold it) and
+# batches whose texts are all empty (TF Serving fails a load on a failing warm-up record); every output must have
+# the batch's rows (TF Serving's REST row format needs it).
 _CHECK_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -84,15 +87,28 @@ model = tf.saved_model.load(args["path"])
 out = {}
 for name, inputs in args["calls"].items():
     fn = model.signatures[name]
-    res = fn(**{k: tf.constant(v, tf.string) for k, v in inputs.items()})
-    # Labels may be non-ASCII: decode as UTF-8 (numpy's astype(str) only handles ASCII).
-    out[name] = {k: (np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string
-                     else v.numpy().tolist()) for k, v in res.items()}
+    edges = {"the first row alone": {k: v[:1] for k, v in inputs.items()},
+             "one empty text": {k: [""] for k in inputs}, "two empty texts": {k: ["", ""] for k in inputs}}
+    for what, call in {"the check texts": inputs, **edges}.items():
+        try:
+            res = fn(**{k: tf.constant(v, tf.string) for k, v in call.items()})
+        except tf.errors.OpError as e:
+            sys.exit(f"signature {name} fails on {what} {call}: {e.message.splitlines()[0]}")
+        rows = len(next(iter(call.values())))
+        short = {k: v.shape.as_list() for k, v in res.items() if v.shape.rank == 0 or v.shape[0] != rows}
+        if short:
+            sys.exit(f"signature {name} on {what}: outputs without one row per text ({rows}): {short}")
+        if call is inputs:
+            # Labels may be non-ASCII: decode as UTF-8 (numpy's astype(str) only handles ASCII).
+            out[name] = {k: (np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string
+                             else v.numpy().tolist()) for k, v in res.items()}
 print("RESULT" + json.dumps(out))
 """
 
 
 def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) -> dict:
+    """Runs `calls` (signature -> input -> texts) on the SavedModel at `path` in a fresh process, with their edge
+    requests (above); returns the calls' outputs as lists (signature -> output -> values)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT, json.dumps({"path": str(path), "calls": calls})],
                           capture_output=True, text=True, env=env, timeout=600)

@@ -51,7 +51,10 @@ def char_offsets(text, rows, *byte_offsets):
     """UTF-8 byte offsets into text[rows] -> character offsets (Python str indices), one tensor per argument: the
     number of characters that start before each byte offset. Shared with the QA export (tfbert.export.qa)."""
     _, char_bytes = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
-    char_bytes = tf.gather(char_bytes.to_tensor(tf.int64.max), rows)
+    # One padding column past the longest text: searchsorted fails on a [0, 0] table (no rows of a batch whose
+    # texts are all empty), and a column no offset reaches changes no count.
+    char_bytes = tf.pad(char_bytes.to_tensor(tf.int64.max), [[0, 0], [0, 1]], constant_values=tf.int64.max)
+    char_bytes = tf.gather(char_bytes, rows)
     return [tf.searchsorted(char_bytes, tf.cast(b, tf.int64)[:, None], side="left", out_type=tf.int64)[:, 0]
             for b in byte_offsets]
 
