@@ -1,7 +1,7 @@
 """NER data: read word-level BIO-tagged sentences (CoNLL or JSONL), validate the tags, split, subsample.
 
-No TensorFlow here (like data_tables.py): data problems surface before a model is built, as DataError
-messages naming the file and line. Alignment of word tags to wordpieces is in tfbert/ner.py.
+No TensorFlow here (like tfbert/data/tables.py): data problems surface before a model is built, as DataError
+messages naming the file and line. Alignment of word tags to wordpieces is in tfbert/tasks/ner.py.
 
 * CoNLL: one token per line, columns separated by whitespace; the first column is the token, the last one
   its tag (so CoNLL-2003's "token POS chunk NER" works as is); a blank line ends a sentence; lines starting

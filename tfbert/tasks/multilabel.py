@@ -7,7 +7,7 @@
 
 Model: the classifier's (tfbert.tasks.classification.build_classifier: encoder -> pooling -> Dropout -> Dense) with
 one logit per label; loss: binary cross-entropy per label (optionally with per-label positive weights); early
-stopping on a compiled micro-F1 at probability 0.5. After training, on the best weights, each label's decision
+stopping on the validation micro PR-AUC (val_pr_auc, threshold-free). After training, on the best weights, each label's decision
 threshold is tuned for F1 on the validation split; the test metrics and the export use those thresholds.
 """
 from __future__ import annotations

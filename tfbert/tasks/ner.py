@@ -5,8 +5,8 @@
 
 Each word's tag sits on its first wordpiece; its ## continuation pieces, [CLS], [SEP] and padding get
 label -1 and are left out of the loss and the metrics (see `align` for words the basic tokenizer splits).
-The run folder, optimizer, schedule, checkpoints and early stopping are those of text classification
-(tfbert/train.py); the export is in tfbert/ner_export.py.
+The run folder, optimizer, schedule, checkpoints and early stopping are the one loop's (tfbert/fit.py); the
+export is in tfbert/export/tagger.py.
 """
 from __future__ import annotations
 
