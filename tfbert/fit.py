@@ -22,6 +22,10 @@ from tfbert.files import write_json
 
 __all__ = ["fit", "resolve_run_encoder", "output_base"]
 
+# A run whose best validation value is within this of the task's constant answer (Task.constant_score: the majority
+# class, no entities) learned nothing the export can use: the loop warns and records it.
+COLLAPSE_MARGIN = 0.02
+
 
 def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     """Runs the whole job for `config`; returns the summary (export path, test metrics, run folder, timings).
@@ -85,11 +89,19 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
         facts["layers"] = layers.facts
     prepare_run_dir(run_dir, config.to_dict(), facts, log)
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    # Early stopping waits for --min-steps (a small run still learning the class prior must not stop at its first
+    # flat epochs) and, under --unfreeze, for the last part to thaw.
+    hold = early_stopping_hold(config.min_steps, layers.last_thaw_step, ds.steps_per_epoch)
+    if hold >= epochs:
+        log(f"early stopping off: --min-steps {config.min_steps} (or the thaw) takes all {epochs} epochs; the best "
+            f"epoch by {task.monitor} is kept")
+    elif hold:
+        log(f"early stopping watches {task.monitor} from epoch {hold + 1} on (after --min-steps and any thaw)")
     callbacks, best = training_callbacks(run_dir, task.validation_callback(data, ds, config), task.monitor,
                                          patience=config.patience, steps_per_epoch=ds.steps_per_epoch,
                                          batch_size=config.batch_size, verbose=verbose, log=log,
                                          state_dir=output_base(config, chief=True) / "runs" / "in-progress",
-                                         hold_epochs=-(-layers.last_thaw_step // ds.steps_per_epoch))
+                                         hold_epochs=hold)
     trained_marker = run_dir / "training_done.json"
     if trained_marker.is_file():  # killed after training (during test or export): do not train again
         log(f"training already finished in {run_dir}; evaluating and exporting its best weights")
@@ -99,10 +111,13 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
                   **ds.fit_kwargs)
         write_json(trained_marker, {"fit_seconds": round(time.time() - t_fit, 1)})
     fit_seconds = json.loads(trained_marker.read_text())["fit_seconds"]
+    history = read_history(run_dir / "history.csv")
+    best_value = max(history.get(task.monitor, [float("nan")]))
+    constant = constant_baseline(task, data, best_value, log)
     if not export:
         return finish_unexported(run_dir, base, task.monitor, {
             "task": task.name, "train_rows": len(data.train), "planned_steps_per_epoch": ds.steps_per_epoch,
-            "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1)})
+            "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1), **constant})
     if multi_worker:
         barrier(strategy)  # the chief has written the best weights every worker loads
     model.load_weights(str(best)).expect_partial()
@@ -110,10 +125,8 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
 
     metrics = task.evaluate(model, data, preprocess, config)
     log(task.report(metrics))
-    history = read_history(run_dir / "history.csv")
-    best_value = max(history.get(task.monitor, [float("nan")]))
     metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": metrics,
-                f"best_{task.monitor}": best_value, "encoder": handles.encoder}
+                f"best_{task.monitor}": best_value, "encoder": handles.encoder, **constant}
     version, export_facts = task.export(model, handles, data, base, config, metadata, log)
     if history:
         plot_history(history, run_dir / "training_curves.png")
@@ -123,10 +136,31 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
                ds.steps_per_epoch, "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1),
                "data_notes": data.notes, "replicas_in_sync": strategy.num_replicas_in_sync,
                **({"worker_valid_batch": local_batch_sizes(strategy, ds.valid)} if multi_worker else {}),
-               "truncation": ds.truncation, **task.summary_extras(data), **export_facts}
+               "truncation": ds.truncation, **constant, **task.summary_extras(data), **export_facts}
     final_run = finish_run(run_dir, base, version, summary)
     log(f"{task.headline(metrics)}; model: {version}; run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
     return summary
+
+
+def early_stopping_hold(min_steps: int, last_thaw_step: int, steps_per_epoch: int) -> int:
+    """Epochs early stopping does not watch: those that --min-steps plans and those before the last part thaws."""
+    return max(-(-min_steps // steps_per_epoch), -(-last_thaw_step // steps_per_epoch))
+
+
+def constant_baseline(task, data, best_value: float, log=print) -> dict:
+    """{"constant_baseline": what, value, collapsed} for metrics.json and the export's metadata ({} when the task
+    defines no constant answer); warns when the run's best validation value did not leave it."""
+    found = task.constant_score(data)
+    if found is None:
+        return {}
+    what, value = found
+    collapsed = not best_value > value + COLLAPSE_MARGIN  # NaN (nothing logged) counts as collapsed
+    if collapsed:
+        log(f"WARNING: the run never left the constant answer: best validation {task.monitor} {best_value:.4f}, "
+            f"{what} scores {value:.4f} (within {COLLAPSE_MARGIN}). The exported model is likely to answer the same "
+            "for every text. With few or imbalanced rows try --class-weights balanced (classification), more "
+            "--min-steps or a higher --learning-rate.")
+    return {"constant_baseline": {"answer": what, task.monitor: value, "collapsed": collapsed}}
 
 
 # --------------------------------------------------------------------------- encoder and output places

@@ -77,6 +77,12 @@ class Task:
         entity F1 over decoded spans); None when `monitor` is a compiled metric's val_ value (the default)."""
         return None
 
+    def constant_score(self, data) -> tuple[str, float] | None:
+        """(what, value): the monitored metric of the best answer that ignores the text (the majority class, no
+        entities) on the validation split; the loop warns about a run whose best validation value stays within
+        tfbert.fit.COLLAPSE_MARGIN of it. None: no such answer is defined for the task's metric (the default)."""
+        return None
+
     def after_training(self, model, data, preprocess, config, log=print) -> None:
         """Runs once the best weights are loaded, before `evaluate` and `export`: what the task fits on the
         validation split after training (classification: a temperature, a decision threshold). Default: nothing."""

@@ -152,6 +152,14 @@ class ClassificationTask(Task):
                                 freeze_encoder=config.freeze_encoder,
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
 
+    def constant_score(self, data: TextDataset) -> tuple[str, float]:
+        from sklearn.metrics import f1_score
+        majority = int(data.train["label_id"].value_counts().idxmax())
+        y_true = data.valid["label_id"].to_numpy()
+        present = sorted(set(y_true) | {majority})  # as val_macro_f1 (MacroF1Score) counts classes
+        value = f1_score(y_true, np.full_like(y_true, majority), labels=present, average="macro", zero_division=0)
+        return f"the majority class {data.labels[majority]!r} for every text", float(value)
+
     def validation_callback(self, data: TextDataset, datasets: Datasets, config):
         # Windows: Keras' val_macro_f1 scores windows; early stopping should follow texts, pooled as served.
         if config.long_texts != "windows":

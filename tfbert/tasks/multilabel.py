@@ -103,6 +103,11 @@ def multilabel_dataset(pipe: TextPipeline, texts, targets: np.ndarray, batch_siz
     return pipe.batches(ds.unbatch(), pipe.count(texts), batch_size, shuffle=shuffle, seed=seed, augment=augment)
 
 
+def pr_auc():
+    """The monitored metric (val_pr_auc): micro PR-AUC of the logits."""
+    return keras.metrics.AUC(curve="PR", from_logits=True, name="pr_auc")
+
+
 class MultilabelTask(Task):
     """Multi-label classification: sigmoid per label, binary cross-entropy, micro PR-AUC on validation, per-label
     thresholds tuned on validation."""
@@ -161,7 +166,13 @@ class MultilabelTask(Task):
     def compile_args(self, data: MultilabelDataset, config) -> dict:
         weights = positive_weights(data.targets(data.train)) if config.pos_weights == "balanced" else None
         return {"loss": sigmoid_loss(weights),
-                "metrics": [MicroF1Score(), keras.metrics.AUC(curve="PR", from_logits=True, name="pr_auc")]}
+                "metrics": [MicroF1Score(), pr_auc()]}
+
+    def constant_score(self, data: MultilabelDataset) -> tuple[str, float]:
+        y_true = data.targets(data.valid)
+        metric = pr_auc()
+        metric.update_state(y_true, np.zeros_like(y_true, dtype=np.float32))  # one logit for every (text, label)
+        return "the same score for every label of every text", float(metric.result())
 
     def probabilities(self, model, preprocess, texts, config) -> np.ndarray:
         pipe = TextPipeline.for_config(preprocess, config)

@@ -319,6 +319,9 @@ class NerTask(Task):
     def compile_args(self, data: NerDataset, config) -> dict:
         return {"loss": masked_tag_loss, "metrics": [TagAccuracy()]}
 
+    def constant_score(self, data: NerDataset) -> tuple[str, float]:
+        return "no entity in any text", 0.0  # entity F1 of a tagger that tags every word O
+
     def validation_callback(self, data: NerDataset, datasets: Datasets, config):
         return EntityF1(datasets.valid, [s.tags for s in data.valid], data.tags, self.valid_reads)
 
