@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     from tfbert.data.classification import load_dataset
     from tfbert.encoders.convert import read_metadata
     from tfbert.encoders.registry import resolve_encoder, resolve_precision
-    from tfbert.export.classifier import SERVE_CHUNK
+    from tfbert.export.base import SERVE_CHUNK
     from tfbert.files import write_table
     from tfbert.tasks import TASKS
     train_defaults = RunConfig(task="sentiment").with_task_defaults(TASKS["sentiment"])

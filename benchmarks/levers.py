@@ -137,6 +137,7 @@ def phase_ab(spec: dict) -> dict:
     import tf_keras as keras
 
     from tfbert.data.classification import load_dataset
+    from tfbert.data.inputs import InputSettings
     from tfbert.data.pipeline import TextPipeline, steps_per_epoch
     from tfbert.export.classifier import ClassifierServer
     from tfbert.optim import make_optimizer
@@ -175,7 +176,7 @@ def phase_ab(spec: dict) -> dict:
                 return loss
             return step
 
-        server = ClassifierServer(spec["preprocess"], model, data.labels, spec["max_seq_length"], labels_file)
+        server = ClassifierServer(spec["preprocess"], model, data.labels, InputSettings(spec["max_seq_length"]), labels_file)
         runners[name] = (make_step(), server.serve)
         servers.append(server)  # tf.function methods hold only a weak reference to self
 

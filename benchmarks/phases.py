@@ -79,6 +79,7 @@ def phase_train(spec: dict) -> dict:
     import tf_keras as keras
 
     from tfbert.data.classification import load_dataset
+    from tfbert.data.inputs import InputSettings
     from tfbert.data.pipeline import TextPipeline, steps_per_epoch
     from tfbert.export.classifier import export_classifier
     from tfbert.optim import make_optimizer
@@ -150,7 +151,7 @@ def phase_train(spec: dict) -> dict:
         core = keras.Model(model.inputs, model.outputs, name="classifier")
     t = time.perf_counter()
     serving = {}
-    version = export_classifier(core, preprocess, data.labels, work / "export", max_seq_length=spec["max_seq_length"],
+    version = export_classifier(core, preprocess, data.labels, work / "export", inputs=InputSettings(spec["max_seq_length"]),
                                 encoder_handle=spec["encoder"],
                                 check_texts=data.test["text"].tolist()[:SERVING_CHECK_TEXTS],
                                 info=serving, log=log)

@@ -24,13 +24,14 @@ def main(argv=None) -> int:
 
     import numpy as np
 
+    from tfbert.data.inputs import InputSettings
     from tfbert.export.classifier import ClassifierServer
 
     data, handles, model = serving_ab.default_classifier(a.precision)
     batches, singles = serving_ab.requests(data.test["text"].tolist(), a)
     labels_file = Path(tempfile.mkdtemp()) / "labels.txt"
     labels_file.write_text("".join(f"{x}\n" for x in data.labels))
-    servers = {c: ClassifierServer(handles.preprocess, model, data.labels, 128, labels_file, chunk=c) for c in a.chunks}
+    servers = {c: ClassifierServer(handles.preprocess, model, data.labels, InputSettings(128), labels_file, chunk=c) for c in a.chunks}
     reference = servers[a.chunks[0]].serve(batches[0])["probabilities"].numpy()
     max_diff = {c: float(np.abs(s.serve(batches[0])["probabilities"].numpy() - reference).max())
                 for c, s in servers.items()}

@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
+    from tfbert.data.inputs import InputSettings
     from tfbert.export.classifier import export_classifier
     from tfbert.tasks.classification import SERVING_CHECK_TEXTS
 
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="tfbert-serving-graph-"))
     info, exports = {}, {}
     for graph, handle in (("trained", None), ("inference", handles.encoder)):
-        exports[graph] = export_classifier(model, handles.preprocess, data.labels, work / graph, max_seq_length=128,
+        exports[graph] = export_classifier(model, handles.preprocess, data.labels, work / graph, inputs=InputSettings(128),
                                            encoder_handle=handle, check_texts=texts[:SERVING_CHECK_TEXTS],
                                            info=info.setdefault(graph, {}), log=lambda *_: None)
     del model

@@ -96,3 +96,15 @@ def test_ruff_passes_on_the_whole_tree():
     r = subprocess.run([ruff, "check", "tfbert", "tests", "benchmarks", "tools"], cwd=root, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
+
+
+def test_every_serving_kind_an_exporter_writes_has_its_client():
+    """tfbert.serving.CLIENTS is the one map from an export's "serving" kind to its client module: every kind the
+    exporters write is in it, and every client module is listed."""
+    import re
+
+    from tfbert.serving import CLIENTS
+    written = {kind for path in (PACKAGE / "export").glob("*.py")
+               for kind in re.findall(r'"serving": "(\w+)"', path.read_text(encoding="utf-8"))}
+    modules = {f"tfbert.serving.{p.stem}" for p in (PACKAGE / "serving").glob("*.py") if p.stem != "__init__"}
+    assert written == set(CLIENTS) and set(CLIENTS.values()) == modules, (written, modules)

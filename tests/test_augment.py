@@ -21,6 +21,7 @@ from tfbert.data.augment import (
     replace_synonyms,
     swap_words,
 )
+from tfbert.data.inputs import RunInputs
 from tfbert.data.pipeline import TextPipeline, load_preprocess, steps_per_epoch
 
 SEED = tf.constant([7, 11], tf.int64)
@@ -211,7 +212,7 @@ def test_each_text_task_augments_its_training_batches_only(name, tiny_pair, prep
         config = make_config({**files, "task": name, "encoder": str(tiny_pair), "batch_size": 8, "augment": augment,
                               "augment_strength": 0.3}).with_task_defaults(task, log=lambda *_: None)
         data = task.load_data(config)
-        ds = task.datasets(data, preprocess, config, log=lambda *_: None)
+        ds = task.datasets(data, RunInputs.from_config(preprocess, config), config, log=lambda *_: None)
         runs[augment] = (ds.steps_per_epoch, ds.train.cardinality().numpy(), sum(1 for _ in ds.train),
                          [x["input_word_ids"].numpy() for x, _ in ds.valid],
                          [x["input_word_ids"].numpy() for x, _ in ds.train.take(3)])

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tfbert.data.inputs import InputSettings
 from tfbert.metrics.calibration import decide, fit_on_validation, fit_temperature, nll, softmax, tune_threshold
 from tfbert.metrics.classification import expected_calibration_error, probability_metrics, reliability_bins
 
@@ -130,7 +131,7 @@ def test_export_refuses_a_bad_temperature_or_threshold(tmp_path):
             (["a", "b", "c"], {"threshold": 0.5}, r"two labels, not 3 \(a, b, c\)"),
             (["a", "b"], {"threshold": 1.0}, r"threshold must be between 0 and 1 \(exclusive\), not 1.0")):
         with pytest.raises(ValueError, match=message):  # refused before anything is loaded or written
-            export_classifier(None, "unused", labels, tmp_path / "m", max_seq_length=32, **kwargs)
+            export_classifier(None, "unused", labels, tmp_path / "m", **kwargs)
         assert not (tmp_path / "m").exists()
 
 
@@ -217,7 +218,7 @@ def test_temperature_and_threshold_act_in_the_serving_function(trained_model, tm
     assert np.abs(softmax(logits, 3.0) - softmax(logits)).max() > 0.01  # the model's logits tell T=3 from T=1
     p = softmax(logits, 3.0)[:, 1]
     cut = float(np.median(p))  # half the texts on each side; those between cut and 0.5 change label
-    server = ClassifierServer(preprocess, model, ["negative", "positive"], 128, tmp_path / "labels.txt",
+    server = ClassifierServer(preprocess, model, ["negative", "positive"], InputSettings(128), tmp_path / "labels.txt",
                               temperature=3.0, threshold=cut)
     out = server.serve(tf.constant(texts))
     np.testing.assert_allclose(out["probabilities"].numpy(), softmax(logits, 3.0), atol=1e-4)

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from conftest import TINY
 
+from tfbert.data.inputs import InputSettings
 from tfbert.encoders.inference_graph import inference_classifier
 from tfbert.export.classifier import export_classifier
 from tfbert.tasks.classification import build_classifier
@@ -46,17 +47,21 @@ def test_fp32_inference_graph_equals_the_trained_core(tiny_pair, pooling, pairs)
     """Same logits as the Keras core: fused QKV, folded scale, fused LayerNorm and the [CLS]-only last layer
     change the arithmetic, not the answer (padding, segment ids and every pooling included)."""
     core = _trained_like(tiny_pair, pooling)
-    graph, why = inference_classifier(core, str(tiny_pair / "encoder"))
+    graph, why = inference_classifier(core, str(tiny_pair / "encoder"), pooling)
     assert graph is not None, why
     assert graph.compute_dtype == tf.float32 and graph.pooling == pooling
     inputs = _inputs(tiny_pair, pairs)
     expected = core(inputs, training=False).numpy()
     np.testing.assert_allclose(graph(inputs).numpy(), expected, atol=2e-5 * max(1, np.abs(expected).max()))
+    # The pooling is what the exporter is told, not read from the core: another one answers differently, which the
+    # export's comparison with the core catches (the trained graph is served then).
+    other, _ = inference_classifier(core, str(tiny_pair / "encoder"), "mean" if pooling != "mean" else "cls")
+    assert np.abs(other(inputs).numpy() - expected).max() > 1e-3
 
 
 def test_bf16_inference_graph_is_close_and_multiplies_constant_bf16_kernels(tiny_bf16_pair, tmp_path):
     core = _trained_like(tiny_bf16_pair, "pooled")
-    graph, why = inference_classifier(core, str(tiny_bf16_pair / "encoder"))
+    graph, why = inference_classifier(core, str(tiny_bf16_pair / "encoder"), "pooled")
     assert graph is not None and graph.compute_dtype == tf.bfloat16, why
     inputs = _inputs(tiny_bf16_pair)
     expected = tf.nn.softmax(core(inputs, training=False)).numpy()
@@ -75,7 +80,7 @@ def test_export_serves_the_inference_graph_and_keeps_the_core_when_it_cannot(tin
     core = _trained_like(tiny_pair, "pooled")
     info = {}
     version = export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m",
-                                max_seq_length=64, encoder_handle=str(tiny_pair / "encoder"), check_texts=TEXTS,
+                                inputs=InputSettings(64), encoder_handle=str(tiny_pair / "encoder"), check_texts=TEXTS,
                                 info=info, log=lambda *_: None)
     assert info["graph"] == "inference" and info["check_texts"] == len(export.CHECK_TEXTS) + len(TEXTS)
     assert info["max_prob_diff"] < 1e-3
@@ -88,14 +93,14 @@ def test_export_serves_the_inference_graph_and_keeps_the_core_when_it_cannot(tin
     foreign = tmp_path / "foreign"
     shutil.copytree(tiny_pair / "encoder", foreign / "encoder")
     info = {}
-    export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m", max_seq_length=64,
+    export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m", inputs=InputSettings(64),
                       encoder_handle=str(foreign / "encoder"), info=info, log=lambda *_: None)
     assert info == {"graph": "trained", "reason": "the encoder was not converted by tfbert"}
 
     # A graph that disagrees with the trained model is not exported.
     monkeypatch.setitem(export.INFERENCE_GRAPH_TOLERANCE, tf.float32, -1.0)
     lines, info = [], {}
-    export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m", max_seq_length=64,
+    export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m", inputs=InputSettings(64),
                       encoder_handle=str(tiny_pair / "encoder"), info=info, log=lines.append)
     assert info["graph"] == "trained" and "differs from the trained model" in info["reason"]
     assert any(line.startswith("WARNING: serving graph") for line in lines)

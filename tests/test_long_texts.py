@@ -13,6 +13,7 @@ import tensorflow_hub as hub
 import tf_keras as keras
 
 from tfbert.config import ConfigError, RunConfig
+from tfbert.data.inputs import InputSettings
 from tfbert.data.long_texts import LONG_TEXTS, head_length, round_robin_shares, window
 from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline, steps_per_epoch
 from tfbert.encoders.bert import INPUT_KEYS
@@ -145,14 +146,14 @@ def test_the_exported_classifier_cuts_as_training_did(preprocess, ids, tiny_pair
     served = {}
     for mode in ("truncate", "head-tail"):  # windows: test_windows_export_reads_the_end_of_a_5000_word_text
         version = export_classifier(probe, str(tiny_pair / "preprocess"), ["cut", "kept"], tmp_path / mode,
-                                    max_seq_length=32, long_texts=mode, log=lambda *_: None)
+                                    inputs=InputSettings(32, mode), log=lambda *_: None)
         meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
         assert meta["long_texts"] == mode
         answer = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))
         served[mode] = [x.decode() for x in answer["label"].numpy()]
         # The ids the server feeds its core are those of the training pipeline.
-        server = ClassifierServer(str(tiny_pair / "preprocess"), probe, ["cut", "kept"], 32, version / "assets" /
-                                  "labels.txt", long_texts=mode)
+        server = ClassifierServer(str(tiny_pair / "preprocess"), probe, ["cut", "kept"], InputSettings(32, mode),
+                                  version / "assets" / "labels.txt")
         fed = server.single.pack(server.single.segments(tf.constant(texts)))
         mask = fed["input_mask"].numpy()
         assert [r[m == 1].tolist() for r, m in zip(fed["input_word_ids"].numpy(), mask)] \
@@ -173,13 +174,13 @@ def test_the_regressor_and_multilabel_servers_cut_as_asked(preprocess, ids, tiny
     got = {}
     for mode in ("truncate", "head-tail"):
         if kind == "regressor":
-            server = RegressorServer(str(tiny_pair / "preprocess"), probe, 0.0, 1.0, 32, long_texts=mode)
+            server = RegressorServer(str(tiny_pair / "preprocess"), probe, 0.0, 1.0, InputSettings(32, mode))
             got[mode] = (server.serve(texts)["score"].numpy() > 0).tolist()
         else:
             labels = tmp_path / "labels.txt"
             labels.write_text("zebra\n")
-            server = MultilabelServer(str(tiny_pair / "preprocess"), probe, ["zebra"], [0.5], 32, labels, labels,
-                                      long_texts=mode)
+            server = MultilabelServer(str(tiny_pair / "preprocess"), probe, ["zebra"], [0.5], InputSettings(32, mode),
+                                      labels, labels)
             got[mode] = (server.serve(texts)["num_labels"].numpy() == 1).tolist()
     assert got == {"truncate": [False, False], "head-tail": [True, False]}
 
@@ -265,11 +266,11 @@ def test_windows_export_reads_the_end_of_a_5000_word_text(preprocess, ids, tiny_
 
     long, huge = _words(5000) + " zebra", _words(20000, "a") + " zebra"  # "a": the fresh process' argv is bounded
     texts = [long, "zebra " + _words(3), _words(3), huge]
-    truncate = ClassifierServer(str(tiny_pair / "preprocess"), _probe(ids), ["cut", "kept"], 128,
-                                tmp_path / "labels.txt", long_texts="truncate")
+    truncate = ClassifierServer(str(tiny_pair / "preprocess"), _probe(ids), ["cut", "kept"], InputSettings(128),
+                                tmp_path / "labels.txt")
     assert [x.decode() for x in truncate.serve(tf.constant(texts))["label"].numpy()] == ["cut", "kept", "cut", "cut"]
     version = export_classifier(_probe(ids), str(tiny_pair / "preprocess"), ["cut", "kept"], tmp_path / "windows",
-                                max_seq_length=128, long_texts="windows", log=lambda *_: None)
+                                inputs=InputSettings(128, "windows"), log=lambda *_: None)
     meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
     served = {"windows": verify_in_fresh_process(version, {"serving_default": {"text": texts}})["serving_default"]}
     assert served["windows"]["label"] == ["kept", "kept", "cut", "cut"]
@@ -279,8 +280,8 @@ def test_windows_export_reads_the_end_of_a_5000_word_text(preprocess, ids, tiny_
     # Mean of the logits: 5,001 pieces make 1 + ceil(4875 / 63) = 79 windows, "zebra" only in the last.
     np.testing.assert_allclose(served["windows"]["probabilities"][0][1], 1 / (1 + np.exp(-20 / 79)), rtol=1e-5)
     np.testing.assert_allclose(served["windows"]["probabilities"][3], [0.5, 0.5])  # its end is past the reach
-    server = ClassifierServer(str(tiny_pair / "preprocess"), _probe(ids), ["cut", "kept"], 128,
-                              version / "assets" / "labels.txt", long_texts="windows")
+    server = ClassifierServer(str(tiny_pair / "preprocess"), _probe(ids), ["cut", "kept"], InputSettings(128, "windows"),
+                              version / "assets" / "labels.txt")
     _, item = server.single.windows(server.single.segments(tf.constant(texts))[0])
     assert np.bincount(item.numpy()).tolist() == [79, 1, 1, MAX_WINDOWS]  # bounded
 
@@ -294,13 +295,13 @@ def test_the_regressor_and_multilabel_servers_pool_windows(preprocess, ids, tiny
     probe = keras.Model(two.inputs, keras.layers.Lambda(lambda x: x[:, 1:])(two.output))
     texts = tf.constant(["alpha " + _words(100) + " zebra", _words(3)])  # 102 pieces at 32: 1 + ceil(72/15) = 6
     if kind == "regressor":
-        server = RegressorServer(str(tiny_pair / "preprocess"), probe, 1.0, 2.0, 32, long_texts="windows")
+        server = RegressorServer(str(tiny_pair / "preprocess"), probe, 1.0, 2.0, InputSettings(32, "windows"))
         np.testing.assert_allclose(server.serve(texts)["score"].numpy(), [1 + 2 * (20 - 5) / 6, 1 - 2], rtol=1e-6)
     else:
         labels = tmp_path / "labels.txt"
         labels.write_text("zebra\n")
-        server = MultilabelServer(str(tiny_pair / "preprocess"), probe, ["zebra"], [0.5], 32, labels, labels,
-                                  long_texts="windows")
+        server = MultilabelServer(str(tiny_pair / "preprocess"), probe, ["zebra"], [0.5], InputSettings(32, "windows"),
+                                  labels, labels)
         np.testing.assert_allclose(server.serve(texts)["probabilities"].numpy()[:, 0],
                                    [1 / (1 + np.exp(-15 / 6)), 1 / (1 + np.exp(1))], rtol=1e-6)
 

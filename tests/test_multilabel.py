@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tfbert.data.inputs import InputSettings
 from tfbert.data.multilabel import load_multilabel_dataset, multi_hot
 from tfbert.data.tables import DataError
 from tfbert.files import write_table
@@ -177,7 +178,7 @@ def exported(tmp_path_factory, tiny_pair):
     in_process = tf.sigmoid(core(pipe.encode(tf.constant(texts)), training=False)).numpy()
     thresholds = np.median(in_process, axis=0)
     base = tmp_path_factory.mktemp("export") / "multi"
-    version = export_multilabel(core, handles.preprocess, labels, thresholds, base, max_seq_length=128,
+    version = export_multilabel(core, handles.preprocess, labels, thresholds, base, inputs=InputSettings(128),
                                 metadata={"settings": {"label_separator": "|"}}, log=lambda *_: None)
     return version, labels, texts, in_process, thresholds
 

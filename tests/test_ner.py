@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
+from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import TextPipeline
 from tfbert.data.tables import DataError
 from tfbert.data.tagged import load_ner_dataset, read_sentences, tag_vocabulary
@@ -174,7 +175,7 @@ def test_served_entities_have_character_offsets_into_non_ascii_text(tmp_path, pr
     core = _TagByWord({first_id("zoe"): 3, first_id("sao"): 1, first_id("paulo"): 2, first_id("日"): 1,
                        first_id("本"): 2, first_id("語"): 2, first_id("berlin"): 2, first_id("müller"): 4}, len(tags))
     (tmp_path / "tags.txt").write_text("\n".join(tags))
-    server = TaggerServer(str(tiny_pair / "preprocess"), core, tags, 128, tmp_path / "tags.txt")
+    server = TaggerServer(str(tiny_pair / "preprocess"), core, tags, InputSettings(128), tmp_path / "tags.txt")
     texts = ["Zoë 👍🏽 flew to São Paulo, then 日本語!", "nothing here", "Müller in Berlin"]
     out = {k: v.numpy() for k, v in server.serve(tf.constant(texts)).items()}
     assert out["num_entities"].tolist() == [3, 0, 2]

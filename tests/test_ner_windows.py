@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfbert.config import ConfigError, RunConfig
+from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline, steps_per_epoch
 from tfbert.data.windows import best_context, cut_windows, window_count
 from tfbert.tasks.ner import IGNORE, NerTask, align, predict_tags, tagging_dataset, tagging_examples, word_reads
@@ -145,7 +146,7 @@ def test_exported_windows_tag_every_word_of_a_long_sentence(pre, tiny_pair, tmp_
     text = " ".join(words)
     spans = np.cumsum([0] + [len(w) + 1 for w in words[:-1]]).tolist()  # each word's first character
     version = export_tagger(_TagByContext(), str(tiny_pair / "preprocess"), TAGS, tmp_path / "ner",
-                            max_seq_length=32, long_texts="windows", log=lambda *_: None)
+                            inputs=InputSettings(32, "windows"), log=lambda *_: None)
     meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
     assert meta["long_texts"] == "windows"
     assert meta["windows"] == {"size": 30, "stride": 15, "max_windows": MAX_WINDOWS, "reach": 30 + 127 * 15,
@@ -159,7 +160,7 @@ def test_exported_windows_tag_every_word_of_a_long_sentence(pre, tiny_pair, tmp_
     assert [text[s:e] for s, e in zip(out["entity_start"][1], out["entity_end"][1])] == out["entity_text"][1] == words
     # Truncate (the same serving module): the first 30 words only; the tail gets no entity.
     (tmp_path / "tags.txt").write_text("\n".join(TAGS))
-    server = TaggerServer(str(tiny_pair / "preprocess"), _TagByContext(), TAGS, 32, tmp_path / "tags.txt")
+    server = TaggerServer(str(tiny_pair / "preprocess"), _TagByContext(), TAGS, InputSettings(32), tmp_path / "tags.txt")
     cut = server.serve(tf.constant([text]))
     assert cut["num_entities"].numpy().tolist() == [30]
     assert cut["entity_end"].numpy()[0].max() == spans[29] + len(words[29])

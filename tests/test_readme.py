@@ -47,7 +47,7 @@ def pairs_export(tmp_path_factory, tiny_pair):
     enc = tfbert.resolve_encoder(str(tiny_pair), log=lambda *_: None)
     model = tfbert.build_classifier(enc.encoder, len(PAIR_LABELS))
     return tfbert.export_classifier(model, enc.preprocess, PAIR_LABELS, tmp_path_factory.mktemp("pairs") / "nli",
-                                    max_seq_length=64, has_pairs=True, log=lambda *_: None)
+                                    inputs=tfbert.InputSettings(64), has_pairs=True, log=lambda *_: None)
 
 
 def _as_python(value):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tfbert.data.inputs import InputSettings, RunInputs
 from tfbert.data.regression import load_scored, tweet_scores
 from tfbert.data.tables import DataError
 from tfbert.metrics.regression import regression_metrics
@@ -130,7 +131,7 @@ def test_training_batches_carry_each_rows_standardised_label(preprocess, tmp_pat
     data = load_scored(p, seed=0)
     task = RegressionTask()
     config = RunConfig(task="regression", batch_size=8).with_task_defaults(task)
-    ds = task.datasets(data, preprocess[1], config)
+    ds = task.datasets(data, RunInputs.from_config(preprocess[1], config), config)
     n = 0
     for inputs, y in ds.train:
         words = inputs["input_mask"].numpy().sum(1) - 2
@@ -153,7 +154,7 @@ def pair_export(preprocess, tmp_path_factory):
     config = RunConfig(task="regression", options={"pooling": "mean"}).with_task_defaults(task)
     model = task.build_model(handles.encoder, None, config)
     out = tmp_path_factory.mktemp("reg")
-    path = export_regressor(model, handles.preprocess, out / "sts", mean=3.0, std=2.0, max_seq_length=32,
+    path = export_regressor(model, handles.preprocess, out / "sts", mean=3.0, std=2.0, inputs=InputSettings(32),
                             has_pairs=True, metadata={"settings": {"label_column": "y"}}, log=lambda *_: None)
     return model, path
 

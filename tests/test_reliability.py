@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 from conftest import write_hf_checkpoint
 
+from tfbert.data.inputs import InputSettings
+
 
 def _train_cmd(tiny_pair, tweets_csv, out, *extra):
     return [sys.executable, "-m", "tfbert.train", "--task", "classify", "--train-file", str(tweets_csv),
@@ -83,7 +85,7 @@ def test_export_that_loses_a_race_takes_the_next_version(tmp_path, monkeypatch, 
     monkeypatch.setattr(export, "_write", racing_write)
     # Non-ASCII labels also exercise the UTF-8 decoding of the fresh-process check.
     path = export.export_classifier(core, str(tiny_pair / "preprocess"), ["négatif", "положительный"], tmp_path / "m",
-                                    max_seq_length=32, log=lambda *_: None)
+                                    inputs=InputSettings(32), log=lambda *_: None)
     assert path == tmp_path / "m" / "3"
     assert (tmp_path / "m" / "1" / "saved_model.pb").read_bytes() == b"someone else's"
     assert (tmp_path / "m" / "2" / "saved_model.pb").read_bytes() == b"the winner's"

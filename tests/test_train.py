@@ -137,7 +137,7 @@ def test_real_encoder_learns_sentiment_on_a_small_slice(tmp_path, tweets_csv):
 
 def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_export):
     """A request larger than SERVE_CHUNK, lengths shuffled: each answer equals that text served alone."""
-    from tfbert.export.classifier import SERVE_CHUNK
+    from tfbert.export.base import SERVE_CHUNK
     rng = np.random.default_rng(0)
     words = "good bad awful great fine movie day service food never again really".split()
     texts = [" ".join(rng.choice(words, n)) for n in rng.integers(1, 60, 2 * SERVE_CHUNK + 5)]

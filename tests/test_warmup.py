@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from tfbert.export.classifier import CHECK_TEXTS
+from tfbert.export.base import CHECK_TEXTS
 from tfbert.export.warmup import WARMUP_FILE, read_warmup_requests, warmup_requests
 
 README = Path(__file__).resolve().parents[1] / "README.md"

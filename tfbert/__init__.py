@@ -13,7 +13,8 @@ The public API, which the CLI (`python -m tfbert.train`) and the notebooks both 
     pipe = tfbert.TextPipeline(tfbert.load_preprocess(enc), max_seq_length=128)
     model = tfbert.build_classifier(enc.encoder, len(data.labels))
     model.compile(tfbert.make_optimizer(5e-5, total_steps), loss, metrics)  # then model.fit(pipe.dataset(...))
-    path = tfbert.export_classifier(model, enc.preprocess, data.labels, "saved_models/mine", max_seq_length=128,
+    path = tfbert.export_classifier(model, enc.preprocess, data.labels, "saved_models/mine",
+                                    inputs=tfbert.InputSettings(max_seq_length=128),  # the window, --long-texts
                                     encoder_handle=enc.encoder)   # serves the fast inference graph
     clf = tfbert.load(path); clf.predict(["some text"])
 
@@ -39,6 +40,7 @@ _API = {
     "resolve_encoder": "tfbert.encoders.registry", "registered_names": "tfbert.encoders.registry",
     "EncoderError": "tfbert.encoders.registry",
     "TextPipeline": "tfbert.data.pipeline", "load_preprocess": "tfbert.data.pipeline",
+    "InputSettings": "tfbert.data.inputs",
     "build_classifier": "tfbert.tasks.classification", "build_tagger": "tfbert.tasks.ner",
     "make_optimizer": "tfbert.optim", "MacroF1Score": "tfbert.metrics.training",
     "RunConfig": "tfbert.config", "ConfigError": "tfbert.config", "fine_tune": "tfbert.train",

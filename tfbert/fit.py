@@ -42,6 +42,7 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     import tf_keras as keras
 
     from tfbert.callbacks import training_callbacks
+    from tfbert.data.inputs import RunInputs
     from tfbert.data.pipeline import load_preprocess
     from tfbert.distribute import barrier, local_batch_sizes, make_strategy, shard_by_data
     from tfbert.layerwise import plan_layers
@@ -60,7 +61,8 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     preprocess = load_preprocess(handles)
     task.check_encoder(preprocess, handles)
 
-    ds = task.datasets(data, preprocess, config, log)
+    inputs = RunInputs.from_config(preprocess, config)  # the run's one input side, for datasets and export
+    ds = task.datasets(data, inputs, config, log)
     if config.augment:
         log(f"augment: {config.augment} at strength {config.augment_strength}, on the training split only, a new "
             "copy each epoch")
@@ -121,13 +123,13 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     if multi_worker:
         barrier(strategy)  # the chief has written the best weights every worker loads
     model.load_weights(str(best)).expect_partial()
-    task.after_training(model, data, preprocess, config, log)
+    task.after_training(model, data, inputs, config, log)
 
-    metrics = task.evaluate(model, data, preprocess, config)
+    metrics = task.evaluate(model, data, inputs, config)
     log(task.report(metrics))
     metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": metrics,
                 f"best_{task.monitor}": best_value, "encoder": handles.encoder, **constant}
-    version, export_facts = task.export(model, handles, data, base, config, metadata, log)
+    version, export_facts = task.export(model, handles, data, inputs, base, config, metadata, log)
     if history:
         plot_history(history, run_dir / "training_curves.png")
     task.plots(metrics, data, run_dir)

@@ -77,12 +77,6 @@ class TextPipeline:
                                  f"least one window, not stride {self.stride}, max_windows {max_windows}")
             self.max_windows = max_windows
 
-    @classmethod
-    def for_config(cls, preprocess, config, has_pairs: bool = False) -> TextPipeline:
-        """The pipeline of a run's settings (--max-seq-length, --long-texts, --window-stride, --max-windows)."""
-        return cls(preprocess, config.max_seq_length, has_pairs, long_texts=config.long_texts,
-                   window_stride=config.window_stride, max_windows=config.max_windows)
-
     @property
     def reach(self) -> int | None:
         """Windows: the wordpieces of a text that are read (past them it is cut); None otherwise."""

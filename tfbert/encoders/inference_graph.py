@@ -162,13 +162,10 @@ class InferenceClassifier(tf.Module):
         return tf.matmul(x, self.head.kernel) + self.head.bias
 
 
-def _pooling(core) -> str:
-    names = {layer.name for layer in core.layers}
-    return "cls" if "cls" in names else "mean" if "mean_pool" in names else "pooled"
-
-
-def inference_classifier(core, encoder_handle: str | None) -> tuple[InferenceClassifier | None, str]:
-    """The forward-only graph for a classifier built by tfbert.tasks.classification.build_classifier, or (None, why not)."""
+def inference_classifier(core, encoder_handle: str | None, pooling: str = "pooled") \
+        -> tuple[InferenceClassifier | None, str]:
+    """The forward-only graph for a classifier built by tfbert.tasks.classification.build_classifier with `pooling`,
+    or (None, why not). The export compares its answers with the core's, so a wrong `pooling` is served nowhere."""
     meta = encoder_metadata(encoder_handle) if encoder_handle else {}
     config = meta.get("config")
     if not config:
@@ -183,7 +180,7 @@ def inference_classifier(core, encoder_handle: str | None) -> tuple[InferenceCla
     try:
         graph = InferenceClassifier(
             weights, [w.numpy() for w in head.weights], num_layers=config["num_layers"],
-            layer_norm_eps=config["layer_norm_eps"], activation=config["hidden_act"], pooling=_pooling(core),
+            layer_norm_eps=config["layer_norm_eps"], activation=config["hidden_act"], pooling=pooling,
             dtype=tf.bfloat16 if meta.get("precision") == "bf16" else tf.float32)
     except KeyError as e:
         return None, f"encoder variable {e.args[0]!r} not found"

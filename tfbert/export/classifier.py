@@ -6,8 +6,8 @@
 A temperature T (fitted by --calibrate) and a decision threshold (--tune-threshold, two labels) are variables of
 the exported module, applied in the graph: probabilities = softmax(logits / T); with a threshold, label_id is 1
 exactly when probabilities[:, 1] >= threshold (else the argmax).
-Texts longer than the window are cut in the graph as in training: the server's TextPipelines carry the run's
---long-texts (truncate or head-tail; tfbert.data.long_texts), recorded in the metadata as "long_texts". Under
+Texts longer than the window are cut in the graph as in training: the server's TextPipelines come from the run's
+InputSettings (tfbert.data.inputs), so they carry its --long-texts (truncate or head-tail; tfbert.data.long_texts), recorded in the metadata as "long_texts". Under
 windows (single texts) each text's windows become rows of the length-sorted chunks and their logits are pooled back
 per text (TextPipeline.per_text, mean), in request order; the metadata's "windows" holds the window size, stride,
 --max-windows cap and pooling.
@@ -24,7 +24,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline
+from tfbert.data.inputs import InputSettings
+from tfbert.data.pipeline import TextPipeline
+from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
 from tfbert.export.publish import (
     asset_source,
     publish_next_version,
@@ -34,10 +36,8 @@ from tfbert.export.publish import (
 )
 
 LABELS_FILE = "labels.txt"
-CHECK_TEXTS = ["", "   ", "a perfectly ordinary sentence", "Ünïcödé 👍🏽 日本語 \x00\x07", "word " * 400]
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
-SERVE_CHUNK = 16  # examples per length-sorted chunk in the serving signatures
 # Largest probability difference allowed between the inference graph and the trained core (else: trained core).
 # bf16: both graphs round differently from float32 (measured on a fine-tuned MiniLM over 1,536 test tweets: the
 # trained graph 0.006 from a float32 evaluation of the same weights, the inference graph 0.007, and 0.008 from each
@@ -46,34 +46,11 @@ INFERENCE_GRAPH_TOLERANCE = {tf.float32: 1e-3, tf.bfloat16: 0.05}
 CHECK_BATCH = 32  # texts per call when comparing the two graphs
 
 
-def sorted_chunks(core, pipeline: TextPipeline, segments, chunk: int, width: int):
-    """`core` (encoder inputs -> float [batch, width]) over a request in chunks of similar length, each padded only
-    to its own longest; float32 [batch, width] in request order. chunk 0: the whole request as one batch.
-
-    A request arrives in no particular order, so padding it as one batch to its longest text wastes most of
-    the compute on short texts (tweets: ~45% padding at batch 64). Sorted chunks of `chunk` cut that;
-    results go back to request order. Used inside the serving tf.functions of the classifier and the regressor.
-    """
-    if not chunk:
-        return tf.cast(core(pipeline.pack(segments), training=False), tf.float32)
-    lengths = tf.add_n([s.row_lengths() for s in segments])
-    order = tf.argsort(lengths, stable=True)
-    n = tf.size(order)
-    chunks = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
-                            element_shape=tf.TensorShape([None, width]))
-    for start in tf.range(0, n, chunk):
-        idx = order[start:start + chunk]
-        inputs = pipeline.pack([tf.gather(s, idx) for s in segments])
-        chunks = chunks.write(start // chunk, tf.cast(core(inputs, training=False), tf.float32))
-    return tf.gather(chunks.concat(), tf.argsort(order))  # back to request order
-
-
 class ClassifierServer(tf.Module):
     """Raw strings -> preprocess model -> trained classifier core -> softmax, label names."""
 
-    def __init__(self, preprocess_handle: str, core, labels: list[str], max_seq_length: int, labels_file: Path,
-                 chunk: int = SERVE_CHUNK, temperature: float = 1.0, threshold: float | None = None,
-                 long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS):
+    def __init__(self, preprocess_handle: str, core, labels: list[str], inputs: InputSettings, labels_file: Path,
+                 chunk: int = SERVE_CHUNK, temperature: float = 1.0, threshold: float | None = None):
         super().__init__()
         check_decision(labels, temperature, threshold)
         # Variables, not constants: a loaded export shows them (model.temperature, model.threshold).
@@ -85,9 +62,7 @@ class ClassifierServer(tf.Module):
         self.core = core
         self.labels_asset = tf.saved_model.Asset(str(labels_file))
         self._labels = list(labels)
-        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts,
-                                   window_stride=window_stride, max_windows=max_windows)
-        self.pairs = pair_pipeline(self.preprocess, max_seq_length, long_texts)
+        self.single, self.pairs = inputs.pipeline(self.preprocess), inputs.pipeline(self.preprocess, has_pairs=True)
 
     def _logits(self, pipeline: TextPipeline, segments):
         return pipeline.per_text(lambda s: sorted_chunks(self.core, pipeline, s, self.chunk, len(self._labels)),
@@ -111,13 +86,6 @@ class ClassifierServer(tf.Module):
         return self._outputs(self._logits(self.pairs, self.pairs.segments(text, text_b)))
 
 
-def pair_pipeline(preprocess, max_seq_length: int, long_texts: str) -> TextPipeline:
-    """serve_pairs' pipeline. Windows are for single texts (training refuses them for pairs): a windows model has
-    no serving_pairs signature, but saving traces serve_pairs all the same, so it cuts as truncate does."""
-    return TextPipeline(preprocess, max_seq_length, has_pairs=True,
-                        long_texts="truncate" if long_texts == "windows" else long_texts)
-
-
 def check_decision(labels: list[str], temperature: float, threshold: float | None) -> None:
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, not {temperature!r}")
@@ -128,19 +96,12 @@ def check_decision(labels: list[str], temperature: float, threshold: float | Non
             raise ValueError(f"threshold must be between 0 and 1 (exclusive), not {threshold!r}")
 
 
-def window_metadata(max_seq_length: int, long_texts: str, window_stride: int | None, max_windows: int) -> dict:
-    """{"windows": size, stride, max_windows, reach, pooling} for an export's metadata under windows, else {}."""
-    if long_texts != "windows":
-        return {}
-    return {"windows": TextPipeline(None, max_seq_length, long_texts=long_texts, window_stride=window_stride,
-                                    max_windows=max_windows).window_settings()}
-
-
-def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str], log=print):
-    """The forward-only inference graph (tfbert.encoders.inference_graph) if it matches the trained core on `texts`, else
-    the trained core. Returns (core to serve, facts for the run's metrics)."""
+def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str], log=print,
+                        pooling: str = "pooled"):
+    """The forward-only inference graph (tfbert.encoders.inference_graph, with the core's `pooling`) if it matches
+    the trained core on `texts`, else the trained core. Returns (core to serve, facts for the run's metrics)."""
     from tfbert.encoders.inference_graph import inference_classifier
-    graph, why = inference_classifier(core, encoder_handle)
+    graph, why = inference_classifier(core, encoder_handle, pooling)
     if graph is not None:
         trained, served = [], []
         for start in range(0, len(texts), CHECK_BATCH):  # batches: 512-token inputs of a big encoder add up
@@ -164,43 +125,40 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
     return core, {"graph": "trained", "reason": why}
 
 
-def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *, max_seq_length: int,
-                      has_pairs: bool = False, encoder_handle: str | None = None, check_texts=(), info=None,
+def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *,
+                      inputs: InputSettings = InputSettings(), has_pairs: bool = False,
+                      encoder_handle: str | None = None, pooling: str = "pooled", check_texts=(), info=None,
                       metadata: dict | None = None, temperature: float = 1.0, threshold: float | None = None,
-                      long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS,
                       log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path.
 
     encoder_handle: the encoder the core was built on; for one converted by tfbert the export serves the
-    forward-only inference graph, checked against the core on CHECK_TEXTS plus `check_texts`. `info` (a dict),
+    forward-only inference graph with the core's `pooling` (build_classifier's), checked against the core on
+    CHECK_TEXTS plus `check_texts`. `info` (a dict),
     if given, receives which graph was exported and how closely it matched. `metadata` goes into the export's
     assets.extra/tfbert.json (with the label names, signatures and the graph chosen). `temperature` and
-    `threshold` (two labels only; None: the argmax) are applied in the graph and written to the metadata, as is
-    `long_texts` (which wordpieces of a text longer than the window are kept; windows: with `window_stride` and
-    `max_windows`, in the metadata's "windows").
+    `threshold` (two labels only; None: the argmax) are applied in the graph and written to the metadata, as are
+    the `inputs` (the window, and which wordpieces of a text longer than it are read: tfbert.data.inputs).
     """
     check_decision(labels, temperature, threshold)
-    if long_texts == "windows" and has_pairs:
+    if inputs.long_texts == "windows" and has_pairs:
         raise ValueError("long_texts windows reads single texts, not sentence pairs")
     info = {} if info is None else info
     texts = CHECK_TEXTS + list(check_texts)
-    windows = {"window_stride": window_stride, "max_windows": max_windows}
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, max_seq_length, has_pairs, log,
-                                 encoder_handle, texts, info, temperature, threshold, long_texts, windows),
-        {"task": "classify", **(metadata or {}), "serving": "classifier", "labels": list(labels),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, inputs, has_pairs, log, encoder_handle, texts,
+                                 info, temperature, threshold, pooling),
+        {"task": "classify", **(metadata or {}), "serving": "classifier", "labels": list(labels), "pooling": pooling,
          "temperature": float(temperature), "threshold": None if threshold is None else float(threshold),
-         "long_texts": long_texts, **window_metadata(max_seq_length, long_texts, **windows),
-         "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info}, log)
+         **inputs.metadata(), "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, labels, max_seq_length, has_pairs, log, encoder_handle,
-           check_texts: list[str], info: dict, temperature: float, threshold: float | None, long_texts: str,
-           windows: dict) -> None:
-    server = ClassifierServer(preprocess_handle, core, labels, max_seq_length, asset_source(tmp, LABELS_FILE, labels),
-                              temperature=temperature, threshold=threshold, long_texts=long_texts, **windows)
+def _write(tmp: Path, core, preprocess_handle, labels, inputs: InputSettings, has_pairs, log, encoder_handle,
+           check_texts: list[str], info: dict, temperature: float, threshold: float | None, pooling: str) -> None:
+    server = ClassifierServer(preprocess_handle, core, labels, inputs, asset_source(tmp, LABELS_FILE, labels),
+                              temperature=temperature, threshold=threshold)
     pipeline = server.pairs if has_pairs else server.single
-    server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log)
+    server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log, pooling)
     info.update(facts)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures, calls)

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfbert.data.pipeline import TextPipeline
-from tfbert.export.classifier import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
+from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfbert.data.pipeline import MAX_WINDOWS
-from tfbert.export.classifier import CHECK_TEXTS, LABELS_FILE, ClassifierServer, window_metadata
+from tfbert.data.inputs import InputSettings
+from tfbert.export.base import CHECK_TEXTS
+from tfbert.export.classifier import LABELS_FILE, ClassifierServer
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 
 THRESHOLDS_FILE = "thresholds.txt"
@@ -34,10 +35,9 @@ OUTPUTS = ("probabilities", "labels", "num_labels")
 class MultilabelServer(ClassifierServer):
     """Raw strings -> preprocess model -> trained core (chunked, as the classifier) -> sigmoid, thresholded sets."""
 
-    def __init__(self, preprocess_handle: str, core, labels: list[str], thresholds, max_seq_length: int,
-                 labels_file: Path, thresholds_file: Path, long_texts: str = "truncate", **windows):
-        super().__init__(preprocess_handle, core, labels, max_seq_length, labels_file, long_texts=long_texts,
-                         **windows)
+    def __init__(self, preprocess_handle: str, core, labels: list[str], thresholds, inputs: InputSettings,
+                 labels_file: Path, thresholds_file: Path):
+        super().__init__(preprocess_handle, core, labels, inputs, labels_file)
         self.thresholds_asset = tf.saved_model.Asset(str(thresholds_file))
         self._thresholds = np.asarray(thresholds, np.float32)
         del self.temperature  # the classifier's softmax temperature: sigmoid scores here are not scaled
@@ -54,29 +54,25 @@ class MultilabelServer(ClassifierServer):
 
 
 def export_multilabel(core, preprocess_handle: str, labels: list[str], thresholds, base: str | Path, *,
-                      max_seq_length: int, long_texts: str = "truncate", window_stride: int | None = None,
-                      max_windows: int = MAX_WINDOWS, check_texts=(), metadata: dict | None = None, log=print) -> Path:
+                      inputs: InputSettings = InputSettings(), check_texts=(), metadata: dict | None = None,
+                      log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `metadata` goes
     into assets.extra/tfbert.json with the label names and thresholds."""
     thresholds = [float(t) for t in np.asarray(thresholds, np.float32)]
     if len(thresholds) != len(labels):
         raise ValueError(f"{len(labels)} labels but {len(thresholds)} thresholds")
     texts = CHECK_TEXTS + list(check_texts)
-    windows = {"window_stride": window_stride, "max_windows": max_windows}
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, max_seq_length, long_texts, texts,
-                                 windows, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, inputs, texts, log),
         {"task": "multilabel", **(metadata or {}), "serving": "multilabel", "labels": list(labels),
          "thresholds": thresholds, "signatures": ["serving_default"], "serving_graph": {"graph": "trained"},
-         "long_texts": long_texts, **window_metadata(max_seq_length, long_texts, **windows)}, log)
+         **inputs.metadata()}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, labels, thresholds, max_seq_length, long_texts, check_texts, windows,
-           log) -> None:
-    server = MultilabelServer(preprocess_handle, core, labels, thresholds, max_seq_length,
+def _write(tmp: Path, core, preprocess_handle, labels, thresholds, inputs: InputSettings, check_texts, log) -> None:
+    server = MultilabelServer(preprocess_handle, core, labels, thresholds, inputs,
                               asset_source(tmp, LABELS_FILE, labels),
-                              asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]), long_texts,
-                              **windows)
+                              asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]))
     calls = {"serving_default": {"text": check_texts}}
     save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 

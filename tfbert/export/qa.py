@@ -11,7 +11,7 @@
 How (the same code answers the validation and test questions during training, so the export is what was scored):
 the question's wordpieces (cut to --max-query-length) are paired with each window of the context's wordpieces
 (tfbert.data.windows.cut_windows: windows of max_seq_length - 3 - max_query_length pieces overlapping by
---doc-stride), windows go through the trained model in length-sorted chunks (tfbert.export.classifier.sorted_chunks),
+--doc-stride), windows go through the trained model in length-sorted chunks (tfbert.export.base.sorted_chunks),
 and each window's best span is the exact maximum of start + end logit over all context positions with
 start <= end < start + --max-answer-length (a banded search over every pair, so no n-best cut-off can miss it).
 A question's answer is the best span over its windows; v2 models compare that score with the null score ([CLS]
@@ -29,9 +29,8 @@ import tensorflow_hub as hub
 
 from tfbert.data.pipeline import TextPipeline
 from tfbert.data.windows import cut_windows
-from tfbert.export.classifier import sorted_chunks
+from tfbert.export.base import char_offsets, require_offsets, sorted_chunks
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
-from tfbert.export.tagger import char_offsets, require_offsets
 
 NEG = -1e9  # logit of positions that cannot hold an answer
 MAX_WINDOWS = 256  # per context: 256 windows of 104 pieces (step 62 at 128) read ~16k wordpieces, ~12k words

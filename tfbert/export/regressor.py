@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline
-from tfbert.export.classifier import CHECK_TEXTS, SERVE_CHUNK, pair_pipeline, sorted_chunks, window_metadata
+from tfbert.data.inputs import InputSettings
+from tfbert.data.pipeline import TextPipeline
+from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
 from tfbert.export.publish import publish_next_version, save_server, text_signatures, verify_in_fresh_process
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -30,17 +31,14 @@ OUTPUT = "score"
 class RegressorServer(tf.Module):
     """Raw strings -> preprocess model -> trained core (one standardised value per text) -> score in label units."""
 
-    def __init__(self, preprocess_handle: str, core, mean: float, std: float, max_seq_length: int,
-                 chunk: int = SERVE_CHUNK, long_texts: str = "truncate", window_stride: int | None = None,
-                 max_windows: int = MAX_WINDOWS):
+    def __init__(self, preprocess_handle: str, core, mean: float, std: float, inputs: InputSettings,
+                 chunk: int = SERVE_CHUNK):
         super().__init__()
         self.chunk = chunk  # 0: the whole request as one batch
         self.preprocess = hub.load(preprocess_handle)
         self.core = core
         self.mean, self.std = float(mean), float(std)
-        self.single = TextPipeline(self.preprocess, max_seq_length, has_pairs=False, long_texts=long_texts,
-                                   window_stride=window_stride, max_windows=max_windows)
-        self.pairs = pair_pipeline(self.preprocess, max_seq_length, long_texts)
+        self.single, self.pairs = inputs.pipeline(self.preprocess), inputs.pipeline(self.preprocess, has_pairs=True)
 
     def _scores(self, pipeline: TextPipeline, segments):
         standardised = pipeline.per_text(lambda s: sorted_chunks(self.core, pipeline, s, self.chunk, 1),
@@ -57,28 +55,23 @@ class RegressorServer(tf.Module):
 
 
 def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,
-                     max_seq_length: int, has_pairs: bool = False, long_texts: str = "truncate",
-                     window_stride: int | None = None, max_windows: int = MAX_WINDOWS, metadata: dict | None = None,
+                     inputs: InputSettings = InputSettings(), has_pairs: bool = False, metadata: dict | None = None,
                      log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `core`: encoder
     inputs -> [batch, 1] standardised scores; `mean`, `std`: the train labels', to map them back."""
-    if long_texts == "windows" and has_pairs:
+    if inputs.long_texts == "windows" and has_pairs:
         raise ValueError("long_texts windows reads single texts, not sentence pairs")
     signatures = ["serving_default"] + (["serving_pairs"] if has_pairs else [])
-    windows = {"window_stride": window_stride, "max_windows": max_windows}
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts,
-                                 windows, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, inputs, has_pairs, log),
         {"task": "regression", **(metadata or {}), "serving": "regressor", "labels": [OUTPUT],
-         "signatures": signatures, "target": {"mean": float(mean), "std": float(std)}, "long_texts": long_texts,
-         **window_metadata(max_seq_length, long_texts, **windows),
+         "signatures": signatures, "target": {"mean": float(mean), "std": float(std)}, **inputs.metadata(),
          "serving_graph": {"graph": "trained", "reason": "the forward-only inference graph is built for "
                                                          "classifiers only"}}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, mean, std, max_seq_length, has_pairs, long_texts, windows, log) \
-        -> None:
-    server = RegressorServer(preprocess_handle, core, mean, std, max_seq_length, long_texts=long_texts, **windows)
+def _write(tmp: Path, core, preprocess_handle, mean, std, inputs: InputSettings, has_pairs, log) -> None:
+    server = RegressorServer(preprocess_handle, core, mean, std, inputs)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures, calls)
 

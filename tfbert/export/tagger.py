@@ -25,10 +25,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfbert.data.pipeline import MAX_WINDOWS, TextPipeline
+from tfbert.data.inputs import InputSettings
+from tfbert.data.pipeline import TextPipeline
 from tfbert.data.tagged import entity_types
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
-from tfbert.export.classifier import SERVE_CHUNK, window_metadata
+from tfbert.export.base import SERVE_CHUNK, char_offsets, require_offsets
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 
 TAGS_FILE = "tags.txt"
@@ -39,31 +40,11 @@ NON_ASCII_CHECK = ["Zoë Ünïcödé flew to São Paulo 👍🏽 with 日本語 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
-def require_offsets(preprocess, handle: str) -> None:
-    from tfbert.encoders.registry import EncoderError
-    if not hasattr(preprocess, "tokenize_with_offsets"):
-        raise EncoderError(f"preprocess model {handle} has no tokenize_with_offsets, which NER exports need for "
-                           "character offsets. Use an encoder converted by tfbert (the default, a Hugging Face "
-                           "directory, or `python -m tfbert.encoders.convert`).")
-
-
-def char_offsets(text, rows, *byte_offsets):
-    """UTF-8 byte offsets into text[rows] -> character offsets (Python str indices), one tensor per argument: the
-    number of characters that start before each byte offset. Shared with the QA export (tfbert.export.qa)."""
-    _, char_bytes = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
-    # One padding column past the longest text: searchsorted fails on a [0, 0] table (no rows of a batch whose
-    # texts are all empty), and a column no offset reaches changes no count.
-    char_bytes = tf.pad(char_bytes.to_tensor(tf.int64.max), [[0, 0], [0, 1]], constant_values=tf.int64.max)
-    char_bytes = tf.gather(char_bytes, rows)
-    return [tf.searchsorted(char_bytes, tf.cast(b, tf.int64)[:, None], side="left", out_type=tf.int64)[:, 0]
-            for b in byte_offsets]
-
-
 def window_probs(core, pipe: TextPipeline, windows: tf.RaggedTensor, chunk: int, n_tags: int):
     """Tag probabilities of every position of every window: float32 [window pieces, n_tags], window after window.
 
     The windows run in length-sorted chunks of `chunk`, each padded only to its own longest (as the classifier's
-    sorted_chunks), and go back to the windows' order."""
+    tfbert.export.base.sorted_chunks), and go back to the windows' order."""
     lengths = windows.row_lengths()
     order = tf.argsort(lengths, stable=True)
     parts = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
@@ -80,19 +61,17 @@ def window_probs(core, pipe: TextPipeline, windows: tf.RaggedTensor, chunk: int,
 class TaggerServer(tf.Module):
     """Raw strings -> wordpieces with offsets -> trained tagger -> word tags -> entities with character spans."""
 
-    def __init__(self, preprocess_handle: str, core, tags: list[str], max_seq_length: int, tags_file: Path,
-                 chunk: int = SERVE_CHUNK, long_texts: str = "truncate", window_stride: int | None = None,
-                 max_windows: int = MAX_WINDOWS):
+    def __init__(self, preprocess_handle: str, core, tags: list[str], inputs: InputSettings, tags_file: Path,
+                 chunk: int = SERVE_CHUNK):
         super().__init__()
         self.preprocess = hub.load(preprocess_handle)
         require_offsets(self.preprocess, preprocess_handle)
         self.core = core
         self.chunk = chunk
         self.tags_asset = tf.saved_model.Asset(str(tags_file))
-        if long_texts not in ("truncate", "windows"):
-            raise ValueError(f"a tagger reads every word: long_texts truncate or windows, not {long_texts!r}")
-        self._pipe = TextPipeline(self.preprocess, max_seq_length, long_texts=long_texts,
-                                  window_stride=window_stride, max_windows=max_windows)
+        if inputs.long_texts not in ("truncate", "windows"):
+            raise ValueError(f"a tagger reads every word: long_texts truncate or windows, not {inputs.long_texts!r}")
+        self._pipe = inputs.pipeline(self.preprocess)
         self._n_tags = len(tags)
         types = entity_types(tags)
         self._types = types
@@ -156,20 +135,16 @@ class TaggerServer(tf.Module):
                                                  maxlength=tf.cast(batch, tf.int32))}
 
 
-def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *, max_seq_length: int,
-                  long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS,
-                  metadata: dict | None = None, log=print) -> Path:
-    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `long_texts`
-    truncate or windows (with `window_stride` and `max_windows`, recorded in the metadata)."""
-    windows = {"window_stride": window_stride, "max_windows": max_windows}
-    recorded = window_metadata(max_seq_length, long_texts, **windows)
-    if recorded:  # a word's tag is read from its best window, not pooled over windows
+def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *,
+                  inputs: InputSettings = InputSettings(), metadata: dict | None = None, log=print) -> Path:
+    """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `inputs`:
+    long_texts truncate or windows (with their stride and cap, recorded in the metadata)."""
+    recorded = inputs.metadata()
+    if "windows" in recorded:  # a word's tag is read from its best window, not pooled over windows
         recorded["windows"]["pooling"] = BEST_CONTEXT
-    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, max_seq_length,
-                                                         long_texts, windows, log),
+    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, inputs, log),
                                 {"task": "ner", **(metadata or {}), "serving": "tagger", "tags": list(tags),
-                                 "long_texts": long_texts, **recorded,
-                                 "signatures": ["serving_default"]}, log)
+                                 **recorded, "signatures": ["serving_default"]}, log)
 
 
 def _as_lists(outputs: dict) -> dict:
@@ -185,9 +160,8 @@ def _same(got: dict, expected: dict) -> bool:
     return True
 
 
-def _write(tmp: Path, core, preprocess_handle, tags, max_seq_length, long_texts, windows, log) -> None:
-    server = TaggerServer(preprocess_handle, core, tags, max_seq_length, asset_source(tmp, TAGS_FILE, tags),
-                          long_texts=long_texts, **windows)
+def _write(tmp: Path, core, preprocess_handle, tags, inputs: InputSettings, log) -> None:
+    server = TaggerServer(preprocess_handle, core, tags, inputs, asset_source(tmp, TAGS_FILE, tags))
     calls = {"serving_default": {"text": CHECK_TEXTS}}
     save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 

@@ -2,8 +2,8 @@
 
 The export contract: ``<base>/<name>/<version>/`` (integer versions, TF Serving layout) with its signatures and
 ``assets.extra/tfbert.json`` (task, serving kind, label or tag names, settings, test metrics, versions). Each
-serving kind has a client module here (``tfbert.serving.<kind>``, e.g. classifier, tagger) whose ``CLIENT`` class
-wraps the signatures for Python callers and for the predict/evaluate CLIs.
+serving kind (the metadata's "serving", written by its exporter in tfbert.export) has a client module here, listed
+in CLIENTS, whose ``CLIENT`` class wraps the signatures for Python callers and for the predict/evaluate CLIs.
 
 TensorFlow is imported only when a model is loaded, so path, metadata and data checks answer in milliseconds.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import pkgutil
 from pathlib import Path
 
 from tfbert.progress import Progress
@@ -20,6 +19,10 @@ __all__ = ["resolve_model_dir", "read_metadata", "read_labels", "ExportedModel",
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 METADATA_FILE = Path("assets.extra") / "tfbert.json"
+# Serving kind (the export metadata's "serving") -> its client module.
+CLIENTS = {"classifier": "tfbert.serving.classifier", "tagger": "tfbert.serving.tagger",
+           "regressor": "tfbert.serving.regressor", "multilabel": "tfbert.serving.multilabel",
+           "embedder": "tfbert.serving.embedder", "qa": "tfbert.serving.qa"}
 # Exports written before the metadata file existed name their outputs in one asset file.
 _LEGACY_ASSETS = {"labels.txt": "classifier", "tags.txt": "tagger"}
 
@@ -104,12 +107,11 @@ def _read_lines(f: Path) -> list[str]:
 
 
 def client_module(kind: str):
-    """The client module of a serving kind (tfbert/serving/<kind>.py)."""
-    kinds = [m.name for m in pkgutil.iter_modules(__path__)]
-    if kind not in kinds:
+    """The client module of a serving kind (CLIENTS)."""
+    if kind not in CLIENTS:
         raise ValueError(f"unknown serving kind {kind!r} in the export's metadata; this tfbert knows "
-                         f"{', '.join(kinds)}. Upgrade tfbert, or check {METADATA_FILE}.")
-    return importlib.import_module(f"{__name__}.{kind}")
+                         f"{', '.join(CLIENTS)}. Upgrade tfbert, or check {METADATA_FILE}.")
+    return importlib.import_module(CLIENTS[kind])
 
 
 def short_floats(a) -> list:

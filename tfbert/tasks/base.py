@@ -61,7 +61,9 @@ class Task:
     def check_encoder(self, preprocess, handles) -> None:
         """Refuse an encoder the task cannot export with, before training (default: any)."""
 
-    def datasets(self, data, preprocess, config, log=print) -> Datasets:
+    def datasets(self, data, inputs, config, log=print) -> Datasets:
+        """Training and validation batches; `inputs` (tfbert.data.inputs.RunInputs, the run's one input side) makes
+        the token pipelines and holds the preprocess model and the training augmentation."""
         raise NotImplementedError
 
     def build_model(self, encoder_handle: str, data, config):
@@ -83,11 +85,11 @@ class Task:
         tfbert.fit.COLLAPSE_MARGIN of it. None: no such answer is defined for the task's metric (the default)."""
         return None
 
-    def after_training(self, model, data, preprocess, config, log=print) -> None:
+    def after_training(self, model, data, inputs, config, log=print) -> None:
         """Runs once the best weights are loaded, before `evaluate` and `export`: what the task fits on the
         validation split after training (classification: a temperature, a decision threshold). Default: nothing."""
 
-    def evaluate(self, model, data, preprocess, config) -> dict:
+    def evaluate(self, model, data, inputs, config) -> dict:
         """Test-split metrics (JSON-able)."""
         raise NotImplementedError
 
@@ -99,9 +101,10 @@ class Task:
         """The test metrics in one phrase, e.g. 'test accuracy 0.81, macro-F1 0.80'."""
         raise NotImplementedError
 
-    def export(self, model, handles, data, base: Path, config, metadata: dict, log=print) -> tuple[Path, dict]:
-        """Publishes the next version under `base` with `metadata` in it (tfbert.export.publish); returns its path
-        and facts about the export for the run summary."""
+    def export(self, model, handles, data, inputs, base: Path, config, metadata: dict, log=print) \
+            -> tuple[Path, dict]:
+        """Publishes the next version under `base` with `metadata` in it (tfbert.export.publish), its input side
+        from `inputs.settings`; returns its path and facts about the export for the run summary."""
         raise NotImplementedError
 
     def plots(self, metrics: dict, data, run_dir: Path) -> None:

@@ -15,10 +15,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import ConfigError, flag
-from tfbert.data.augment import augmentation
 from tfbert.data.classification import TextDataset, class_weights, load_dataset
 from tfbert.data.long_texts import log_truncation
-from tfbert.data.pipeline import WINDOW_POOLING, TextPipeline, steps_per_epoch
+from tfbert.data.pipeline import WINDOW_POOLING, steps_per_epoch
 from tfbert.data.tweets import load_tweets
 from tfbert.data.windows import pool_windows
 from tfbert.encoders.bert import INPUT_KEYS
@@ -135,14 +134,14 @@ class ClassificationTask(Task):
     def run_facts(self, data: TextDataset) -> dict:
         return {"labels": data.labels}
 
-    def datasets(self, data: TextDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
+    def datasets(self, data: TextDataset, inputs, config, log=print) -> Datasets:
+        pipe = inputs.pipeline(data.has_pairs)
         cut = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(cut, config.max_seq_length, data.notes, log)
         weights = class_weights(data.train, len(data.labels)) if config.class_weights == "balanced" else None
         self.valid_items = pipe.window_items(data.valid)  # for PooledValidation under windows
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
-                                     augment=augmentation(config, preprocess)),
+                                     augment=inputs.augment),
                         pipe.dataset(data.valid, 2 * config.batch_size),
                         steps_per_epoch(pipe.count(data.train), config.batch_size), {"class_weight": weights},
                         truncation=cut)
@@ -176,8 +175,8 @@ class ClassificationTask(Task):
         self.fitted: dict = {}
         self.valid_items = None  # under --long-texts windows, the validation text of each window (datasets)
 
-    def _logits(self, model, frame, preprocess, config, has_pairs: bool) -> np.ndarray:
-        pipe = TextPipeline.for_config(preprocess, config, has_pairs)
+    def _logits(self, model, frame, inputs, config, has_pairs: bool) -> np.ndarray:
+        pipe = inputs.pipeline(has_pairs)
         logits = model.predict(pipe.dataset(frame, 2 * config.batch_size), verbose=0)
         return pipe.pool(np.asarray(logits, dtype=np.float32), frame)  # windows: per text, as the export pools
 
@@ -187,10 +186,10 @@ class ClassificationTask(Task):
     def _threshold(self) -> float | None:
         return self.fitted.get("decision_threshold", {}).get("value")
 
-    def after_training(self, model, data: TextDataset, preprocess, config, log=print) -> None:
+    def after_training(self, model, data: TextDataset, inputs, config, log=print) -> None:
         if not config.calibrate and config.tune_threshold == "none":
             return
-        logits = self._logits(model, data.valid, preprocess, config, data.has_pairs)
+        logits = self._logits(model, data.valid, inputs, config, data.has_pairs)
         self.fitted = fit_on_validation(logits, data.valid["label_id"].to_numpy(), data.labels,
                                         calibrate=config.calibrate,
                                         tune=None if config.tune_threshold == "none" else config.tune_threshold)
@@ -210,9 +209,9 @@ class ClassificationTask(Task):
             log(f"decision threshold: {t['positive_label']} when its probability >= {t['value']:.4f}; validation "
                 f"F1 {t['valid_f1_argmax']:.4f} (argmax) -> {t['valid_f1']:.4f}")
 
-    def evaluate(self, model, data: TextDataset, preprocess, config) -> dict:
+    def evaluate(self, model, data: TextDataset, inputs, config) -> dict:
         # The test split scored the way the export answers: temperature and threshold applied.
-        probabilities = softmax(self._logits(model, data.test, preprocess, config, data.has_pairs),
+        probabilities = softmax(self._logits(model, data.test, inputs, config, data.has_pairs),
                                 self._temperature())
         y_true = data.test["label_id"].to_numpy()
         return {**classification_metrics(y_true, decide(probabilities, self._threshold()), data.labels),
@@ -224,16 +223,13 @@ class ClassificationTask(Task):
     def headline(self, metrics: dict) -> str:
         return f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
 
-    def export(self, model, handles, data: TextDataset, base, config, metadata: dict, log=print):
+    def export(self, model, handles, data: TextDataset, inputs, base, config, metadata: dict, log=print):
         facts = {}
-        version = export_classifier(model, handles.preprocess, data.labels, base,
-                                    max_seq_length=config.max_seq_length, has_pairs=data.has_pairs,
-                                    encoder_handle=handles.encoder,
+        version = export_classifier(model, handles.preprocess, data.labels, base, inputs=inputs.settings,
+                                    has_pairs=data.has_pairs, encoder_handle=handles.encoder, pooling=config.pooling,
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
                                     info=facts, metadata={**metadata, **self.fitted},
-                                    temperature=self._temperature(), threshold=self._threshold(),
-                                    long_texts=config.long_texts, window_stride=config.window_stride,
-                                    max_windows=config.max_windows, log=log)
+                                    temperature=self._temperature(), threshold=self._threshold(), log=log)
         return version, {"serving_graph": facts}
 
     def example_data(self, directory, rows: int = 48) -> dict:

@@ -20,7 +20,6 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import flag
-from tfbert.data.augment import augmentation
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.multilabel import MultilabelDataset, builtin_rows, load_multilabel_dataset, split_rows
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, steps_per_epoch
@@ -149,12 +148,12 @@ class MultilabelTask(Task):
     def run_facts(self, data: MultilabelDataset) -> dict:
         return {"labels": data.labels}
 
-    def datasets(self, data: MultilabelDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline.for_config(preprocess, config)
+    def datasets(self, data: MultilabelDataset, inputs, config, log=print) -> Datasets:
+        pipe = inputs.pipeline()
         cut = pipe.truncation_report({name: getattr(data, name)["text"] for name in ("train", "valid", "test")})
         log_truncation(cut, config.max_seq_length, data.notes, log)
         return Datasets(multilabel_dataset(pipe, data.train["text"], data.targets(data.train), config.batch_size,
-                                           shuffle=True, seed=config.seed, augment=augmentation(config, preprocess)),
+                                           shuffle=True, seed=config.seed, augment=inputs.augment),
                         multilabel_dataset(pipe, data.valid["text"], data.targets(data.valid), 2 * config.batch_size),
                         steps_per_epoch(pipe.count(data.train["text"]), config.batch_size), truncation=cut)
 
@@ -174,18 +173,18 @@ class MultilabelTask(Task):
         metric.update_state(y_true, np.zeros_like(y_true, dtype=np.float32))  # one logit for every (text, label)
         return "the same score for every label of every text", float(metric.result())
 
-    def probabilities(self, model, preprocess, texts, config) -> np.ndarray:
-        pipe = TextPipeline.for_config(preprocess, config)
+    def probabilities(self, model, inputs, texts, config) -> np.ndarray:
+        pipe = inputs.pipeline()
         ds = multilabel_dataset(pipe, texts, np.zeros((len(texts), model.output_shape[-1]), np.float32),
                                 2 * config.batch_size)
         logits = pipe.pool(np.asarray(model.predict(ds, verbose=0), np.float32), texts)  # windows: per text
         return tf.sigmoid(logits).numpy()
 
-    def evaluate(self, model, data: MultilabelDataset, preprocess, config) -> dict:
+    def evaluate(self, model, data: MultilabelDataset, inputs, config) -> dict:
         # The loop calls this on the best weights: tune the thresholds on valid first, then score test with them.
         self.thresholds = tune_thresholds(data.targets(data.valid),
-                                          self.probabilities(model, preprocess, data.valid["text"], config))
-        predicted = apply_thresholds(self.probabilities(model, preprocess, data.test["text"], config), self.thresholds)
+                                          self.probabilities(model, inputs, data.valid["text"], config))
+        predicted = apply_thresholds(self.probabilities(model, inputs, data.test["text"], config), self.thresholds)
         return multilabel_metrics(data.targets(data.test), predicted, data.labels)
 
     def report(self, metrics: dict) -> str:
@@ -195,13 +194,11 @@ class MultilabelTask(Task):
         return (f"test micro-F1 {metrics['micro_f1']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, subset accuracy "
                 f"{metrics['subset_accuracy']:.4f}")
 
-    def export(self, model, handles, data: MultilabelDataset, base, config, metadata: dict, log=print):
+    def export(self, model, handles, data: MultilabelDataset, inputs, base, config, metadata: dict, log=print):
         if self.thresholds is None:
             raise RuntimeError("export before evaluate: the thresholds are tuned in evaluate")
         version = export_multilabel(model, handles.preprocess, data.labels, self.thresholds, base,
-                                    max_seq_length=config.max_seq_length, long_texts=config.long_texts,
-                                    window_stride=config.window_stride, max_windows=config.max_windows,
-                                    check_texts=data.test["text"].tolist()[:CHECK_TEXTS], metadata=metadata, log=log)
+                                    inputs=inputs.settings, check_texts=data.test["text"].tolist()[:CHECK_TEXTS], metadata=metadata, log=log)
         return version, {}  # the thresholds go into metrics.json through summary_extras
 
     def example_data(self, directory, rows: int = 48) -> dict:

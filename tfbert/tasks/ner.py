@@ -298,9 +298,9 @@ class NerTask(Task):
                 for name, split in (("train", data.train), ("valid", data.valid), ("test", data.test))}
         return self._aligned_splits
 
-    def datasets(self, data: NerDataset, preprocess, config, log=print) -> Datasets:
-        aligned = self._aligned(data, preprocess)
-        pipe = TextPipeline.for_config(preprocess, config)
+    def datasets(self, data: NerDataset, inputs, config, log=print) -> Datasets:
+        aligned = self._aligned(data, inputs.preprocess)
+        pipe = inputs.pipeline()
         cut = tagging_truncation(aligned, config.max_seq_length, pipe)
         log_truncation(cut, config.max_seq_length, data.notes, log, "sentences")
         if pipe.long_texts == "windows":
@@ -325,9 +325,9 @@ class NerTask(Task):
     def validation_callback(self, data: NerDataset, datasets: Datasets, config):
         return EntityF1(datasets.valid, [s.tags for s in data.valid], data.tags, self.valid_reads)
 
-    def evaluate(self, model, data: NerDataset, preprocess, config) -> dict:
-        test = self._aligned(data, preprocess)["test"]
-        pipe = TextPipeline.for_config(preprocess, config)
+    def evaluate(self, model, data: NerDataset, inputs, config) -> dict:
+        test = self._aligned(data, inputs.preprocess)["test"]
+        pipe = inputs.pipeline()
         reads = word_reads(pipe, test) if pipe.long_texts == "windows" else None
         test_ds = tagging_dataset(pipe, test, 2 * config.batch_size)
         return entity_metrics([s.tags for s in data.test],
@@ -340,10 +340,9 @@ class NerTask(Task):
         micro = metrics["micro"] or {"f1": float("nan")}
         return f"test entity micro-F1 {micro['f1']:.4f}, token accuracy {metrics['token_accuracy']:.4f}"
 
-    def export(self, model, handles, data: NerDataset, base, config, metadata: dict, log=print):
-        return export_tagger(model, handles.preprocess, data.tags, base, max_seq_length=config.max_seq_length,
-                             long_texts=config.long_texts, window_stride=config.window_stride,
-                             max_windows=config.max_windows, metadata=metadata, log=log), {}
+    def export(self, model, handles, data: NerDataset, inputs, base, config, metadata: dict, log=print):
+        return export_tagger(model, handles.preprocess, data.tags, base, inputs=inputs.settings, metadata=metadata,
+                             log=log), {}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Sentences of the built-in Twitter NER corpus: train as CoNLL, valid and test as JSONL."""

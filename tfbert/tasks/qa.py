@@ -248,9 +248,9 @@ class QaTask(Task):
             self._reader = QaReader(preprocess, model, layout_of(config), no_answer=data.has_no_answer)
         return self._reader
 
-    def datasets(self, data: QaDataset, preprocess, config, log=print) -> Datasets:
+    def datasets(self, data: QaDataset, inputs, config, log=print) -> Datasets:
         layout = layout_of(config)
-        self.preprocess = preprocess
+        preprocess = self.preprocess = inputs.preprocess
         for name in ("train", "valid", "test"):
             self._windows[name] = make_windows(preprocess, getattr(data, name), layout)
         facts = {name: w.facts for name, w in self._windows.items()}
@@ -265,7 +265,7 @@ class QaTask(Task):
                     f"{f['answers_without_pieces']} answers without wordpieces)" for name, f in facts.items()) + ".")
         data.notes.append(note)
         log(f"data: {note}")
-        pipe = TextPipeline(preprocess, config.max_seq_length, has_pairs=True)
+        pipe = inputs.pipeline(has_pairs=True)
         train = self._windows["train"]
         return Datasets(window_dataset(pipe, train, config.batch_size, shuffle=True, seed=config.seed),
                         window_dataset(pipe, self._windows["valid"], 2 * config.batch_size),
@@ -281,15 +281,15 @@ class QaTask(Task):
     def validation_callback(self, data: QaDataset, datasets: Datasets, config):
         return SquadF1(self, data, config)
 
-    def after_training(self, model, data: QaDataset, preprocess, config, log=print) -> None:
+    def after_training(self, model, data: QaDataset, inputs, config, log=print) -> None:
         if data.has_no_answer:
-            reader = self.reader(model, preprocess, config, data)
+            reader = self.reader(model, inputs.preprocess, config, data)
             self.threshold = score(reader, data.valid, True)["threshold"]
             reader.threshold.assign(self.threshold)
             log(f"no-answer threshold tuned on validation: answer when span score - null score > {self.threshold:.4f}")
 
-    def evaluate(self, model, data: QaDataset, preprocess, config) -> dict:
-        reader = self.reader(model, preprocess, config, data)
+    def evaluate(self, model, data: QaDataset, inputs, config) -> dict:
+        reader = self.reader(model, inputs.preprocess, config, data)
         return score(reader, data.test, data.has_no_answer, self.threshold if data.has_no_answer else None)
 
     def report(self, metrics: dict) -> str:
@@ -298,7 +298,7 @@ class QaTask(Task):
     def headline(self, metrics: dict) -> str:
         return f"test exact match {metrics['exact']:.2f}, F1 {metrics['f1']:.2f} (SQuAD, 0-100)"
 
-    def export(self, model, handles, data: QaDataset, base, config, metadata: dict, log=print):
+    def export(self, model, handles, data: QaDataset, inputs, base, config, metadata: dict, log=print):
         return export_qa(model, handles.preprocess, layout_of(config), base, no_answer=data.has_no_answer,
                          threshold=self.threshold, metadata=metadata, log=log), {}
 

@@ -15,7 +15,6 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfbert.config import flag
-from tfbert.data.augment import augmentation
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import TextPipeline, steps_per_epoch
 from tfbert.data.regression import ScoredDataset, load_scored, tweet_scores
@@ -105,13 +104,13 @@ class RegressionTask(Task):
         ds = pipe.dataset(df.assign(label_id=np.arange(len(df))), batch_size, **kwargs)
         return ds.map(lambda x, i: (x, tf.gather(targets, i)))
 
-    def datasets(self, data: ScoredDataset, preprocess, config, log=print) -> Datasets:
-        pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
+    def datasets(self, data: ScoredDataset, inputs, config, log=print) -> Datasets:
+        pipe = inputs.pipeline(data.has_pairs)
         self.valid_pool = lambda scores: pipe.pool(scores, data.valid)  # windows: the average per text
         cut = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(cut, config.max_seq_length, data.notes, log, "pairs" if data.has_pairs else "rows")
         return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed,
-                                      augment=augmentation(config, preprocess)),
+                                      augment=inputs.augment),
                         self._dataset(data.valid, pipe, 2 * config.batch_size, data),
                         steps_per_epoch(pipe.count(data.train), config.batch_size), truncation=cut)
 
@@ -129,8 +128,8 @@ class RegressionTask(Task):
         return RegressionValidation(datasets.valid, data.valid["label"].to_numpy(), data.mean, data.std,
                                     self.valid_pool)
 
-    def evaluate(self, model, data: ScoredDataset, preprocess, config) -> dict:
-        pipe = TextPipeline.for_config(preprocess, config, data.has_pairs)
+    def evaluate(self, model, data: ScoredDataset, inputs, config) -> dict:
+        pipe = inputs.pipeline(data.has_pairs)
         predicted = pipe.pool(scores_in_label_units(model, self._dataset(data.test, pipe, 2 * config.batch_size,
                                                                          data), data.mean, data.std), data.test)
         self.test_scores = predicted  # for plots(): kept out of metrics.json
@@ -148,11 +147,10 @@ class RegressionTask(Task):
         return (f"test Spearman {metrics['spearman']:.4f}, Pearson {metrics['pearson']:.4f}, "
                 f"MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}")
 
-    def export(self, model, handles, data: ScoredDataset, base, config, metadata: dict, log=print):
-        return export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std,
-                                max_seq_length=config.max_seq_length, has_pairs=data.has_pairs,
-                                long_texts=config.long_texts, window_stride=config.window_stride,
-                                max_windows=config.max_windows, metadata=metadata, log=log), {"target": {"mean": data.mean, "std": data.std}}
+    def export(self, model, handles, data: ScoredDataset, inputs, base, config, metadata: dict, log=print):
+        return export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std, inputs=inputs.settings,
+                                has_pairs=data.has_pairs, metadata=metadata,
+                                log=log), {"target": {"mean": data.mean, "std": data.std}}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets of the built-in corpus with their signed sentiment score (a third per label), as CSV files with
