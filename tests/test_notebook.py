@@ -117,7 +117,7 @@ def test_similarity_notebook_runs_top_to_bottom(tiny_pair, tmp_path, monkeypatch
     from nbclient import NotebookClient
 
     out = tmp_path / "out"
-    for key, value in {"ENCODER": str(tiny_pair), "MAX_TRAIN": "120", "EPOCHS": "1", "SEARCH_POOL": "200",
+    for key, value in {"ENCODER": str(tiny_pair), "MAX_TRAIN": "120", "EPOCHS": "1", "MIN_STEPS": "8", "SEARCH_POOL": "200",
                        "OUTPUT_DIR": str(out)}.items():
         monkeypatch.setenv(f"TFBERT_NB_{key}", value)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -136,4 +136,8 @@ def test_similarity_notebook_runs_top_to_bottom(tiny_pair, tmp_path, monkeypatch
     assert Path(report["export"]).resolve() == (out / "regression" / "1").resolve()
     assert Path(report["tuned"]).resolve() == (out / "embedding-tuned" / "1").resolve()
     assert (out / "regression" / "runs" / "1" / "test_scatter.png").is_file()
+    # The subsample trains the few epochs asked for: 120 rows at batch 32 reach 8 steps in 2 epochs (the default
+    # --min-steps 300 made it 75, most of this test's time).
+    run = json.loads((out / "regression" / "runs" / "1" / "metrics.json").read_text())
+    assert run["epochs_run"] <= 2
     assert sum("image/png" in o.get("data", {}) for c in _code(nb) for o in c.outputs) >= 2
