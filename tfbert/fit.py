@@ -117,7 +117,7 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     best_value = max(history.get(task.monitor, [float("nan")]))
     constant = constant_baseline(task, data, best_value, log)
     if not export:
-        return finish_unexported(run_dir, base, task.monitor, {
+        return finish_unexported(run_dir, base, task.monitor, history, {
             "task": task.name, "train_rows": len(data.train), "planned_steps_per_epoch": ds.steps_per_epoch,
             "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1), **constant})
     if multi_worker:
@@ -230,11 +230,10 @@ def finish_run(run_dir: Path, base: Path, version: Path, summary: dict) -> Path:
     return final_run
 
 
-def finish_unexported(run_dir: Path, base: Path, monitor: str, summary: dict) -> dict:
+def finish_unexported(run_dir: Path, base: Path, monitor: str, history: dict, summary: dict) -> dict:
     """A run trained without export: metrics.json holds the validation history's best, the weights are dropped
     (a search keeps settings and scores; the chosen settings are trained again) and the folder becomes
     runs/unexported, replacing an earlier one."""
-    history = read_history(run_dir / "history.csv")
     summary = {**summary, "monitor": monitor, f"best_{monitor}": max(history.get(monitor, [float("nan")])),
                "epochs_run": len(history.get("loss", []))}
     write_json(run_dir / "metrics.json", summary)

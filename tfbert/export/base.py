@@ -21,7 +21,8 @@ def sorted_chunks(core, pipeline: TextPipeline, segments, chunk: int, width: int
 
     A request arrives in no particular order, so padding it as one batch to its longest text wastes most of
     the compute on short texts (tweets: ~45% padding at batch 64). Sorted chunks of `chunk` cut that;
-    results go back to request order. Used inside the serving tf.functions of the classifier, regressor, embedder and QA exports.
+    results go back to request order. Used inside the serving tf.functions of the classifier, regressor, embedder
+    and QA exports.
     """
     if not chunk:
         return tf.cast(core(pipeline.pack(segments), training=False), tf.float32)

@@ -7,10 +7,10 @@ A temperature T (fitted by --calibrate) and a decision threshold (--tune-thresho
 the exported module, applied in the graph: probabilities = softmax(logits / T); with a threshold, label_id is 1
 exactly when probabilities[:, 1] >= threshold (else the argmax).
 Texts longer than the window are cut in the graph as in training: the server's TextPipelines come from the run's
-InputSettings (tfbert.data.inputs), so they carry its --long-texts (truncate or head-tail; tfbert.data.long_texts), recorded in the metadata as "long_texts". Under
-windows (single texts) each text's windows become rows of the length-sorted chunks and their logits are pooled back
-per text (TextPipeline.per_text, mean), in request order; the metadata's "windows" holds the window size, stride,
---max-windows cap and pooling.
+InputSettings (tfbert.data.inputs), so they carry its --long-texts (truncate or head-tail; tfbert.data.long_texts),
+recorded in the metadata as "long_texts". Under windows (single texts) each text's windows become rows of the
+length-sorted chunks and their logits are pooled back per text (TextPipeline.per_text, mean), in request order;
+the metadata's "windows" holds the window size, stride, --max-windows cap and pooling.
 The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
 fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
 For an encoder converted by tfbert, the numeric part served is tfbert.encoders.inference_graph's forward-only graph, once

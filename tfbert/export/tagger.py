@@ -43,8 +43,8 @@ _TEXT = tf.TensorSpec([None], tf.string, name="text")
 def window_probs(core, pipe: TextPipeline, windows: tf.RaggedTensor, chunk: int, n_tags: int):
     """Tag probabilities of every position of every window: float32 [window pieces, n_tags], window after window.
 
-    The windows run in length-sorted chunks of `chunk`, each padded only to its own longest (as the classifier's
-    tfbert.export.base.sorted_chunks), and go back to the windows' order."""
+    The windows run in length-sorted chunks of `chunk`, each padded only to its own longest (as
+    tfbert.export.base.sorted_chunks does), and go back to the windows' order."""
     lengths = windows.row_lengths()
     order = tf.argsort(lengths, stable=True)
     parts = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
