@@ -218,7 +218,8 @@ def test_monitor_and_loss_options_choose_what_the_loop_watches_and_minimises():
     task = RegressionTask()
     config = RunConfig(task="regression", options={"monitor": "neg_rmse", "loss": "huber"}).with_task_defaults(task)
     task.check_config(config)
-    assert task.monitor == "val_neg_rmse" and RegressionTask.monitor == "val_spearman"
+    # A function of the settings, not a mutation of the task.
+    assert task.monitor_of(config) == "val_neg_rmse" and task.monitor == RegressionTask.monitor == "val_spearman"
     assert type(task.compile_args(None, config)["loss"]).__name__ == "Huber"
     with pytest.raises(ConfigError, match="--loss must be one of mse, huber"):
         config.replace(options={**config.options, "loss": "l1"}).check()

@@ -126,12 +126,14 @@ def test_export_answers_hostile_input_with_valid_probabilities(trained_export):
 
 
 def test_same_seed_gives_same_metrics_and_predictions(tmp_path, tiny_pair, tweets_csv):
+    # Two processes at once (their imports and export checks overlap): a run must not depend on being alone.
+    procs = {run: subprocess.Popen(_train_cmd(tiny_pair, tweets_csv, tmp_path / run, "--epochs", "2",
+                                              "--learning-rate", "5e-3", "--pooling", "mean", "--seed", "7"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for run in ("a", "b")}
     results = []
-    for run in ("a", "b"):
-        cmd = _train_cmd(tiny_pair, tweets_csv, tmp_path / run, "--epochs", "2", "--learning-rate", "5e-3",
-                         "--pooling", "mean", "--seed", "7")
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-3000:]
+    for run, proc in procs.items():
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out[-3000:]
         metrics = json.loads((tmp_path / run / "m" / "runs" / "1" / "metrics.json").read_text())["test"]
         probs = tf.saved_model.load(str(tmp_path / run / "m" / "1")).signatures["serving_default"](
             text=tf.constant(["good", "bad", "meh", "what a day"]))["probabilities"].numpy()

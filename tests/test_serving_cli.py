@@ -227,7 +227,7 @@ def test_evaluate_cli_metrics(models, tmp_path):
     assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [1, 0, 1]]
     assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 2) / 3)
     assert m["model"] == str(models / "fake" / "2")
-    assert "accuracy=0.6000" in r.stdout and "skipped 1 of 6 rows with empty text: data row 6" in r.stderr
+    assert "accuracy=0.6000" in r.stdout and "dropped 1 of 6 rows with empty text in 'text': data row 6" in r.stderr
 
 
 def test_evaluate_cli_data_errors(models, tmp_path):
@@ -236,7 +236,8 @@ def test_evaluate_cli_data_errors(models, tmp_path):
     src.write_text("sentence,label\ngood,positive\nok,mixed\n", encoding="utf-8")
     r = _run("evaluate", "--model", models / "fake", "--test-file", src)
     assert r.returncode == 2 and r.stdout == ""
-    assert _error_line(r.stderr).startswith(f"error: {src}: no column 'text' (--text-column). "
+    # Read as training reads its test files (tfbert.data.classification.read_labelled_table): named as they are.
+    assert _error_line(r.stderr).startswith(f"error: {src.name}: no column 'text' (--text-column). "
                                             "Columns in the file: 'sentence', 'label'.")
     r = _run("evaluate", "--model", models / "fake", "--test-file", src, "--text-column", "sentence")
     assert r.returncode == 2

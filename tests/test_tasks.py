@@ -1,7 +1,7 @@
 """The task conformance test: every registered task (tfbert.tasks.TASKS) builds on the tiny encoder, trains a few
 steps through the one loop, exports, reloads in a fresh process that imports only tensorflow and tensorflow_text,
 answers hostile and all-empty batches and its own TF Serving warm-up records, and round-trips through
-`python -m tfbert.predict` and `python -m tfbert.evaluate`. Registering a task makes it tested here."""
+`python -m tfbert.predict` and `python -m tfbert.evaluate` (whose scores on the test file are the run's metrics.json's). Registering a task makes it tested here."""
 import dataclasses
 import json
 import math
@@ -143,4 +143,18 @@ def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_tas
     r = _cli("evaluate", "--model", summary["export"], "--test-file", settings["test_file"], "--output", out, *flags)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads(out.read_text())
-    assert set(summary["test"]) <= set(metrics), (sorted(summary["test"]), sorted(metrics))
+    # What the run reports is what it ships: its metrics.json's test scores are the export's, as evaluate finds them.
+    reported = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())["test"]
+    assert set(reported) <= set(metrics), (sorted(reported), sorted(metrics))
+    assert _same({k: metrics[k] for k in reported}, reported), (name, reported, metrics)
+
+
+def _same(a, b) -> bool:
+    """Equal JSON values, NaN equal to NaN (an undefined score of a tiny model)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b

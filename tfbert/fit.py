@@ -38,6 +38,7 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     config.check()
     config.check_task(task)
     task.check_config(config, log)
+    monitor = task.monitor_of(config)
 
     import tf_keras as keras
 
@@ -45,6 +46,7 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     from tfbert.data.inputs import RunInputs
     from tfbert.data.pipeline import load_preprocess
     from tfbert.distribute import barrier, local_batch_sizes, make_strategy, shard_by_data
+    from tfbert.export.publish import prestart_fresh_process
     from tfbert.layerwise import plan_layers
     from tfbert.metrics.plots import plot_history
     from tfbert.optim import make_optimizer
@@ -69,8 +71,8 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     multi_worker = config.strategy == "multi_worker"
     if multi_worker:
         ds.train, ds.valid = shard_by_data(ds.train), shard_by_data(ds.valid)
-    epochs = max(config.epochs, math.ceil(config.min_steps / ds.steps_per_epoch))
-    if epochs > config.epochs:
+    epochs = ds.epochs or max(config.epochs, math.ceil(config.min_steps / ds.steps_per_epoch))
+    if epochs > config.epochs and not ds.epochs:
         log(f"training for up to {epochs} epochs ({ds.steps_per_epoch} steps each) to reach --min-steps "
             f"{config.min_steps}")
     total_steps = ds.steps_per_epoch * epochs
@@ -96,10 +98,10 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     hold = early_stopping_hold(config.min_steps, layers.last_thaw_step, ds.steps_per_epoch)
     if hold >= epochs:
         log(f"early stopping off: --min-steps {config.min_steps} (or the thaw) takes all {epochs} epochs; the best "
-            f"epoch by {task.monitor} is kept")
+            f"epoch by {monitor} is kept")
     elif hold:
-        log(f"early stopping watches {task.monitor} from epoch {hold + 1} on (after --min-steps and any thaw)")
-    callbacks, best = training_callbacks(run_dir, task.validation_callback(data, ds, config), task.monitor,
+        log(f"early stopping watches {monitor} from epoch {hold + 1} on (after --min-steps and any thaw)")
+    callbacks, best = training_callbacks(run_dir, task.validation_callback(data, ds, config), monitor,
                                          patience=config.patience, steps_per_epoch=ds.steps_per_epoch,
                                          batch_size=config.batch_size, verbose=verbose, log=log,
                                          state_dir=output_base(config, chief=True) / "runs" / "in-progress",
@@ -114,31 +116,40 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
         write_json(trained_marker, {"fit_seconds": round(time.time() - t_fit, 1)})
     fit_seconds = json.loads(trained_marker.read_text())["fit_seconds"]
     history = read_history(run_dir / "history.csv")
-    best_value = max(history.get(task.monitor, [float("nan")]))
-    constant = constant_baseline(task, data, best_value, log)
+    best_value = max(history.get(monitor, [float("nan")]))
+    constant = constant_baseline(task, data, monitor, best_value, log)
     if not export:
-        return finish_unexported(run_dir, base, task.monitor, history, {
+        return finish_unexported(run_dir, base, monitor, history, {
             "task": task.name, "train_rows": len(data.train), "planned_steps_per_epoch": ds.steps_per_epoch,
             "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1), **constant})
+    if task.serves_text:
+        prestart_fresh_process()  # the export's fresh-process check imports TensorFlow meanwhile
     if multi_worker:
         barrier(strategy)  # the chief has written the best weights every worker loads
     model.load_weights(str(best)).expect_partial()
-    task.after_training(model, data, inputs, config, log)
+    fitted = task.after_training(model, data, inputs, config, log)
 
-    metrics = task.evaluate(model, data, inputs, config)
+    tested = {}
+
+    def test_metrics(directory: Path, written: dict) -> dict:  # the written export's answers, before publishing
+        log(f"test: the export's answers on the {len(data.test)} test {task.unit}")
+        tested["metrics"], tested["predictions"] = task.test_metrics(directory, written, data)
+        return tested["metrics"]
+
+    metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": test_metrics,
+                f"best_{monitor}": best_value, "encoder": handles.encoder, **constant}
+    version, export_facts = task.export(model, handles, data, inputs, fitted, base, config, metadata, log)
+    metrics = tested["metrics"]
     log(task.report(metrics))
-    metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": metrics,
-                f"best_{task.monitor}": best_value, "encoder": handles.encoder, **constant}
-    version, export_facts = task.export(model, handles, data, inputs, base, config, metadata, log)
     if history:
         plot_history(history, run_dir / "training_curves.png")
-    task.plots(metrics, data, run_dir)
+    task.plots(metrics, tested["predictions"], data, run_dir)
     summary = {"export": str(version), "task": task.name, "test": metrics, "epochs_run": len(history.get("loss", [])),
-               f"best_{task.monitor}": best_value, "train_rows": len(data.train), "planned_steps_per_epoch":
+               f"best_{monitor}": best_value, "train_rows": len(data.train), "planned_steps_per_epoch":
                ds.steps_per_epoch, "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1),
                "data_notes": data.notes, "replicas_in_sync": strategy.num_replicas_in_sync,
                **({"worker_valid_batch": local_batch_sizes(strategy, ds.valid)} if multi_worker else {}),
-               "truncation": ds.truncation, **constant, **task.summary_extras(data), **export_facts}
+               "truncation": ds.truncation, **constant, **fitted, **task.summary_extras(data), **export_facts}
     final_run = finish_run(run_dir, base, version, summary)
     log(f"{task.headline(metrics)}; model: {version}; run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
     return summary
@@ -149,7 +160,7 @@ def early_stopping_hold(min_steps: int, last_thaw_step: int, steps_per_epoch: in
     return max(-(-min_steps // steps_per_epoch), -(-last_thaw_step // steps_per_epoch))
 
 
-def constant_baseline(task, data, best_value: float, log=print) -> dict:
+def constant_baseline(task, data, monitor: str, best_value: float, log=print) -> dict:
     """{"constant_baseline": what, value, collapsed} for metrics.json and the export's metadata ({} when the task
     defines no constant answer); warns when the run's best validation value did not leave it."""
     found = task.constant_score(data)
@@ -158,11 +169,11 @@ def constant_baseline(task, data, best_value: float, log=print) -> dict:
     what, value = found
     collapsed = not best_value > value + COLLAPSE_MARGIN  # NaN (nothing logged) counts as collapsed
     if collapsed:
-        log(f"WARNING: the run never left the constant answer: best validation {task.monitor} {best_value:.4f}, "
+        log(f"WARNING: the run never left the constant answer: best validation {monitor} {best_value:.4f}, "
             f"{what} scores {value:.4f} (within {COLLAPSE_MARGIN}). The exported model is likely to answer the same "
             "for every text. With few or imbalanced rows try --class-weights balanced (classification), more "
             "--min-steps or a higher --learning-rate.")
-    return {"constant_baseline": {"answer": what, task.monitor: value, "collapsed": collapsed}}
+    return {"constant_baseline": {"answer": what, monitor: value, "collapsed": collapsed}}
 
 
 # --------------------------------------------------------------------------- encoder and output places

@@ -74,8 +74,8 @@ def tune(settings: dict, output, *, max_trials: int = 10, budget_minutes: float 
     base = base.with_task_defaults(task, log)
     base.check()
     base.check_task(task)
-    task.check_config(base, log=lambda *_: None)  # may set the monitor (regression: --monitor)
-    monitor = task.monitor
+    task.check_config(base, log=lambda *_: None)
+    monitor = task.monitor_of(base)
     layers = _encoder_layers(resolve_run_encoder(base, log=lambda *_: None).encoder)
 
     if search_space is None:

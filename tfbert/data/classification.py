@@ -223,6 +223,20 @@ def _read_sources(files: dict, folders: dict, notes: list[str]) -> dict:
     return sources
 
 
+def read_labelled_table(path, *, text_column: str = "text", label_column: str = "label",
+                        text_b_column: str | None = None, notes: list[str]) -> pd.DataFrame:
+    """A labelled table read and cleaned as training reads its files (the one test-file reader of classification,
+    also `python -m tfbert.evaluate`'s): text[, text_b], label (normalised names) and ROW_COL, with its
+    "lines_before_data" in attrs; empty texts dropped and counted in `notes`, empty labels refused."""
+    df = read_table(path)
+    notes += df.attrs.get("notes", [])
+    columns = {"text_column": text_column, "label_column": label_column,
+               **({"text_b_column": text_b_column} if text_b_column is not None else {})}
+    rows, _ = _clean_split(df, path, df.attrs.get("lines_before_data"), columns, notes)
+    rows.attrs["lines_before_data"] = df.attrs.get("lines_before_data")
+    return rows
+
+
 def _clean_split(df: pd.DataFrame, path, lines_before, columns: dict, notes: list[str]) -> tuple[pd.DataFrame, bool]:
     """One file's rows as text[, text_b], label, ROW_COL: empty texts dropped (counted), empty labels refused.
     Returns the rows and whether every label is an integer."""

@@ -9,6 +9,7 @@ requests (tfbert.export.warmup).
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -77,12 +78,14 @@ def save_server(directory: Path, server: tf.Module, signatures: dict, check_call
 # call it runs the requests a server meets at its edges: the first row alone (as the warm-up records hold it) and
 # batches whose texts are all empty (TF Serving fails a load on a failing warm-up record); every output must have
 # the batch's rows (TF Serving's REST row format needs it).
+# It imports TensorFlow first and then waits for its arguments on stdin, so that it can be started ahead
+# (`prestart_fresh_process`) and import while the exporter builds and saves the model.
 _CHECK_SCRIPT = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf, tensorflow_text  # noqa: F401
 assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
-args = json.loads(sys.argv[1])
+args = json.loads(sys.stdin.readline())
 model = tf.saved_model.load(args["path"])
 out = {}
 for name, inputs in args["calls"].items():
@@ -106,15 +109,43 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) -> dict:
-    """Runs `calls` (signature -> input -> texts) on the SavedModel at `path` in a fresh process, with their edge
-    requests (above); returns the calls' outputs as lists (signature -> output -> values)."""
+_prestarted: list[subprocess.Popen] = []
+
+
+def _start_fresh_process() -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT, json.dumps({"path": str(path), "calls": calls})],
-                          capture_output=True, text=True, env=env, timeout=600)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    return subprocess.Popen([sys.executable, "-c", _CHECK_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def prestart_fresh_process() -> None:
+    """Starts the next fresh-process check now, so that its TensorFlow import (seconds) overlaps the work before
+    `verify_in_fresh_process`; the training loop calls it once training ends. Stopped at exit if never used."""
+    if not _prestarted:
+        _prestarted.append(_start_fresh_process())
+
+
+@atexit.register
+def _stop_prestarted() -> None:
+    while _prestarted:
+        proc = _prestarted.pop()
+        proc.kill()
+        proc.communicate()
+
+
+def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) -> dict:
+    """Runs `calls` (signature -> input -> texts) on the SavedModel at `path` in a fresh process (a prestarted one
+    if there is one), with their edge requests (above); returns the calls' outputs as lists (signature -> output ->
+    values)."""
+    proc = _prestarted.pop() if _prestarted else _start_fresh_process()
+    try:
+        out, err = proc.communicate(json.dumps({"path": str(path), "calls": calls}) + "\n", timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    lines = [line for line in out.splitlines() if line.startswith("RESULT")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"exported model failed to load/run in a fresh process:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"exported model failed to load/run in a fresh process:\n{err[-3000:]}")
     return json.loads(lines[-1][len("RESULT"):])
 
 
@@ -123,21 +154,26 @@ def next_version(base: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def publish_next_version(base: str | Path, write, metadata: dict | None = None, log=print) -> Path:
+def publish_next_version(base: str | Path, write, metadata: dict | None = None, log=print, *,
+                         fresh_check: bool = True) -> Path:
     """Calls `write(tmp_dir)`, adds `metadata` (with the library versions and time) as assets.extra/tfbert.json
-    and publishes tmp_dir as the next free integer version under `base`.
+    and publishes tmp_dir as the next free integer version under `base`. A metadata value may be a function
+    `(tmp_dir, the other values) -> value` of the written model: the training run scores its test split on the
+    export itself this way (tfbert.fit), before anything is published.
 
     Shared by every exporter: a version folder appears only whole (one rename); a version number taken by a
     concurrent export meanwhile makes this one write again under the next number.
     """
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
+    if fresh_check:  # `write` will verify the model in a fresh process: it imports TensorFlow while `write` saves
+        prestart_fresh_process()
     while True:
         version = base / str(next_version(base))
         try:
             with atomic_directory(version) as tmp:
                 write(tmp)
-                write_metadata(tmp, metadata or {})
+                write_metadata(tmp, of_written(metadata or {}, tmp))
             break
         except FileExistsError:
             continue  # another export took this version number meanwhile: take the next one
@@ -145,6 +181,10 @@ def publish_next_version(base: str | Path, write, metadata: dict | None = None, 
     return version
 
 
+def of_written(metadata: dict, directory: Path) -> dict:
+    """`metadata` with its function values called on the written model (`directory`) and the other values."""
+    fixed = {k: v for k, v in metadata.items() if not callable(v)}
+    return {k: v(directory, fixed) if callable(v) else v for k, v in metadata.items()}
 
 
 def write_metadata(directory: Path, metadata: dict) -> None:

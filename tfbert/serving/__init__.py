@@ -206,7 +206,8 @@ class ExportedModel:
         return []
 
 
-def load(path) -> ExportedModel:
-    """Load the export at ``path`` (a version directory or a model base directory) with its task's client."""
-    metadata = read_metadata(path)
+def load(path, metadata: dict | None = None) -> ExportedModel:
+    """Load the export at ``path`` (a version directory or a model base directory) with its task's client;
+    ``metadata``: what the export says about itself, when it is not (yet) in its assets.extra/tfbert.json."""
+    metadata = read_metadata(path) if metadata is None else metadata
     return client_module(metadata.get("serving", "classifier")).CLIENT(path, metadata)

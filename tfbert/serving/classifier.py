@@ -10,15 +10,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from tfbert.data.tables import (
-    DataError,
-    is_missing_label,
-    joined_text,
-    normalize_labels,
-    read_table,
-    require_columns,
-    row_refs,
-)
+from tfbert.data.classification import read_labelled_table
+from tfbert.data.tables import ROW_COL, DataError, is_missing_label, normalize_labels, row_refs
 from tfbert.serving import ExportedModel, read_labels, short_floats
 
 __all__ = ["ExportedClassifier", "label_ids", "CLIENT"]
@@ -72,37 +65,31 @@ class ExportedClassifier(ExportedModel):
         """Accuracy, macro/weighted F1, per-class scores, the confusion matrix and the quality of the probabilities
         (log-loss, Brier score, expected calibration error and its reliability bins) on a labelled table; the file,
         its columns and labels are checked before the model is loaded. Returns (metrics, text report)."""
-        from tfbert.metrics.classification import classification_metrics, format_report, probability_metrics
+        from tfbert.metrics.classification import format_report
 
-        df = read_table(test_file)
-        for n in df.attrs.get("notes", []):
+        notes: list[str] = []
+        rows = read_labelled_table(test_file, text_column=text_column, label_column=label_column,
+                                   text_b_column=text_b_column, notes=notes)
+        for n in notes:
             note(n)
-        text_cols = [text_column] + ([text_b_column] if text_b_column else [])
-        texts = {text_column: joined_text(df, text_column, test_file)}
-        if text_b_column:
-            texts[text_b_column] = joined_text(df, text_b_column, test_file, "text_b_column")
-        require_columns(df, test_file, {"label_column": label_column})
-        # Training drops rows with empty text from test files too; do the same so numbers agree.
-        empty = pd.Series(False, index=df.index)
-        for c in text_cols:
-            empty |= ~texts[c].str.strip().astype(bool)
-        if empty.all():
-            raise DataError(f"{test_file}: the text in {' / '.join(map(repr, text_cols))} is empty in every row.")
-        if empty.any():
-            note(f"skipped {int(empty.sum())} of {len(df)} rows with empty text: "
-                 f"{row_refs(df.index[empty] + 1, df.attrs.get('lines_before_data'))}.")
-        keep = ~empty
-        y_true = label_ids(df.loc[keep, label_column], self.labels, test_file, label_column,
-                           rows=(df.index[keep] + 1), lines_before_data=df.attrs.get("lines_before_data"))
+        y_true = label_ids(rows["label"], self.labels, test_file, label_column, rows=rows[ROW_COL],
+                           lines_before_data=rows.attrs["lines_before_data"])
         if self.has_pairs and not text_b_column:
             note("the model was trained on sentence pairs; pass --text-b-column to evaluate pairs "
                  "(evaluating single texts).")
-        texts_b = texts[text_b_column][keep].tolist() if text_b_column else None
-        # The export's own answers: its temperature and decision threshold (if any) are applied in its graph.
-        probs, y_pred, _ = self.predict(texts[text_column][keep].tolist(), texts_b, batch_size=batch_size)
-        metrics = {**classification_metrics(y_true.to_numpy(), y_pred, self.labels),
-                   **probability_metrics(y_true.to_numpy(), probs)}
+        metrics, _ = self.score(rows["text"].tolist(), rows["text_b"].tolist() if text_b_column else None,
+                                y_true.to_numpy(), batch_size=batch_size)
         return metrics, format_report(metrics)
+
+    def score(self, texts, texts_b, y_true, batch_size: int = 256) -> tuple[dict, np.ndarray]:
+        """The task's test metrics of the export's own answers (its temperature and decision threshold are applied
+        in its graph) against ``y_true`` (indices into ``labels``), and the probabilities. `evaluate_file` and the
+        training run's test report (tfbert.fit) both score this way."""
+        from tfbert.metrics.classification import classification_metrics, probability_metrics
+
+        probs, y_pred, _ = self.predict(texts, texts_b, batch_size=batch_size)
+        y_true = np.asarray(y_true)
+        return {**classification_metrics(y_true, y_pred, self.labels), **probability_metrics(y_true, probs)}, probs
 
     def write_plots(self, metrics: dict, directory) -> list:
         """confusion_matrix.png and reliability.png of `evaluate_file`'s metrics in `directory`."""

@@ -60,7 +60,7 @@ class ExportedMultilabel(ExportedModel):
         The labels are read in the format the model was trained on (the export's --label-separator or
         --label-columns settings; else JSON lists in `label_column`); the file is checked before TensorFlow loads.
         Returns (metrics, text report)."""
-        from tfbert.metrics.multilabel import format_multilabel_report, multilabel_metrics
+        from tfbert.metrics.multilabel import format_multilabel_report
 
         if text_b_column:
             raise ValueError("a multi-label model reads single texts; --text-b-column does not apply.")
@@ -88,11 +88,18 @@ class ExportedMultilabel(ExportedModel):
                             f"({int(unknown.sum())} rows: {row_refs(rows, lines_before)}). "
                             f"The model's labels are {', '.join(map(repr, self.labels[:20]))}. Fix or remove "
                             "those rows.")
-        y_true = multi_hot(label_sets[keep].tolist(), self.labels)
-        _, sets = self.predict(texts[keep].tolist(), batch_size=batch_size)
-        y_pred = multi_hot(sets, self.labels)
-        metrics = multilabel_metrics(y_true, y_pred, self.labels)
+        metrics, _ = self.score(texts[keep].tolist(), multi_hot(label_sets[keep].tolist(), self.labels),
+                                batch_size=batch_size)
         return metrics, format_multilabel_report(metrics)
+
+    def score(self, texts, targets, batch_size: int = 256) -> tuple[dict, np.ndarray]:
+        """The task's test metrics of the export's predicted label sets (its thresholds applied in its graph)
+        against ``targets`` (multi-hot, [texts, labels]), and the probabilities: `evaluate_file` and the training
+        run's test report (tfbert.fit) both score this way."""
+        from tfbert.metrics.multilabel import multilabel_metrics
+
+        probs, sets = self.predict(texts, batch_size=batch_size)
+        return multilabel_metrics(np.asarray(targets), multi_hot(sets, self.labels), self.labels), probs
 
 
 CLIENT = ExportedMultilabel

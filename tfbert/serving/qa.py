@@ -58,18 +58,27 @@ class ExportedQa(ExportedModel):
         """SQuAD exact match and F1 (0-100; HasAns/NoAns for no-answer data) on a SQuAD JSON or JSONL file, read and
         checked as training reads it, at the threshold in the export."""
         from tfbert.data.qa import read_qa_file
-        from tfbert.metrics.qa import format_qa_report, qa_metrics
+        from tfbert.metrics.qa import format_qa_report
 
         notes: list[str] = []
         questions = read_qa_file(test_file, notes=notes)
         for n in notes:
             note(n)
+        metrics, _ = self.score(questions, batch_size)
+        return metrics, format_qa_report(metrics)
+
+    def score(self, questions, batch_size: int = 64) -> tuple[dict, list[dict]]:
+        """SQuAD metrics of the export's answers to ``questions`` (``question``, ``context``, ``answer_texts``
+        each) at the threshold in the export, and the answers: `evaluate_file` and the training run's test report
+        (tfbert.fit) both score this way."""
+        from tfbert.metrics.qa import qa_metrics
+
         found = self.answers([q.question for q in questions], [q.context for q in questions], batch_size)
         metrics = qa_metrics([q.answer_texts for q in questions], [f["answer"] for f in found],
                              splits=True if self.no_answer else None)
         if self.no_answer:
             metrics["threshold"] = float(self.metadata.get("threshold", 0.0))
-        return metrics, format_qa_report(metrics)
+        return metrics, found
 
 
 CLIENT = ExportedQa

@@ -46,7 +46,7 @@ class ExportedRegressor(ExportedModel):
                       batch_size: int = 256, note=print) -> tuple[dict, str]:
         """Pearson, Spearman, MAE and RMSE (label units) on a table with a numeric label column; the file, its
         columns and labels are checked before the model is loaded. Returns (metrics, text report)."""
-        from tfbert.metrics.regression import format_regression_report, regression_metrics
+        from tfbert.metrics.regression import format_regression_report
 
         df = read_table(test_file)
         for n in df.attrs.get("notes", []):
@@ -67,10 +67,17 @@ class ExportedRegressor(ExportedModel):
         if self.has_pairs and not text_b_column:
             note("the model was trained on sentence pairs; pass --text-b-column to evaluate pairs "
                  "(evaluating single texts).")
-        y_pred = self.predict(rows["text"].tolist(), rows["text_b"].tolist() if text_b_column else None,
-                              batch_size=batch_size)
-        metrics = regression_metrics(y_true.to_numpy(), y_pred)
+        metrics, _ = self.score(rows["text"].tolist(), rows["text_b"].tolist() if text_b_column else None,
+                                y_true.to_numpy(), batch_size=batch_size)
         return metrics, format_regression_report(metrics)
+
+    def score(self, texts, texts_b, labels, batch_size: int = 256) -> tuple[dict, np.ndarray]:
+        """The task's test metrics (label units) of the export's scores against ``labels``, and the scores:
+        `evaluate_file` and the training run's test report (tfbert.fit) both score this way."""
+        from tfbert.metrics.regression import regression_metrics
+
+        y_pred = self.predict(texts, texts_b, batch_size=batch_size)
+        return regression_metrics(np.asarray(labels, np.float64), y_pred), y_pred
 
 
 CLIENT = ExportedRegressor

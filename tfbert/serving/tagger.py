@@ -44,12 +44,20 @@ class ExportedTagger(ExportedModel):
         training reads them). Each sentence is served as its words joined by spaces; a predicted entity tags the
         words its character span covers."""
         from tfbert.data.tagged import read_sentences
-        from tfbert.metrics.entities import entity_metrics, format_ner_report
+        from tfbert.metrics.entities import format_ner_report
 
         if "," in str(_columns.get("text_column") or ""):
             raise ValueError(f"--text-column {_columns['text_column']}: a tagger's test file is CoNLL or JSONL "
                              "(words and their tags), so there are no text columns to join; drop --text-column.")
-        sentences = read_sentences(test_file)
+        metrics, _ = self.score(read_sentences(test_file), batch_size)
+        return metrics, format_ner_report(metrics)
+
+    def score(self, sentences, batch_size: int = 256) -> tuple[dict, list[list[str]]]:
+        """Entity metrics of the export on tagged sentences (``tokens`` and ``tags`` each), and the predicted word
+        tags. Each sentence is served as its words joined by spaces; a predicted entity tags the words its
+        character span covers. `evaluate_file` and the training run's test report (tfbert.fit) both score this way."""
+        from tfbert.metrics.entities import entity_metrics
+
         texts, spans = [], []
         for s in sentences:
             offsets, at = [], 0
@@ -59,8 +67,7 @@ class ExportedTagger(ExportedModel):
             texts.append(" ".join(s.tokens))
             spans.append(offsets)
         predicted = [tags_from_entities(words, found) for words, found in zip(spans, self.entities(texts, batch_size))]
-        metrics = entity_metrics([s.tags for s in sentences], predicted)
-        return metrics, format_ner_report(metrics)
+        return entity_metrics([s.tags for s in sentences], predicted), predicted
 
 
 def tags_from_entities(word_spans: list[tuple[int, int]], entities: list[dict]) -> list[str]:

@@ -20,6 +20,7 @@ class Datasets:
     steps_per_epoch: int  # exact: the schedule is planned from it
     fit_kwargs: dict = field(default_factory=dict)  # extra model.fit arguments (e.g. class_weight)
     truncation: dict | None = None  # how much of each split the window cuts (the loop puts it in metrics.json)
+    epochs: int | None = None  # the task's own epoch count (pre-training's --max-steps); else --epochs/--min-steps
 
 
 class Task:
@@ -42,9 +43,16 @@ class Task:
     reads_folders: ClassVar[bool] = False
     # Whether the task's training datasets apply --augment (tfbert.data.augment); others refuse the flag.
     augments: ClassVar[bool] = False
+    # Whether the export serves raw text, checked in a fresh process (tfbert.export.publish); pre-training's
+    # export is an encoder pair for later fine-tuning.
+    serves_text: ClassVar[bool] = True
 
     def check_config(self, config, log=print) -> None:
         """Task-specific setting checks; raise tfbert.config.ConfigError. Warn (log) about settings it ignores."""
+
+    def monitor_of(self, config) -> str:
+        """The monitored key for this run's settings (default: the class's `monitor`)."""
+        return self.monitor
 
     def load_data(self, config):
         """Read, validate and split the data; returns an object with `train`, `valid`, `test` and `notes`."""
@@ -85,12 +93,23 @@ class Task:
         tfbert.fit.COLLAPSE_MARGIN of it. None: no such answer is defined for the task's metric (the default)."""
         return None
 
-    def after_training(self, model, data, inputs, config, log=print) -> None:
-        """Runs once the best weights are loaded, before `evaluate` and `export`: what the task fits on the
-        validation split after training (classification: a temperature, a decision threshold). Default: nothing."""
+    def after_training(self, model, data, inputs, config, log=print) -> dict:
+        """Runs once the best weights are loaded: what the task fits on the validation split after training
+        (classification: a temperature, a decision threshold; multi-label: per-label thresholds; QA: the no-answer
+        threshold). Returns those values (JSON-able): the loop hands them to `export`, which serves them, and puts
+        them in metrics.json. Default: nothing fitted."""
+        return {}
 
-    def evaluate(self, model, data, inputs, config) -> dict:
-        """Test-split metrics (JSON-able)."""
+    def test_metrics(self, directory: Path, written: dict, data) -> tuple[dict, Any]:
+        """The test split scored on the export written in `directory` (its metadata `written`), before it is
+        published: through its client (tfbert.serving.load) and `score_export`."""
+        from tfbert.serving import load
+        return self.score_export(load(directory, written), data)
+
+    def score_export(self, client, data) -> tuple[dict, Any]:
+        """The test split scored on the written export through its client (tfbert.serving), the way
+        `python -m tfbert.evaluate` scores a file: (test metrics, JSON-able; the predictions, for `plots`). What a
+        run reports is what it ships."""
         raise NotImplementedError
 
     def report(self, metrics: dict) -> str:
@@ -101,14 +120,16 @@ class Task:
         """The test metrics in one phrase, e.g. 'test accuracy 0.81, macro-F1 0.80'."""
         raise NotImplementedError
 
-    def export(self, model, handles, data, inputs, base: Path, config, metadata: dict, log=print) \
+    def export(self, model, handles, data, inputs, fitted: dict, base: Path, config, metadata: dict, log=print) \
             -> tuple[Path, dict]:
         """Publishes the next version under `base` with `metadata` in it (tfbert.export.publish), its input side
-        from `inputs.settings`; returns its path and facts about the export for the run summary."""
+        from `inputs.settings` and what `after_training` fitted; returns its path and facts about the export for the
+        run summary."""
         raise NotImplementedError
 
-    def plots(self, metrics: dict, data, run_dir: Path) -> None:
-        """Task-specific plots in the run folder (the loop draws the training curves)."""
+    def plots(self, metrics: dict, predictions, data, run_dir: Path) -> None:
+        """Task-specific plots in the run folder, from `score_export`'s metrics and predictions (the loop draws the
+        training curves)."""
 
     def example_data(self, directory: Path, rows: int = 48) -> dict:
         """Writes a small real labelled sample in the task's file formats (train/valid/test) into `directory` and

@@ -2,8 +2,8 @@
 
 Model: TF Hub encoder (trainable hub.KerasLayer) -> pooling -> Dropout -> Dense logits. Validation: macro-F1, a
 compiled metric (tfbert.metrics.training.MacroF1Score). After training, optionally a temperature (--calibrate) and a
-decision threshold (--tune-threshold f1, two labels) fitted on the validation logits (tfbert.metrics.calibration);
-the test report and the export both use them. Export: tfbert.export.classifier (probabilities and label names, the
+decision threshold (--tune-threshold f1, two labels) fitted on the validation logits (tfbert.metrics.calibration),
+served by the export; the test report scores the export. Export: tfbert.export.classifier (probabilities and label names, the
 forward-only inference graph where it matches).
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.classifier import export_classifier
 from tfbert.files import write_table
-from tfbert.metrics.calibration import TEMPERATURE_RANGE, decide, fit_on_validation, softmax
-from tfbert.metrics.classification import classification_metrics, format_report, probability_metrics
+from tfbert.metrics.calibration import TEMPERATURE_RANGE, fit_on_validation
+from tfbert.metrics.classification import format_report
 from tfbert.metrics.plots import plot_confusion_matrix, plot_reliability
 from tfbert.metrics.training import MacroF1Score
 from tfbert.tasks.base import Datasets, Task
@@ -171,8 +171,6 @@ class ClassificationTask(Task):
                 "metrics": ["accuracy", MacroF1Score(len(data.labels))]}
 
     def __init__(self):
-        # What after_training fitted on validation (metrics.json, the export's metadata); empty: argmax, T = 1.
-        self.fitted: dict = {}
         self.valid_items = None  # under --long-texts windows, the validation text of each window (datasets)
 
     def _logits(self, model, frame, inputs, config, has_pairs: bool) -> np.ndarray:
@@ -180,21 +178,15 @@ class ClassificationTask(Task):
         logits = model.predict(pipe.dataset(frame, 2 * config.batch_size), verbose=0)
         return pipe.pool(np.asarray(logits, dtype=np.float32), frame)  # windows: per text, as the export pools
 
-    def _temperature(self) -> float:
-        return self.fitted.get("calibration", {}).get("temperature", 1.0)
-
-    def _threshold(self) -> float | None:
-        return self.fitted.get("decision_threshold", {}).get("value")
-
-    def after_training(self, model, data: TextDataset, inputs, config, log=print) -> None:
+    def after_training(self, model, data: TextDataset, inputs, config, log=print) -> dict:
+        # Empty: the export answers the argmax at T = 1.
         if not config.calibrate and config.tune_threshold == "none":
-            return
+            return {}
         logits = self._logits(model, data.valid, inputs, config, data.has_pairs)
-        self.fitted = fit_on_validation(logits, data.valid["label_id"].to_numpy(), data.labels,
-                                        calibrate=config.calibrate,
-                                        tune=None if config.tune_threshold == "none" else config.tune_threshold)
-        if "calibration" in self.fitted:
-            c = self.fitted["calibration"]
+        fitted = fit_on_validation(logits, data.valid["label_id"].to_numpy(), data.labels, calibrate=config.calibrate,
+                                   tune=None if config.tune_threshold == "none" else config.tune_threshold)
+        if "calibration" in fitted:
+            c = fitted["calibration"]
             before, after = c["valid"]["before"], c["valid"]["after"]
             log(f"calibration: temperature {c['temperature']:.3f}; validation ECE {before['ece']:.4f} -> "
                 f"{after['ece']:.4f}, log-loss {before['log_loss']:.4f} -> {after['log_loss']:.4f}")
@@ -204,18 +196,16 @@ class ClassificationTask(Task):
                 log(f"WARNING: calibration: the temperature {c['temperature']:.3g} is at the end of its search range "
                     f"{TEMPERATURE_RANGE}: the validation log-loss kept falling ({len(data.valid)} rows); check the "
                     "validation split, or train without --calibrate")
-        if "decision_threshold" in self.fitted:
-            t = self.fitted["decision_threshold"]
+        if "decision_threshold" in fitted:
+            t = fitted["decision_threshold"]
             log(f"decision threshold: {t['positive_label']} when its probability >= {t['value']:.4f}; validation "
                 f"F1 {t['valid_f1_argmax']:.4f} (argmax) -> {t['valid_f1']:.4f}")
+        return fitted
 
-    def evaluate(self, model, data: TextDataset, inputs, config) -> dict:
-        # The test split scored the way the export answers: temperature and threshold applied.
-        probabilities = softmax(self._logits(model, data.test, inputs, config, data.has_pairs),
-                                self._temperature())
-        y_true = data.test["label_id"].to_numpy()
-        return {**classification_metrics(y_true, decide(probabilities, self._threshold()), data.labels),
-                **probability_metrics(y_true, probabilities)}
+    def score_export(self, client, data: TextDataset):
+        test = data.test
+        return client.score(test["text"].tolist(), test["text_b"].tolist() if data.has_pairs else None,
+                            test["label_id"].to_numpy())
 
     def report(self, metrics: dict) -> str:
         return format_report(metrics)
@@ -223,13 +213,15 @@ class ClassificationTask(Task):
     def headline(self, metrics: dict) -> str:
         return f"test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
 
-    def export(self, model, handles, data: TextDataset, inputs, base, config, metadata: dict, log=print):
+    def export(self, model, handles, data: TextDataset, inputs, fitted: dict, base, config, metadata: dict,
+               log=print):
         facts = {}
         version = export_classifier(model, handles.preprocess, data.labels, base, inputs=inputs.settings,
                                     has_pairs=data.has_pairs, encoder_handle=handles.encoder, pooling=config.pooling,
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
-                                    info=facts, metadata={**metadata, **self.fitted},
-                                    temperature=self._temperature(), threshold=self._threshold(), log=log)
+                                    info=facts, metadata={**metadata, **fitted},
+                                    temperature=fitted.get("calibration", {}).get("temperature", 1.0),
+                                    threshold=fitted.get("decision_threshold", {}).get("value"), log=log)
         return version, {"serving_graph": facts}
 
     def example_data(self, directory, rows: int = 48) -> dict:
@@ -245,12 +237,9 @@ class ClassificationTask(Task):
             settings[f"{split}_file"] = str(path)
         return settings
 
-    def plots(self, metrics: dict, data: TextDataset, run_dir) -> None:
+    def plots(self, metrics: dict, predictions, data: TextDataset, run_dir) -> None:
         plot_confusion_matrix(metrics["confusion_matrix"], data.labels, run_dir / "confusion_matrix.png")
         plot_reliability(metrics["reliability"], run_dir / "reliability.png", ece=metrics["ece"])
-
-    def summary_extras(self, data: TextDataset) -> dict:
-        return self.fitted
 
 
 class SentimentTask(ClassificationTask):

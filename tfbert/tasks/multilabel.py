@@ -7,8 +7,9 @@
 
 Model: the classifier's (tfbert.tasks.classification.build_classifier: encoder -> pooling -> Dropout -> Dense) with
 one logit per label; loss: binary cross-entropy per label (optionally with per-label positive weights); early
-stopping on the validation micro PR-AUC (val_pr_auc, threshold-free). After training, on the best weights, each label's decision
-threshold is tuned for F1 on the validation split; the test metrics and the export use those thresholds.
+stopping on the validation micro PR-AUC (val_pr_auc, threshold-free). After training, on the best weights, each
+label's decision threshold is tuned for F1 on the validation split; the export serves them and the test report
+scores the export.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tfbert.data.multilabel import MultilabelDataset, builtin_rows, load_multila
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, steps_per_epoch
 from tfbert.export.multilabel import export_multilabel
 from tfbert.files import write_table
-from tfbert.metrics.multilabel import apply_thresholds, format_multilabel_report, multilabel_metrics, tune_thresholds
+from tfbert.metrics.multilabel import format_multilabel_report, tune_thresholds
 from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.classification import POOLING, build_classifier
 
@@ -124,9 +125,6 @@ class MultilabelTask(Task):
     options = MultilabelOptions
     augments = True
 
-    def __init__(self):
-        self.thresholds = None  # tuned on the validation split in `evaluate`, exported by `export`
-
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
             log("warning: --text-b-column does not apply to --task multilabel; ignored")
@@ -180,12 +178,13 @@ class MultilabelTask(Task):
         logits = pipe.pool(np.asarray(model.predict(ds, verbose=0), np.float32), texts)  # windows: per text
         return tf.sigmoid(logits).numpy()
 
-    def evaluate(self, model, data: MultilabelDataset, inputs, config) -> dict:
-        # The loop calls this on the best weights: tune the thresholds on valid first, then score test with them.
-        self.thresholds = tune_thresholds(data.targets(data.valid),
-                                          self.probabilities(model, inputs, data.valid["text"], config))
-        predicted = apply_thresholds(self.probabilities(model, inputs, data.test["text"], config), self.thresholds)
-        return multilabel_metrics(data.targets(data.test), predicted, data.labels)
+    def after_training(self, model, data: MultilabelDataset, inputs, config, log=print) -> dict:
+        thresholds = tune_thresholds(data.targets(data.valid),
+                                     self.probabilities(model, inputs, data.valid["text"], config))
+        return {"thresholds": dict(zip(data.labels, map(float, thresholds)))}
+
+    def score_export(self, client, data: MultilabelDataset):
+        return client.score(data.test["text"].tolist(), data.targets(data.test))
 
     def report(self, metrics: dict) -> str:
         return format_multilabel_report(metrics)
@@ -194,12 +193,12 @@ class MultilabelTask(Task):
         return (f"test micro-F1 {metrics['micro_f1']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, subset accuracy "
                 f"{metrics['subset_accuracy']:.4f}")
 
-    def export(self, model, handles, data: MultilabelDataset, inputs, base, config, metadata: dict, log=print):
-        if self.thresholds is None:
-            raise RuntimeError("export before evaluate: the thresholds are tuned in evaluate")
-        version = export_multilabel(model, handles.preprocess, data.labels, self.thresholds, base,
-                                    inputs=inputs.settings, check_texts=data.test["text"].tolist()[:CHECK_TEXTS], metadata=metadata, log=log)
-        return version, {}  # the thresholds go into metrics.json through summary_extras
+    def export(self, model, handles, data: MultilabelDataset, inputs, fitted: dict, base, config, metadata: dict,
+               log=print):
+        thresholds = [fitted["thresholds"][name] for name in data.labels]
+        version = export_multilabel(model, handles.preprocess, data.labels, thresholds, base, inputs=inputs.settings,
+                                    check_texts=data.test["text"].tolist()[:CHECK_TEXTS], metadata=metadata, log=log)
+        return version, {}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets of the built-in corpus with the entity types they mention, as CSV files whose label column holds
@@ -216,7 +215,3 @@ class MultilabelTask(Task):
                         [["text", "entity_types"]].rename(columns={"text": "tweet"}))
             settings[f"{split}_file"] = str(path)
         return settings
-
-    def summary_extras(self, data: MultilabelDataset) -> dict:
-        return {"thresholds": dict(zip(data.labels, map(float, self.thresholds)))
-                if self.thresholds is not None else None}

@@ -25,7 +25,7 @@ from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.tagger import export_tagger, require_offsets
-from tfbert.metrics.entities import entity_f1, entity_metrics, format_ner_report
+from tfbert.metrics.entities import entity_f1, format_ner_report
 from tfbert.tasks.base import Datasets, Task
 
 IGNORE = -1  # label of the positions without a word tag
@@ -325,13 +325,8 @@ class NerTask(Task):
     def validation_callback(self, data: NerDataset, datasets: Datasets, config):
         return EntityF1(datasets.valid, [s.tags for s in data.valid], data.tags, self.valid_reads)
 
-    def evaluate(self, model, data: NerDataset, inputs, config) -> dict:
-        test = self._aligned(data, inputs.preprocess)["test"]
-        pipe = inputs.pipeline()
-        reads = word_reads(pipe, test) if pipe.long_texts == "windows" else None
-        test_ds = tagging_dataset(pipe, test, 2 * config.batch_size)
-        return entity_metrics([s.tags for s in data.test],
-                              predict_tags(model, test_ds, test.n_words, data.tags, reads))
+    def score_export(self, client, data: NerDataset):
+        return client.score(data.test)
 
     def report(self, metrics: dict) -> str:
         return format_ner_report(metrics)
@@ -340,7 +335,8 @@ class NerTask(Task):
         micro = metrics["micro"] or {"f1": float("nan")}
         return f"test entity micro-F1 {micro['f1']:.4f}, token accuracy {metrics['token_accuracy']:.4f}"
 
-    def export(self, model, handles, data: NerDataset, inputs, base, config, metadata: dict, log=print):
+    def export(self, model, handles, data: NerDataset, inputs, fitted: dict, base, config, metadata: dict,
+               log=print):
         return export_tagger(model, handles.preprocess, data.tags, base, inputs=inputs.settings, metadata=metadata,
                              log=log), {}
 

@@ -210,7 +210,6 @@ class QaTask(Task):
 
     def __init__(self):
         self._windows = {}
-        self.threshold = 0.0
         self._reader = None
         self.preprocess = None  # the run's preprocess model, for the validation callback
 
@@ -281,16 +280,15 @@ class QaTask(Task):
     def validation_callback(self, data: QaDataset, datasets: Datasets, config):
         return SquadF1(self, data, config)
 
-    def after_training(self, model, data: QaDataset, inputs, config, log=print) -> None:
-        if data.has_no_answer:
-            reader = self.reader(model, inputs.preprocess, config, data)
-            self.threshold = score(reader, data.valid, True)["threshold"]
-            reader.threshold.assign(self.threshold)
-            log(f"no-answer threshold tuned on validation: answer when span score - null score > {self.threshold:.4f}")
+    def after_training(self, model, data: QaDataset, inputs, config, log=print) -> dict:
+        if not data.has_no_answer:
+            return {}
+        threshold = score(self.reader(model, inputs.preprocess, config, data), data.valid, True)["threshold"]
+        log(f"no-answer threshold tuned on validation: answer when span score - null score > {threshold:.4f}")
+        return {"no_answer_threshold": threshold}
 
-    def evaluate(self, model, data: QaDataset, inputs, config) -> dict:
-        reader = self.reader(model, inputs.preprocess, config, data)
-        return score(reader, data.test, data.has_no_answer, self.threshold if data.has_no_answer else None)
+    def score_export(self, client, data: QaDataset):
+        return client.score(data.test)
 
     def report(self, metrics: dict) -> str:
         return format_qa_report(metrics)
@@ -298,9 +296,10 @@ class QaTask(Task):
     def headline(self, metrics: dict) -> str:
         return f"test exact match {metrics['exact']:.2f}, F1 {metrics['f1']:.2f} (SQuAD, 0-100)"
 
-    def export(self, model, handles, data: QaDataset, inputs, base, config, metadata: dict, log=print):
+    def export(self, model, handles, data: QaDataset, inputs, fitted: dict, base, config, metadata: dict,
+               log=print):
         return export_qa(model, handles.preprocess, layout_of(config), base, no_answer=data.has_no_answer,
-                         threshold=self.threshold, metadata=metadata, log=log), {}
+                         threshold=fitted.get("no_answer_threshold", 0.0), metadata=metadata, log=log), {}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Built-in tweet questions: train as SQuAD v2.0 JSON, valid and test as JSONL."""
@@ -325,5 +324,4 @@ class QaTask(Task):
         return settings
 
     def summary_extras(self, data: QaDataset) -> dict:
-        return {"train_windows": self._windows["train"].facts["windows"] if "train" in self._windows else None,
-                "no_answer_threshold": self.threshold}
+        return {"train_windows": self._windows["train"].facts["windows"] if "train" in self._windows else None}

@@ -21,7 +21,7 @@ from tfbert.data.regression import ScoredDataset, load_scored, tweet_scores
 from tfbert.export.regressor import export_regressor
 from tfbert.files import write_table
 from tfbert.metrics.plots import plot_scatter
-from tfbert.metrics.regression import correlation, format_regression_report, regression_metrics
+from tfbert.metrics.regression import correlation, format_regression_report
 from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.classification import POOLING, build_classifier, refuse_windowed_pairs
 
@@ -82,8 +82,10 @@ class RegressionTask(Task):
     augments = True
 
     def check_config(self, config, log=print) -> None:
-        self.monitor = f"val_{config.monitor}"  # the loop reads it after this call
         refuse_windowed_pairs(config)
+
+    def monitor_of(self, config) -> str:
+        return f"val_{config.monitor}"  # --monitor
 
     def load_data(self, config) -> ScoredDataset:
         return load_scored(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
@@ -128,17 +130,14 @@ class RegressionTask(Task):
         return RegressionValidation(datasets.valid, data.valid["label"].to_numpy(), data.mean, data.std,
                                     self.valid_pool)
 
-    def evaluate(self, model, data: ScoredDataset, inputs, config) -> dict:
-        pipe = inputs.pipeline(data.has_pairs)
-        predicted = pipe.pool(scores_in_label_units(model, self._dataset(data.test, pipe, 2 * config.batch_size,
-                                                                         data), data.mean, data.std), data.test)
-        self.test_scores = predicted  # for plots(): kept out of metrics.json
-        return regression_metrics(data.test["label"].to_numpy(), predicted)
+    def score_export(self, client, data: ScoredDataset):
+        test = data.test
+        return client.score(test["text"].tolist(), test["text_b"].tolist() if data.has_pairs else None,
+                            test["label"].to_numpy())
 
-    def plots(self, metrics: dict, data: ScoredDataset, run_dir) -> None:
-        if getattr(self, "test_scores", None) is not None:
-            plot_scatter(data.test["label"].to_numpy(), self.test_scores, run_dir / "test_scatter.png",
-                         title=f"Test set, Spearman {metrics['spearman']:.3f}")
+    def plots(self, metrics: dict, predictions, data: ScoredDataset, run_dir) -> None:
+        plot_scatter(data.test["label"].to_numpy(), predictions, run_dir / "test_scatter.png",
+                     title=f"Test set, Spearman {metrics['spearman']:.3f}")
 
     def report(self, metrics: dict) -> str:
         return format_regression_report(metrics)
@@ -147,7 +146,8 @@ class RegressionTask(Task):
         return (f"test Spearman {metrics['spearman']:.4f}, Pearson {metrics['pearson']:.4f}, "
                 f"MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}")
 
-    def export(self, model, handles, data: ScoredDataset, inputs, base, config, metadata: dict, log=print):
+    def export(self, model, handles, data: ScoredDataset, inputs, fitted: dict, base, config, metadata: dict,
+               log=print):
         return export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std, inputs=inputs.settings,
                                 has_pairs=data.has_pairs, metadata=metadata,
                                 log=log), {"target": {"mean": data.mean, "std": data.std}}
