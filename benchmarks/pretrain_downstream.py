@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     from sklearn.model_selection import train_test_split
 
     from tfbert.data.tweets import load_tweets
+    from tfbert.encoders.registry import latest_pair_version
     from tfbert.fit import fit
     from tfbert.pretrain import pretrain
     from tfbert.train import parse_config
@@ -73,16 +74,17 @@ def main(argv=None) -> int:
                              for f in [[r["test_macro_f1"] for r in runs if r["encoder"] == enc]]}
         write_result(a.out, result)
 
-    adapted = work / "adapted"
-    if not (adapted / "tfbert.json").is_file():
-        meta = pretrain(work / "unlabelled.txt", adapted, encoder="minilm-l6", max_steps=a.pretrain_steps,
-                        batch_size=a.pretrain_batch_size, learning_rate=a.pretrain_learning_rate,
-                        max_seq_length=a.max_seq_length, max_valid=1000, seed=0)
-    else:
-        meta = json.loads((adapted / "tfbert.json").read_text())
-    p = meta["pretraining"]
-    result["pretraining"] = {k: p[k] for k in ("steps", "batch_size", "learning_rate", "max_seq_length", "masking",
-                                               "held_out_masked_token", "train_seconds", "mlm_head", "texts")}
+    adapted = work / "adapted"  # a model base: version 1 is the pair, runs/1 its run folder
+    version = latest_pair_version(str(adapted))
+    if version is None:
+        version = Path(pretrain(work / "unlabelled.txt", adapted, encoder="minilm-l6", max_steps=a.pretrain_steps,
+                                batch_size=a.pretrain_batch_size, learning_rate=a.pretrain_learning_rate,
+                                max_seq_length=a.max_seq_length, max_valid=1000, seed=0)["export"])
+    p = json.loads((version / "tfbert.json").read_text())["pretraining"]
+    run = json.loads((adapted / "runs" / version.name / "metrics.json").read_text())
+    result["pretraining"] = {**{k: p[k] for k in ("steps", "batch_size", "learning_rate", "max_seq_length", "masking",
+                                                  "held_out_masked_token", "mlm_head", "texts")},
+                             "train_seconds": run["fit_seconds"]}
     save()
     for seed in a.seeds:
         for name, encoder in (("minilm-l6", "minilm-l6"), ("minilm-l6 + continued pre-training", str(adapted))):

@@ -1,7 +1,14 @@
 """Continued masked-LM pre-training (issue 15 part 4): masking in tf.data, the MLM head, the output pair."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -79,19 +86,21 @@ def test_whole_word_masking_takes_every_piece_of_a_chosen_word(preprocess):
     assert split > 0
 
 
-def _epoch(data, epoch):
-    return [tuple(np.asarray(t).tolist() for t in (inputs["input_word_ids"], inputs["masked_lm_positions"]))
-            for inputs, _, _ in data.epoch(epoch, 8)]
+def _epochs(data, n=2):
+    """The masked batches of `n` passes over the training dataset, as model.fit iterates it once per epoch."""
+    ds = data.training(8)
+    return [[tuple(np.asarray(t).tolist() for t in (inputs["input_word_ids"], inputs["masked_lm_positions"]))
+             for inputs, _, _ in ds] for _ in range(n)]
 
 
 def test_masks_differ_by_epoch_and_repeat_for_a_seed(preprocess):
     from tfbert.data.masking import MaskedTexts, Masking
     m = Masking.of(preprocess)
     texts = ["the cat sat on the mat while tokenizers wandered through text"] * 24  # same text: order can't differ
-    a, b, c = (MaskedTexts(texts, preprocess, m, seed=s) for s in (5, 5, 6))
-    assert _epoch(a, 0) == _epoch(b, 0) and _epoch(a, 1) == _epoch(b, 1)
-    assert _epoch(a, 0) != _epoch(a, 1)
-    assert _epoch(a, 0) != _epoch(c, 0)
+    a, b, c = (_epochs(MaskedTexts(texts, preprocess, m, seed=s)) for s in (5, 5, 6))
+    assert a == b and len(a[0]) == 3
+    assert a[0] != a[1]
+    assert a[0] != c[0]
 
 
 def test_read_texts(tmp_path):
@@ -140,15 +149,16 @@ def test_hf_mlm_head_weights_are_loaded():
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, tiny_pair):
-    """The tiny encoder pre-trained for a few steps on a tiny repeated corpus: (output dir, metadata)."""
+    """The tiny encoder pre-trained for a few steps on a tiny repeated corpus: (version dir, metadata)."""
     from tfbert.pretrain import pretrain
     root = tmp_path_factory.mktemp("pretrain")
     lines = [f"the cat sat on the mat number {i % 5}" for i in range(64)]
     (root / "train.txt").write_text("\n".join(lines))
     (root / "valid.txt").write_text("\n".join(lines[:16]))
-    meta = pretrain(root / "train.txt", root / "out", encoder=str(tiny_pair), valid_file=root / "valid.txt",
-                    epochs=4, batch_size=16, learning_rate=5e-3, max_seq_length=16, seed=0, log=lambda *_: None)
-    return root / "out", meta
+    meta = pretrain(root / "train.txt", root / "out", encoder=str(tiny_pair), valid_file=str(root / "valid.txt"),
+                    epochs=4, patience=4, batch_size=16, learning_rate=5e-3, max_seq_length=16, seed=0, verbose=0,
+                    log=lambda *_: None)
+    return Path(meta["export"]), meta
 
 
 def test_pretraining_lowers_the_held_out_mlm_loss(pretrained, tiny_pair):
@@ -157,13 +167,19 @@ def test_pretraining_lowers_the_held_out_mlm_loss(pretrained, tiny_pair):
     held = p["held_out_masked_token"]
     assert held["after"]["loss"] < held["before"]["loss"] - 1.0, held
     assert held["after"]["accuracy"] > held["before"]["accuracy"] + 0.1, held
-    assert p["history"][-1]["loss"] < p["history"][0]["loss"]
-    assert p["steps"] == 16 and p["base_encoder"] == str(tiny_pair)
+    history = pd.read_csv(out.parent / "runs" / out.name / "history.csv")  # the loop's run folder, as every task's
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0] and len(history) == 4
+    assert p["steps"] == 16 and p["base_encoder"] == str(tiny_pair) and out.name == "1"
     assert p["masking"] == {"mask_share": 0.15, "whole_word_masking": False, "mask_token": 0.8, "random_token": 0.1,
                             "kept": 0.1}
     assert p["mlm_head"].startswith("initialised")
     saved = json.loads((out / "tfbert.json").read_text())
     assert saved["pretraining"]["held_out_masked_token"] == held and saved["config"]["num_layers"] == 2
+    # The run's test figures are the written encoder's: its mlm sub-object, loaded back, scores the held-out texts
+    # as the trained model did (validation masks, same batches).
+    run = json.loads((out.parent / "runs" / out.name / "metrics.json").read_text())
+    assert run["test"]["predictions"] == held["after"]["predictions"]
+    assert run["test"]["accuracy"] == held["after"]["accuracy"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dir left behind
 
 
@@ -189,8 +205,8 @@ def test_output_loads_with_hub_and_has_the_mlm_sub_object(pretrained):
     # the saved head and encoder are the trained ones: the held-out figures recomputed through the loaded `mlm`
     # (same texts, seed and batch size, so the same masks) are the recorded "after" figures
     from tfbert.data.masking import MaskedTexts, Masking
-    from tfbert.pretrain import evaluate
-    valid = (out.parent / "valid.txt").read_text().splitlines()
+    from tfbert.tasks.mlm import evaluate
+    valid = (out.parent.parent / "valid.txt").read_text().splitlines()
     again = evaluate(mlm, MaskedTexts(valid, pre, Masking.of(pre), max_seq_length=16, seed=1).fixed(16))
     after = meta["pretraining"]["held_out_masked_token"]["after"]
     assert again["predictions"] == after["predictions"] and again["accuracy"] == after["accuracy"]
@@ -198,7 +214,7 @@ def test_output_loads_with_hub_and_has_the_mlm_sub_object(pretrained):
 
 
 def test_continued_pretraining_starts_from_the_outputs_head(pretrained):
-    from tfbert.pretrain import load_base
+    from tfbert.tasks.mlm import load_base
     out, _ = pretrained
     _, meta, _, encoder, head, source = load_base(str(out), log=lambda *_: None)
     assert "mlm sub-object" in source and meta["weights"] == "continued pre-training"
@@ -213,6 +229,7 @@ def test_train_fine_tunes_a_classifier_on_the_output(pretrained, tmp_path):
     from tfbert.fit import fit
     from tfbert.train import parse_config
     out, _ = pretrained
+    out = out.parent  # a base of versions: fine-tuning takes its latest
     rows = ["text,label"] + [f"the cat sat on the mat {i},pos" for i in range(12)] + \
         [f"number {i} on the mat,neg" for i in range(12)]
     (tmp_path / "d.csv").write_text("\n".join(rows))
@@ -230,3 +247,40 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "missing.txt: file not found" in capsys.readouterr().err
     assert main(["--train-file", "x.txt", "--output", str(tmp_path / "o"), "--mask-share", "1.5"]) == 2
     assert "--mask-share 1.5" in capsys.readouterr().err
+
+
+def test_cli_resumes_after_sigkill_and_takes_strategy_and_config(tmp_path, tiny_pair):
+    """Pre-training is a task of the one loop: killed in its second epoch, the same command resumes there (under
+    --strategy mirrored) and publishes once; its run folder's config.json is a --config the command reads."""
+    from tfbert.config import make_config
+    from tfbert.pretrain import build_parser, settings_from_args
+    (tmp_path / "texts.txt").write_text("\n".join(f"the cat sat on mat {i} while words wandered" for i in range(480)))
+    cmd = [sys.executable, "-m", "tfbert.pretrain", "--train-file", str(tmp_path / "texts.txt"), "--encoder",
+           str(tiny_pair), "--output", str(tmp_path / "adapted"), "--epochs", "3", "--batch-size", "4",
+           "--max-seq-length", "16", "--strategy", "mirrored", "--verbose", "2"]
+    history = tmp_path / "adapted" / "runs" / "in-progress" / "history.csv"
+    epochs_logged = lambda: len(history.read_text().splitlines()) - 1 if history.is_file() else 0  # noqa: E731
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    started = time.time()
+    while epochs_logged() < 1:  # epoch 1's backup is written before its history row
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.time() - started < 300, "timed out"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert epochs_logged() == 1 and not (tmp_path / "adapted" / "1").exists()  # killed inside epoch 2
+
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming the interrupted run" in again.stdout
+    assert "Epoch 2/3" in again.stdout and "Epoch 1/3" not in again.stdout  # restarted at epoch 2, not 1
+    run = tmp_path / "adapted" / "runs" / "1"
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "adapted").iterdir()) == ["1", "runs"]
+    assert json.loads((tmp_path / "adapted" / "1" / "tfbert.json").read_text())["weights"] == "continued pre-training"
+
+    settings = settings_from_args(build_parser().parse_args(["--config", str(run / "config.json"), "--epochs", "5"]))
+    saved = json.loads((run / "config.json").read_text())
+    assert settings == {**saved, "epochs": 5} and saved["strategy"] == "mirrored" and saved["task"] == "mlm"
+    assert make_config(settings).mask_share == 0.15

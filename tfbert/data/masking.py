@@ -2,12 +2,13 @@
 
 Texts are tokenized once with the encoder's own preprocess model (`tokenize`: [batch, words, wordpieces]), kept as
 wordpiece ids plus the index of the word each piece belongs to, and packed per batch as [CLS] pieces [SEP] (one
-text per sequence, cut to max_seq_length). Masks are drawn per batch with stateless random ops seeded by (seed,
-epoch, batch index): each epoch masks differently, and a seed repeats the whole run.
+text per sequence, cut to max_seq_length). Masks are drawn per batch with stateless random ops: training batches
+take their seeds from a random dataset re-seeded each time the data is iterated (each epoch masks differently, a
+seed repeats the whole run), held-out batches from (seed, batch index) (the same masks every time).
 
 Choosing: each sequence gets n = share * its wordpieces predictions (rounded up or down at random, so the share is
-exact on average) among its real wordpieces ([CLS], [SEP] and padding are never chosen). Units (wordpieces, or whole words with whole-word masking) are taken
-in a random order while the pieces taken before a unit plus half of its own stay below n: exactly n wordpieces,
+exact on average) among its real wordpieces ([CLS], [SEP] and padding are never chosen). Units (wordpieces, or
+whole words with whole-word masking) are taken in a random order while the pieces taken before a unit plus half of its own stay below n: exactly n wordpieces,
 or whole words that cover about n pieces (Google's reference skips a word that would overshoot, which is
 sequential and falls short of n). Of the chosen pieces, each independently: 80% become [MASK], 10% a
 random id of the vocabulary, 10% stay as they are; all are predicted.
@@ -23,7 +24,6 @@ from tfbert.data.pipeline import AUTOTUNE, length_grouped_batches
 
 MASK_TOKEN_SHARE = 0.8  # of the chosen pieces: [MASK]
 RANDOM_TOKEN_SHARE = 0.1  # a random id; the rest (0.1) keep their id
-_BATCHES_PER_EPOCH_SEED = 1 << 24  # epoch e's batch i gets stream e * this + i: distinct for any realistic run
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def mask_batch(inputs: dict, word_of: tf.Tensor, m: Masking, seed):
 
 
 class MaskedTexts:
-    """Texts tokenized once (in memory), served as masked batches: `epoch(e)` (shuffled, grouped by length, masked
+    """Texts tokenized once (in memory), served as masked batches: `training()` (shuffled, grouped by length, masked
     anew each epoch) or `fixed()` (in order, the same masks every time: held-out evaluation)."""
 
     def __init__(self, texts, preprocess, masking: Masking, max_seq_length: int = 128, seed: int = 0):
@@ -142,21 +142,25 @@ class MaskedTexts:
                     "wordpieces_cut": int(np.maximum(full - max_pieces, 0).sum())}
         self.empty = int((full == 0).sum())
 
-    def _masked(self, ds: tf.data.Dataset, epoch: int) -> tf.data.Dataset:
+    def training(self, batch_size: int) -> tf.data.Dataset:
+        """Shuffled, length-grouped batches (exactly ceil(n / batch_size)), masked anew each time the dataset is
+        iterated (each epoch of model.fit, each pass of a repeat): per-batch seeds come from a random dataset
+        re-seeded per iteration, as the shuffles are, so a --seed repeats the whole run."""
+        m = self.masking
+        ds = tf.data.Dataset.from_tensor_slices((self.ids, self.words))
+        ds = length_grouped_batches(ds, self.n, batch_size, lambda ids, _: ids.row_lengths(), seed=self.seed * 7919)
+        seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).batch(2)
+
+        def apply(batch, seed):
+            inputs, word_of = pack(*batch, m)
+            return mask_batch(inputs, word_of, m, seed)
+        return tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+    def fixed(self, batch_size: int) -> tf.data.Dataset:
         m, seed = self.masking, self.seed
 
         def apply(i, batch):
             inputs, word_of = pack(*batch, m)
-            return mask_batch(inputs, word_of, m, tf.stack([tf.constant(seed, tf.int64),
-                                                            epoch * _BATCHES_PER_EPOCH_SEED + i]))
-        return ds.enumerate().map(apply, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-
-    def epoch(self, epoch: int, batch_size: int) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((self.ids, self.words))
-        ds = length_grouped_batches(ds, self.n, batch_size, lambda ids, _: ids.row_lengths(),
-                                    seed=self.seed * 7919 + epoch)
-        return self._masked(ds, epoch)
-
-    def fixed(self, batch_size: int) -> tf.data.Dataset:
+            return mask_batch(inputs, word_of, m, tf.stack([tf.constant(seed, tf.int64), i]))
         ds = tf.data.Dataset.from_tensor_slices((self.ids, self.words)).ragged_batch(batch_size)
-        return self._masked(ds, -1)
+        return ds.enumerate().map(apply, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -137,6 +137,17 @@ def resolve_precision(requested: str, name_or_path: str) -> str:
     return requested
 
 
+def latest_pair_version(path: str) -> Path | None:
+    """The highest integer-named folder of `path` that holds an encoder pair (preprocess/ and encoder/), when
+    `path` is such a base rather than a pair; else None."""
+    base = Path(path)
+    if not base.is_dir() or (base / "encoder").is_dir():
+        return None
+    pairs = [d for d in base.iterdir() if d.name.isascii() and d.name.isdigit() and (d / "encoder").is_dir()
+             and (d / "preprocess").is_dir()]
+    return max(pairs, key=lambda d: int(d.name), default=None)
+
+
 def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None = None, log=print,
                     precision: str = "fp32") -> EncoderHandles:
     """(preprocess, encoder) handles for a registered name, directory or URL; converts embedded ones on first use.
@@ -144,6 +155,10 @@ def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None 
     precision: "fp32", "bf16" or "auto" (see resolve_precision); bf16 applies to encoders tfbert converts.
     """
     handle = str(name_or_path)
+    latest = latest_pair_version(handle)
+    if latest is not None:  # a base of published pairs (python -m tfbert.pretrain --output): its newest version
+        log(f"encoder: {handle} -> its latest version {latest}")
+        handle = str(latest)
     precision = resolve_precision(precision, handle)
     if handle in EMBEDDED:
         pair = ensure_converted(EMBEDDED[handle], handle, log=log, precision=precision)
