@@ -263,7 +263,7 @@ class NerTask(Task):
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
             log("warning: --text-b-column does not apply to --task ner; ignored")
-        if config.long_texts == "head-tail":
+        if config.long_texts not in ("truncate", "windows"):  # the tagger's export serves these two
             raise ConfigError(f"--long-texts {config.long_texts}: --task ner tags every word, so it cannot skip the "
                               "middle of a sentence; use --long-texts windows (every word tagged from the window "
                               "where it has most context) or truncate (words past the window are tagged O and "
