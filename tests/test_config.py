@@ -37,7 +37,7 @@ def test_config_file_is_read_and_flags_given_beside_it_win(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"epochs": 2, "epoch": 3}', "unknown settings epoch"),
+    ('{"epochs": 2, "epoch": 3}', "unknown settings epoch \\(did you mean 'epochs'\\?\\)"),
     ('{"epochs": "two"}', "epochs = 'two' is not a valid int"),
     ('{"epochs": 2,}', r"not valid JSON \(line 1, column"),
     ('[1, 2]', "expected a JSON object"),
@@ -61,8 +61,23 @@ def test_checks_name_the_flag():
 
 def test_fine_tune_refuses_unknown_settings():
     from tfbert.train import fine_tune
-    with pytest.raises(TypeError, match="epoch"):
+    with pytest.raises(TypeError, match="epoch \\(did you mean 'epochs'\\?\\)"):
         fine_tune(epoch=3)
+    with pytest.raises(TypeError, match="unknown settings zzz;"):  # nothing close: no suggestion
+        fine_tune(zzz=3)
+
+
+def test_a_command_line_mistake_is_two_lines_with_the_closest_name(capsys):
+    from tfbert.tasks import create
+    with pytest.raises(SystemExit) as e:
+        parse_config(["--task", "sentimnt"])
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 2 and len(err) == 2 and "(did you mean 'sentiment'?)" in err[0], err
+    with pytest.raises(SystemExit):
+        parse_config(["--learning-rat", "1e-4", "--patiense", "2"])
+    assert "unrecognized arguments: --patiense 2 (did you mean '--patience'?)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="unknown task 'nerr' \\(did you mean 'ner'\\?\\)"):
+        create("nerr")  # a --config file's task
 
 
 def test_cli_reports_a_bad_config_file_in_one_line(tmp_path):
@@ -89,3 +104,19 @@ def test_task_options_are_flags_read_as_attributes_and_dropped_for_other_tasks(t
     text = " ".join(build_parser().format_help().split())
     # --pooling is one flag shared by every task that has it: one group named after all of them.
     assert re.search(r"options of --task sentiment and classify( and \w+)*: --pooling", text)
+
+
+@pytest.mark.parametrize("module", ["train", "predict", "evaluate", "embed", "tune", "pretrain", "encoders.convert",
+                                    "encoders.registry"])
+def test_every_command_answers_help(module, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(f"tfbert.{module}").main(["--help"])
+    assert e.value.code == 0 and "usage: python -m tfbert." in capsys.readouterr().out
+
+
+def test_the_registry_command_reports_an_unknown_encoder_in_one_line(capsys):
+    from tfbert.encoders.registry import main
+    assert main(["no-such-encoder"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown encoder 'no-such-encoder'") and len(err.splitlines()) == 1

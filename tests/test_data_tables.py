@@ -422,3 +422,17 @@ def test_structured_files_must_be_utf8_and_name_the_bad_line(tmp_path):
     assert read_utf8(p) == "Zo\u00eb B-person\n"  # the BOM is dropped
     with pytest.raises(DataError, match="missing.json: file not found"):
         read_utf8(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("name, content, what", [
+    ("data.csv", __import__("gzip").compress(b"text,label\nhi,pos\n"), "gzip-compressed"),
+    ("data.tsv", b"PK\x03\x04rest of a zip", "a zip archive"),
+    ("data.jsonl", b"\x7fELF\x02\x01\x01", "an ELF binary"),
+    ("train.conll", b"\x89PNG\r\n\x1a\n", "a PNG image"),
+])
+def test_a_binary_file_under_a_text_name_is_named_for_what_it_is(tmp_path, name, content, what):
+    from tfbert.data.tagged import read_sentences
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=f"{name}: the file is {what}"):
+        read_sentences(path) if name.endswith(".conll") else read_table(path)

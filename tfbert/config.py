@@ -30,6 +30,13 @@ class ConfigError(ValueError):
     """A setting (flag, config file key or value) that cannot work; the message names it."""
 
 
+def did_you_mean(name: str, known) -> str:
+    """' (did you mean 'epochs'?)' for the closest of `known`, or '' when none is close."""
+    import difflib
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def flag(default, help: str, group: str = "", **extra):
     """A setting: its default and help text, the --help group it shows in, optional choices and whether its
     default depends on the task (per_task: the field defaults to None and the task's `defaults` fill it in)."""
@@ -245,7 +252,8 @@ def make_config(settings: dict) -> RunConfig:
     tasks' options go into `options`. An unknown name raises TypeError naming it."""
     unknown = sorted(set(settings) - set(RunConfig.names()) - set(_OPTION_FIELDS))
     if unknown:
-        raise TypeError(f"unknown settings {', '.join(unknown)}; the settings are the `python -m tfbert.train "
+        hints = "".join(did_you_mean(u, [*RunConfig.names(), *_OPTION_FIELDS]) for u in unknown[:1])
+        raise TypeError(f"unknown settings {', '.join(unknown)}{hints}; the settings are the `python -m tfbert.train "
                         "--help` flags with _ for -")
     common = {k: v for k, v in settings.items() if k in RunConfig.names()}
     return RunConfig(**common, options={k: v for k, v in settings.items() if k in _OPTION_FIELDS})
@@ -269,8 +277,8 @@ def read_config_file(path) -> dict:
     types = setting_types()
     unknown = sorted(set(settings) - set(types))
     if unknown:
-        raise ConfigError(f"--config {path}: unknown settings {', '.join(unknown)}; the settings are the "
-                          "`python -m tfbert.train --help` flags with _ for -")
+        raise ConfigError(f"--config {path}: unknown settings {', '.join(unknown)}{did_you_mean(unknown[0], types)}; "
+                          "the settings are the `python -m tfbert.train --help` flags with _ for -")
     for key, value in settings.items():
         if not json_value_fits(value, types[key]):
             raise ConfigError(f"--config {path}: {key} = {value!r} is not a valid {types[key]}")
@@ -309,6 +317,23 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are two lines (the error, with the closest flag or choice when one is close,
+    and where the flags are listed) instead of the whole generated usage."""
+
+    def error(self, message: str):
+        import re
+        hint = ""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            hint = did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        unknown = re.search(r"unrecognized arguments: (--[^\s=]+)", message)
+        if unknown:
+            flags = [o for a in self._actions for o in a.option_strings]
+            hint = did_you_mean(unknown.group(1), flags)
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n{self.prog} --help lists the flags\n")
+
+
 def _default_text(name: str, default, task_defaults: dict[str, dict]) -> str:
     if default is not None and not isinstance(default, bool):
         return f" (default: {default})"
@@ -327,7 +352,7 @@ def build_parser(tasks: dict, description: str = "") -> argparse.ArgumentParser:
     namespace holds exactly the flags given: `config_from_args` layers them over --config and the defaults."""
     task_defaults = {name: task.defaults for name, task in tasks.items()}
     listing = "\n".join(f"  {name:<10} {task.description}" for name, task in tasks.items())
-    ap = argparse.ArgumentParser(prog="python -m tfbert.train", formatter_class=_HelpFormatter,
+    ap = CommandParser(prog="python -m tfbert.train", formatter_class=_HelpFormatter,
                                  description=f"{description}\ntasks:\n{listing}", argument_default=argparse.SUPPRESS)
     ap.add_argument("--config", metavar="FILE", help="JSON file of settings (keys: these flags with _ for -; a run "
                                                      "folder's config.json reproduces that run); flags given beside "

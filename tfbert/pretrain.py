@@ -57,10 +57,11 @@ def _output_settings(output) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     from tfbert.cli import positive_int
+    from tfbert.config import CommandParser
     from tfbert.distribute import STRATEGIES
     from tfbert.tasks.mlm import DEFAULT_MAX_VALID
 
-    ap = argparse.ArgumentParser(prog="python -m tfbert.pretrain", description=__doc__,
+    ap = CommandParser(prog="python -m tfbert.pretrain", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  argument_default=argparse.SUPPRESS)
     ap.add_argument("--config", metavar="FILE", help="JSON settings (a run folder's config.json reproduces that "

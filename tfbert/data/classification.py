@@ -185,7 +185,8 @@ def load_dataset(
     if len(frames["train"]) < min_rows:
         raise DataError(
             f"{source_name(train_path)}: only {len(frames['train'])} train rows after cleaning and splitting, fewer "
-            f"than {min_rows} (one batch, --batch-size). Add data, lower the batch size, or lower valid/test fractions."
+            f"than {min_rows} (one batch, --batch-size). Add data, lower --batch-size, or give --valid-file and "
+            "--test-file (else 10% each is split off the train file)."
         )
 
     label_to_id = {lab: i for i, lab in enumerate(labels)}

@@ -42,6 +42,21 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- reading
 
 
+# Leading bytes of binary formats that turn up under a text file's name (a download, a copied wrong file).
+_MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive (or .xlsx/.docx)", b"\x7fELF": "an ELF binary",
+          b"\x89PNG": "a PNG image", b"%PDF": "a PDF document", b"BZh": "bzip2-compressed",
+          b"\xfd7zXZ": "xz-compressed", b"PAR1": "Parquet", b"\xff\xd8\xff": "a JPEG image"}
+
+
+def refuse_binary(raw: bytes, path) -> None:
+    """A text file (.csv, .tsv, .jsonl, .json, CoNLL, plain text) whose content is a binary format: DataError
+    naming the format, instead of a parser's message about quoting."""
+    for magic, what in _MAGIC.items():
+        if raw.startswith(magic):
+            hint = " Rename it to .parquet." if magic == b"PAR1" else " Decompress or convert it to a text table first."
+            raise DataError(f"{path}: the file is {what}, not {Path(path).suffix or 'text'} text.{hint}")
+
+
 def read_table(path, *, encoding_errors: str = "replace") -> pd.DataFrame:
     """Read a data file, choosing the parser from the file extension.
 
@@ -66,6 +81,8 @@ def read_table(path, *, encoding_errors: str = "replace") -> pd.DataFrame:
     if not raw.strip():
         raise DataError(f"{path}: file is empty; it needs a header row and at least one data row.")
 
+    if ext != ".parquet":
+        refuse_binary(raw, path)
     notes: list[str] = []
     # Number of physical lines before the first data row, when file lines map 1:1 to rows.
     lines_before_data: int | None = None
@@ -156,8 +173,10 @@ def read_utf8(path: Path) -> str:
     and the first bad line (CoNLL, JSON and JSONL are structured: a replaced byte could corrupt a tag or an offset)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (relative paths are resolved from {Path.cwd()}).")
+    raw = path.read_bytes()
+    refuse_binary(raw, path)
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = path.read_bytes().count(b"\n", 0, e.start) + 1
         raise DataError(f"{path}: line {line} is not valid UTF-8 ({e.reason}); re-save the file as UTF-8.") from e

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfbert.data.tables import SUPPORTED_EXTENSIONS, DataError, joined_text, read_table
+from tfbert.data.tables import SUPPORTED_EXTENSIONS, DataError, joined_text, read_table, refuse_binary
 
 
 def read_texts(path, text_column: str | None = None) -> tuple[list[str], list[str]]:
@@ -23,6 +23,7 @@ def read_texts(path, text_column: str | None = None) -> tuple[list[str], list[st
         if not path.is_file():
             raise DataError(f"{path}: file not found (relative paths are resolved from {Path.cwd()})")
         raw = path.read_bytes()
+        refuse_binary(raw, path)
         content = raw.decode("utf-8-sig", errors="replace")
         texts = content.splitlines()
         # Invalid bytes never hold a newline, so line i of both decodings is the same line of the file.

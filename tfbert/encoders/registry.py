@@ -189,8 +189,28 @@ __all__ = ["EncoderHandles", "EncoderError", "CheckpointError", "resolve_encoder
            "ensure_converted", "resolve_precision", "cpu_has_bf16", "DEFAULT_ENCODER", "REMOTE", "EMBEDDED"]
 
 
-if __name__ == "__main__":  # `python -m tfbert.encoders.registry [NAME [PRECISION]]`: resolve (and convert) an encoder
+def main(argv=None) -> int:
+    """`python -m tfbert.encoders.registry [NAME [PRECISION]]`: resolve (and convert) an encoder, print its handles."""
+    import argparse
+
+    from tfbert.cli import run_cli
+    ap = argparse.ArgumentParser(prog="python -m tfbert.encoders.registry",
+                                 description="Resolve an encoder (converting an embedded or Hugging Face one into the "
+                                             "cache on first use) and print its preprocess and encoder handles.")
+    ap.add_argument("name", nargs="?", default=DEFAULT_ENCODER,
+                    help=f"registered name, pair or checkpoint directory, or URL (default: %(default)s); registered: "
+                         f"{', '.join(registered_names())}")
+    ap.add_argument("precision", nargs="?", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="auto: what tfbert.train picks (default: %(default)s)")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    def run(a):
+        h = resolve_encoder(a.name, precision=a.precision)
+        print(f"preprocess: {h.preprocess}\nencoder:    {h.encoder} ({h.precision})")
+
+    return run_cli(ap, run, argv, errors=(EncoderError, CheckpointError, OSError))
+
+
+if __name__ == "__main__":
     import sys
-    h = resolve_encoder(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_ENCODER,
-                        precision=sys.argv[2] if len(sys.argv) > 2 else "auto")  # auto: what tfbert.train picks
-    print(f"preprocess: {h.preprocess}\nencoder:    {h.encoder} ({h.precision})")
+    sys.exit(main())

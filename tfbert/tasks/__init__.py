@@ -27,7 +27,7 @@ __all__ = ["TASKS", "LOOP_TASKS", "Task", "Datasets", "create"]
 def create(name: str) -> Task:
     """A new task object for one run."""
     if name not in LOOP_TASKS:
-        from tfbert.config import ConfigError
-        raise ConfigError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)} (and mlm, python -m "
-                          "tfbert.pretrain)")
+        from tfbert.config import ConfigError, did_you_mean
+        raise ConfigError(f"unknown task {name!r}{did_you_mean(name, LOOP_TASKS)}; the tasks are {', '.join(TASKS)} "
+                          "(and mlm, python -m tfbert.pretrain)")
     return LOOP_TASKS[name]()
