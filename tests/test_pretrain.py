@@ -277,7 +277,7 @@ def test_cli_resumes_after_sigkill_and_takes_strategy_and_config(tmp_path, tiny_
     assert "Epoch 2/3" in again.stdout and "Epoch 1/3" not in again.stdout  # restarted at epoch 2, not 1
     run = tmp_path / "adapted" / "runs" / "1"
     assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [0, 1, 2]
-    assert sorted(p.name for p in (tmp_path / "adapted").iterdir()) == ["1", "runs"]
+    assert sorted(p.name for p in (tmp_path / "adapted").iterdir() if not p.name.startswith(".")) == ["1", "runs"]
     assert json.loads((tmp_path / "adapted" / "1" / "tfbert.json").read_text())["weights"] == "continued pre-training"
 
     settings = settings_from_args(build_parser().parse_args(["--config", str(run / "config.json"), "--epochs", "5"]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -218,7 +219,10 @@ class RunConfig:
                    f"({self.max_seq_length - 2}), not {self.window_stride}"),
                   (self.max_windows >= 1, "--max-windows must be at least 1"),
                   (self.max_train_examples is None or self.max_train_examples >= 1,
-                   "--max-train-examples must be at least 1")] + self._layer_checks() + self._augment_checks()
+                   "--max-train-examples must be at least 1"),
+                  (self.model_name is None or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", self.model_name),
+                   f"--model-name {self.model_name!r}: one folder name of letters, digits, '.', '_' and '-', "
+                   "starting with a letter or digit (it is a folder under --output-dir)")] + self._layer_checks() + self._augment_checks()
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
@@ -322,7 +326,6 @@ class CommandParser(argparse.ArgumentParser):
     and where the flags are listed) instead of the whole generated usage."""
 
     def error(self, message: str):
-        import re
         hint = ""
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if choice:

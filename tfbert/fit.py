@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from tfbert import tasks
-from tfbert.config import NON_ESSENTIAL, ConfigError, RunConfig
+from tfbert.config import ConfigError, RunConfig
 from tfbert.files import write_json
+from tfbert.run_folder import (
+    data_fingerprint,
+    finish_run,
+    finish_unexported,
+    hold_model_folder,
+    prepare_run_dir,
+    read_history,
+)
 
 __all__ = ["fit", "resolve_run_encoder", "output_base"]
 
@@ -38,21 +45,32 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     config.check()
     config.check_task(task)
     task.check_config(config, log)
-    monitor = task.monitor_of(config)
 
+    from tfbert.distribute import make_strategy
+
+    # First TF call of the run: MultiWorkerMirroredStrategy configures collective ops, which must precede any op.
+    strategy = make_strategy(config.strategy, log=log)
+    base = output_base(config, log)
+    lock = hold_model_folder(base)  # one run at a time per model folder: a second one refuses here, in seconds
+    try:
+        return _run(config, task, strategy, base, t_start, log, export)
+    finally:
+        lock.release()
+
+
+def _run(config: RunConfig, task, strategy, base: Path, t_start: float, log, export: bool) -> dict:
     import tf_keras as keras
 
     from tfbert.callbacks import training_callbacks
     from tfbert.data.inputs import RunInputs
     from tfbert.data.pipeline import load_preprocess
-    from tfbert.distribute import barrier, local_batch_sizes, make_strategy, shard_by_data
+    from tfbert.distribute import barrier, local_batch_sizes, shard_by_data
     from tfbert.export.publish import prestart_fresh_process
     from tfbert.layerwise import plan_layers
     from tfbert.metrics.plots import plot_history
     from tfbert.optim import make_optimizer
 
-    # First TF call of the run: MultiWorkerMirroredStrategy configures collective ops, which must precede any op.
-    strategy = make_strategy(config.strategy, log=log)
+    monitor = task.monitor_of(config)
     keras.utils.set_random_seed(config.seed)
     data = task.load_data(config)
     for note in data.notes:
@@ -85,10 +103,12 @@ def fit(config: RunConfig, log=print, export: bool = True) -> dict:
     if multi_worker:  # compiled metrics are synced already: "auto" would sum them over workers in per-step logs
         model.distribute_reduction_method = "first"
 
-    base = output_base(config, log)
     run_dir = base / "runs" / "in-progress"
     facts = {"encoder_handles": {"preprocess": handles.preprocess, "encoder": handles.encoder},
              "precision_used": handles.precision, **task.run_facts(data)}
+    fingerprint = data_fingerprint(config.to_dict())
+    if fingerprint:  # a resume on edited data would train on rows the interrupted run never saw
+        facts["data"] = fingerprint
     if layers.facts:  # the per-layer plan: which parts are frozen, their rate factors and first steps
         facts["layers"] = layers.facts
     prepare_run_dir(run_dir, config.to_dict(), facts, log)
@@ -205,62 +225,3 @@ def output_base(config: RunConfig, log=print, chief: bool = False) -> Path:
         base = base / f"worker-{index}"
         log(f"non-chief worker {index}: this worker's copy of the outputs goes to {base}")
     return base
-
-
-# --------------------------------------------------------------------------- the run folder
-
-
-def prepare_run_dir(run_dir: Path, settings: dict, facts: dict, log=print) -> None:
-    """Resume the in-progress run with the same settings and facts; set a different one aside rather than mix them.
-
-    config.json holds the settings alone (so `--config runs/N/config.json` reproduces the run); run.json the facts
-    of the run that a resumed run must share too (encoder handles, precision, label names)."""
-    essential = lambda d: {k: v for k, v in d.items() if k not in NON_ESSENTIAL}  # noqa: E731
-    saved, saved_facts = run_dir / "config.json", run_dir / "run.json"
-    if saved.is_file():
-        previous = json.loads(saved.read_text())
-        previous_facts = json.loads(saved_facts.read_text()) if saved_facts.is_file() else None
-        if essential(previous) == essential(settings) and previous_facts == json.loads(json.dumps(facts)):
-            log(f"resuming the interrupted run in {run_dir}")
-            return
-        aside = run_dir.with_name(f"abandoned-{time.strftime('%Y%m%d-%H%M%S')}")
-        log(f"warning: {run_dir} holds an interrupted run with other settings; moved it to {aside}")
-        run_dir.rename(aside)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(saved_facts, facts)
-    write_json(saved, settings)  # last: its presence marks a complete run folder start
-
-
-def finish_run(run_dir: Path, base: Path, version: Path, summary: dict) -> Path:
-    """Writes metrics.json, drops the resume backup and moves the run folder beside its export (runs/<version>)."""
-    write_json(run_dir / "metrics.json", summary)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    final_run = base / "runs" / version.name
-    run_dir.rename(final_run)
-    summary["run_dir"] = str(final_run)
-    return final_run
-
-
-def finish_unexported(run_dir: Path, base: Path, monitor: str, history: dict, summary: dict) -> dict:
-    """A run trained without export: metrics.json holds the validation history's best, the weights are dropped
-    (a search keeps settings and scores; the chosen settings are trained again) and the folder becomes
-    runs/unexported, replacing an earlier one."""
-    summary = {**summary, "monitor": monitor, f"best_{monitor}": max(history.get(monitor, [float("nan")])),
-               "epochs_run": len(history.get("loss", []))}
-    write_json(run_dir / "metrics.json", summary)
-    for name in ("backup", "checkpoints"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-    final_run = base / "runs" / "unexported"
-    shutil.rmtree(final_run, ignore_errors=True)
-    run_dir.rename(final_run)
-    summary["run_dir"] = str(final_run)
-    return summary
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    import pandas as pd
-
-    if not path.is_file():
-        return {}
-    df = pd.read_csv(path)
-    return {c: df[c].astype(float).tolist() for c in df.columns if c != "epoch"}

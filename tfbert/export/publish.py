@@ -150,8 +150,11 @@ def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) 
 
 
 def next_version(base: Path) -> int:
-    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
-    return max(versions, default=0) + 1
+    """Above every version folder and every run folder (runs/<N>) under `base`: a version pruned from the server
+    keeps its number, so a later export never takes it and its run folder again."""
+    taken = [p.name for p in base.iterdir()] if base.is_dir() else []
+    taken += [p.name for p in (base / "runs").iterdir()] if (base / "runs").is_dir() else []
+    return max((int(n) for n in taken if n.isascii() and n.isdigit()), default=0) + 1
 
 
 def publish_next_version(base: str | Path, write, metadata: dict | None = None, log=print, *,
