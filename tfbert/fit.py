@@ -1,11 +1,12 @@
 """The one training loop: every task (tfbert/tasks/) trains, is tested and is exported through `fit`.
 
-The loop owns what tasks share: seeding, the run folder and its resume marker, epochs and --min-steps, the
-distribution strategy, AdamW and its schedule, per-layer freezing and rates (tfbert.layerwise), the callbacks
-(validation metric, best checkpoint, early stopping, backup for resuming, CSV history, TensorBoard, progress
-lines), best weights, history and plots, the summary and publishing the export. An interrupted run resumes when
-started again with the same settings: its state lives in <output-dir>/<model-name>/runs/in-progress/ until the
-export succeeds, then moves to runs/<version>/.
+The loop owns what tasks share: seeding, the run folder (tfbert.run_folder: its lock, resume and finish), the
+input side (tfbert.data.inputs), epochs and --min-steps, the distribution strategy, AdamW and its schedule,
+per-layer freezing and rates (tfbert.layerwise), the callbacks (validation metric, best checkpoint, early
+stopping, backup for resuming, CSV history, TensorBoard, progress lines), best weights, what the task fits after
+training, the test report scored on the written export, history and plots, the summary and publishing the
+export. An interrupted run resumes when started again with the same settings and data: its state lives in
+<output-dir>/<model-name>/runs/in-progress/ until the export succeeds, then moves to runs/<version>/.
 """
 from __future__ import annotations
 
