@@ -67,23 +67,31 @@ def split_held_out(texts: list[str], share: float, limit: int, seed: int) -> tup
     return [texts[i] for i in order[n_valid:]], [texts[i] for i in order[:n_valid]]
 
 
+def converted_pair_metadata(name: str, encoder_handle: str) -> dict:
+    """The tfbert.json of the pair holding `encoder_handle`; PretrainError when it is not a pair tfbert converted
+    (pre-training rebuilds the Keras encoder from its config)."""
+    from tfbert.encoders.convert import read_metadata
+    pair = Path(encoder_handle).parent
+    meta = read_metadata(pair)
+    if not meta.get("config") or not (pair / "preprocess").is_dir():
+        raise PretrainError(f"--encoder {name}: pre-training needs an encoder pair converted by tfbert (a registered "
+                            f"embedded name, a Hugging Face checkpoint directory, or a directory with preprocess/, "
+                            f"encoder/ and tfbert.json), not {encoder_handle}")
+    return meta
+
+
 def load_base(name: str, precision: str = "fp32", log=print):
     """The base encoder as a Keras model with its weights, its MLM head's arrays (or None) and where they come
     from: the base's own `mlm` sub-object (an earlier pre-training's output), else the Hugging Face checkpoint's
     cls.predictions.* (when it was converted with its weights), else None (the head is initialised)."""
     from tfbert.encoders.bert import build_encoder
     from tfbert.encoders.checkpoint import BertConfig
-    from tfbert.encoders.convert import read_metadata
     from tfbert.encoders.mlm import HF_PREFIX, hf_head_weights, saved_head_weights
     from tfbert.encoders.registry import resolve_encoder
 
     handles = resolve_encoder(name, log=log, precision=precision)
     pair = Path(handles.encoder).parent
-    meta = read_metadata(pair)
-    if not meta.get("config") or not (pair / "preprocess").is_dir():
-        raise PretrainError(f"--encoder {name}: pre-training needs an encoder pair converted by tfbert (a registered "
-                            f"embedded name, a Hugging Face checkpoint directory, or a directory with preprocess/, "
-                            f"encoder/ and tfbert.json), not {handles.encoder}")
+    meta = converted_pair_metadata(name, handles.encoder)
     config = BertConfig(**meta["config"])
     encoder = build_encoder(config, precision=meta.get("precision", "fp32"))
     loaded = tf.saved_model.load(handles.encoder)
@@ -216,12 +224,7 @@ class MlmTask(Task):
         return f"{len(data.train)} train / {len(data.valid)} held-out texts"
 
     def check_encoder(self, preprocess, handles) -> None:
-        from tfbert.encoders.convert import read_metadata
-        pair = Path(handles.encoder).parent
-        if not (pair / "preprocess").is_dir() or not read_metadata(pair).get("config"):
-            raise PretrainError(f"--encoder {handles.encoder}: pre-training needs an encoder pair converted by tfbert "
-                                "(a registered embedded name, a Hugging Face checkpoint directory, or a directory "
-                                "with preprocess/, encoder/ and tfbert.json)")
+        converted_pair_metadata(handles.name, handles.encoder)  # before training, as load_base checks it again
 
     def datasets(self, data: TextCorpus, inputs, config, log=print) -> Datasets:
         masking = Masking.of(inputs.preprocess, share=config.mask_share, whole_word=config.whole_word_masking)
