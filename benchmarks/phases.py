@@ -32,6 +32,8 @@ def run_phase(name: str, spec: dict, work: Path, tag: str, env_extra: dict | Non
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
     if spec.get("onednn") is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = str(spec["onednn"])
+    if name == "infer":  # a serving process as a user's: not the tf_keras alias `import tfbert` sets
+        env.pop("TF_USE_LEGACY_KERAS", None)
     log_path = work / f"{tag}-{name}.log"
     print(f"  [{tag}] {name} ...", end=" ", flush=True)
     run = run_child([sys.executable, str(BENCH), "--_phase", name, "--_spec", json.dumps(spec)], log_path, env)

@@ -13,6 +13,7 @@ from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import TextPipeline
 from tfbert.data.tables import DataError
 from tfbert.data.tagged import load_ner_dataset, read_sentences, tag_vocabulary
+from tfbert.export.publish import fresh_process_env
 from tfbert.fit import fit as train
 from tfbert.metrics.entities import entity_metrics
 from tfbert.tasks.ner import IGNORE, align, continuation_tags, pack_tagged, unk_id
@@ -279,7 +280,7 @@ def test_export_serves_raw_strings_in_a_process_without_tfbert(ner_trained):
             "print(json.dumps({k: [str(v.dtype.name), list(v.shape)] for k, v in r.items()}))")
     texts = ["John Smith lives in New York", "", "Zoë 👍🏽 São Paulo " * 60]
     out = subprocess.run([sys.executable, "-c", code, summary["export"], json.dumps(texts)], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=fresh_process_env())
     shapes = json.loads(out.stdout.strip().splitlines()[-1])
     assert shapes["num_entities"] == ["int32", [3]]
     n = shapes["entity_text"][1][1]

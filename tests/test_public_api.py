@@ -2,6 +2,7 @@
 imported before; submodules (tfbert.fit, tfbert.tune, tfbert.pretrain) resolve lazily too."""
 import importlib
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -29,3 +30,17 @@ def test_import_tfbert_does_not_import_tensorflow():
     code = "import sys, tfbert; tfbert.RunConfig; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_tfbert_keeps_keras_3_out_of_the_process_unless_asked():
+    """tf.keras is tf_keras once tfbert is imported first (TensorFlow then skips importing Keras 3); a user's own
+    TF_USE_LEGACY_KERAS=0 still wins."""
+    code = ("import sys, tfbert, tensorflow as tf, tf_keras; import tfbert.tasks.classification; "
+            "print(tf.keras is tf_keras or tf.keras.__name__.startswith('tf_keras'), "
+            "any(m.split('.')[0] == 'keras' for m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["True", "False"], out
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "TF_USE_LEGACY_KERAS": "0"}).stdout
+    assert out.split() == ["False", "True"], out

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfbert.data.qa import Question
+from tfbert.export.publish import fresh_process_env
 from tfbert.export.qa import QaLayout, export_qa
 from tfbert.tasks.qa import make_windows, span_loss
 
@@ -112,7 +113,8 @@ print("RESULT" + json.dumps(out))
 
 
 def test_hostile_requests_get_an_answer_per_question_in_a_process_with_only_tensorflow(exported):
-    r = subprocess.run([sys.executable, "-c", _HOSTILE, str(exported)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", _HOSTILE, str(exported)], capture_output=True, text=True, timeout=300,
+                       env=fresh_process_env())
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT")][-1][len("RESULT"):])
     for name, n in (("mixed", 6), ("batch 1", 1), ("batch 500", 500)):

@@ -30,6 +30,12 @@ tfbert.pretrain: a name of the API never shares a submodule's name, which import
 """
 import importlib
 import importlib.util
+import os
+
+# TF Hub's KerasLayer needs Keras 2 (tf_keras), which tfbert imports by name. Pointing tf.keras at it too, before
+# TensorFlow is first imported, spares every command the import of Keras 3 that nothing here uses (2-4 s of start-up).
+# A value the user set wins; once TensorFlow is imported the variable no longer matters.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 

@@ -112,10 +112,16 @@ print("RESULT" + json.dumps(out))
 _prestarted: list[subprocess.Popen] = []
 
 
+def fresh_process_env() -> dict[str, str]:
+    """The environment of a process that loads an export as a user's would: without the TF_USE_LEGACY_KERAS that
+    `import tfbert` sets (TensorFlow would then import tf_keras, which the check proves the export does not need)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 def _start_fresh_process() -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen([sys.executable, "-c", _CHECK_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=fresh_process_env())
 
 
 def prestart_fresh_process() -> None:
