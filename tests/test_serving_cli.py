@@ -316,6 +316,19 @@ def test_predict_progress_goes_to_stderr_and_stdout_stays_json(models, tmp_path)
     assert 5 <= len(counts) <= 11 and counts == sorted(counts) and counts[-1] == 300, r.stderr  # not per batch
 
 
+def test_predict_keeps_one_output_row_per_input_line(models, tmp_path, capsys):
+    """Blank and whitespace-only lines of a one-column CSV are empty texts with an answer each, not dropped rows
+    (pandas' reader skips them by default; the outputs then no longer lined up with the inputs)."""
+    src = tmp_path / "texts.csv"
+    src.write_text("text\ngood\n   \n\nbad\n\t\n\n", encoding="utf-8")
+    assert predict.main(["--model", str(models / "fake"), "--input-file", str(src)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [x["text"] for x in lines] == ["good", "   ", "", "bad", "\t"] and all("label" in x for x in lines)
+    out = tmp_path / "pred.csv"
+    assert predict.main(["--model", str(models / "fake"), "--input-file", str(src), "--output", str(out)]) == 0
+    assert pd.read_csv(out, keep_default_na=False)["text"].tolist() == ["good", "   ", "", "bad", "\t"]
+
+
 def test_small_inputs_and_quiet_show_no_progress(models, tmp_path, capsys):
     src = tmp_path / "many.csv"
     pd.DataFrame({"text": ["good"] * 40}).to_csv(src, index=False)

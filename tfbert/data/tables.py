@@ -123,8 +123,11 @@ def _parse_text(text: str, ext: str, path: Path) -> tuple[pd.DataFrame, int | No
     try:
         if ext in (".csv", ".tsv", ".tab"):
             # dtype=str + keep_default_na=False: the text "NA" or "None" stays text and
-            # "007" keeps its zeros. The C parser keeps bare \r inside quoted fields.
-            df = pd.read_csv(io.StringIO(text), sep="," if ext == ".csv" else "\t", dtype=str, keep_default_na=False)
+            # "007" keeps its zeros. The C parser keeps bare \r inside quoted fields. A blank or whitespace-only
+            # line is a row of empty cells, not skipped: in a one-column file it is an empty text, and predict's
+            # output rows must line up with the input's (the readers of training data drop it with a note).
+            df = pd.read_csv(io.StringIO(text.rstrip("\r\n")), sep="," if ext == ".csv" else "\t", dtype=str,
+                             keep_default_na=False, skip_blank_lines=False)
             return df, 1
         if ext in (".jsonl", ".ndjson"):
             return pd.read_json(io.StringIO(text), lines=True, dtype=False), 0
