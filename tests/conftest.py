@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny random encoder pair (fast tests) and the real embedded default (slow tests)."""
+"""Shared fixtures: a tiny random encoder pair (fast tests) and the real embedded default (slow tests).
+
+The suite runs on two pytest-xdist workers (`make test`); the session fixtures that train or convert are built once
+for both (`shared`), in the temp folder the workers share."""
+import fcntl
 import json
 import os
 import shutil
@@ -12,6 +16,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TINY = dict(num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, max_position_embeddings=128)
 
 
+def shared(tmp_path_factory, name: str, build):
+    """build(directory) -> a JSON value, run once per test session however many xdist workers ask: the first worker
+    builds it under a lock in the folder all workers' temp folders share; the others wait and read its JSON."""
+    from tfbert.files import json_default
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: the same JSON value, built in its own temp folder
+        return json.loads(json.dumps(build(tmp_path_factory.mktemp(name)), default=json_default))
+    root = tmp_path_factory.getbasetemp().parent
+    done = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a crashed worker dies
+        if not done.is_file():
+            directory = root / name
+            shutil.rmtree(directory, ignore_errors=True)  # a build that failed half-way in another worker
+            directory.mkdir()
+            value = build(directory)
+            done.write_text(json.dumps(value, default=json_default))
+        return json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def checkpoint_dir() -> Path:
     from tfbert.encoders.checkpoint import resolve_source
@@ -22,8 +45,8 @@ def checkpoint_dir() -> Path:
 def tiny_pair(tmp_path_factory, checkpoint_dir) -> Path:
     """A randomly initialised 2-layer, hidden-32 BERT over the real MiniLM vocabulary, written by the converter."""
     from tfbert.encoders.convert import convert
-    return convert(checkpoint_dir, tmp_path_factory.mktemp("enc") / "tiny", random_init=True, overrides=TINY,
-                   log=lambda *_: None)
+    return Path(shared(tmp_path_factory, "enc", lambda d: str(
+        convert(checkpoint_dir, d / "tiny", random_init=True, overrides=TINY, log=lambda *_: None))))
 
 
 @pytest.fixture(scope="session")
@@ -36,12 +59,13 @@ def minilm_pair() -> Path:
 @pytest.fixture(scope="session")
 def tweets_csv(tmp_path_factory) -> Path:
     """450 real tweets (150 per class) as a user CSV with non-default column names (tweet, mood)."""
-    from tfbert.data.tweets import load_tweets
-    df, _ = load_tweets()
-    sample = df.groupby("label").sample(150, random_state=0)
-    path = tmp_path_factory.mktemp("data") / "tweets.csv"
-    sample.rename(columns={"text": "tweet", "label": "mood"}).to_csv(path, index=False)
-    return path
+    def build(directory):
+        from tfbert.data.tweets import load_tweets
+        df, _ = load_tweets()
+        sample = df.groupby("label").sample(150, random_state=0)
+        sample.rename(columns={"text": "tweet", "label": "mood"}).to_csv(directory / "tweets.csv", index=False)
+        return str(directory / "tweets.csv")
+    return Path(shared(tmp_path_factory, "data", build))
 
 
 @pytest.fixture(scope="session")
@@ -50,34 +74,39 @@ def trained(tmp_path_factory, tiny_pair, tweets_csv):
 
     Its word embeddings train too: a random-init encoder's embedding table carries nothing worth freezing (the
     real-encoder test in test_train.py runs the default, frozen)."""
-    from tfbert.fit import fit
-    from tfbert.train import parse_config
-    out = tmp_path_factory.mktemp("out")
-    config = parse_config([
-        "--verbose", "0", "--task", "classify", "--no-freeze-word-embeddings", "--train-file", str(tweets_csv), "--text-column", "tweet",
-        "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16", "--learning-rate", "5e-3",
-        "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir", str(out), "--model-name", "moods"])
-    return out, fit(config, log=lambda *_: None)
+    def build(out):
+        from tfbert.fit import fit
+        from tfbert.train import parse_config
+        config = parse_config([
+            "--verbose", "0", "--task", "classify", "--no-freeze-word-embeddings", "--train-file", str(tweets_csv),
+            "--text-column", "tweet", "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16",
+            "--learning-rate", "5e-3", "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir",
+            str(out), "--model-name", "moods"])
+        return [str(out), fit(config, log=lambda *_: None)]
+    out, summary = shared(tmp_path_factory, "out", build)
+    return Path(out), summary
 
 
 @pytest.fixture(scope="session")
 def folder_trained(tmp_path_factory, tiny_pair):
     """The tiny encoder trained through the public loop on a tiny folder in the TF tutorial's layout
     (aclImdb/{train,test}/{neg,pos}/*.txt, read with --train-dir and --test-dir) and exported: (root, summary)."""
-    from tfbert.fit import fit
-    from tfbert.train import parse_config
-    root = tmp_path_factory.mktemp("folders")
-    words = {"neg": "awful terrible bad boring", "pos": "great lovely good superb"}
-    for split, n in (("train", 16), ("test", 4)):
-        for label, text in words.items():
-            (root / "aclImdb" / split / label).mkdir(parents=True)
-            for i in range(n):
-                (root / "aclImdb" / split / label / f"{i}_{label}.txt").write_text(f"{text} {i}", encoding="utf-8")
-    config = parse_config(["--verbose", "0", "--task", "classify", "--train-dir", str(root / "aclImdb" / "train"),
-                           "--test-dir", str(root / "aclImdb" / "test"), "--encoder", str(tiny_pair),
-                           "--batch-size", "8", "--epochs", "1", "--min-steps", "4", "--max-seq-length", "16",
-                           "--output-dir", str(root / "out"), "--model-name", "imdb"])
-    return root, fit(config, log=lambda *_: None)
+    def build(root):
+        from tfbert.fit import fit
+        from tfbert.train import parse_config
+        words = {"neg": "awful terrible bad boring", "pos": "great lovely good superb"}
+        for split, n in (("train", 16), ("test", 4)):
+            for label, text in words.items():
+                (root / "aclImdb" / split / label).mkdir(parents=True)
+                for i in range(n):
+                    (root / "aclImdb" / split / label / f"{i}_{label}.txt").write_text(f"{text} {i}", encoding="utf-8")
+        config = parse_config(["--verbose", "0", "--task", "classify", "--train-dir", str(root / "aclImdb" / "train"),
+                               "--test-dir", str(root / "aclImdb" / "test"), "--encoder", str(tiny_pair),
+                               "--batch-size", "8", "--epochs", "1", "--min-steps", "4", "--max-seq-length", "16",
+                               "--output-dir", str(root / "out"), "--model-name", "imdb"])
+        return [str(root), fit(config, log=lambda *_: None)]
+    root, summary = shared(tmp_path_factory, "folders", build)
+    return Path(root), summary
 
 
 @pytest.fixture(scope="session")

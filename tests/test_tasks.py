@@ -1,7 +1,8 @@
 """The task conformance test: every registered task (tfbert.tasks.TASKS) builds on the tiny encoder, trains a few
 steps through the one loop, exports, reloads in a fresh process that imports only tensorflow and tensorflow_text,
-answers hostile and all-empty batches and its own TF Serving warm-up records, and round-trips through
-`python -m tfbert.predict` and `python -m tfbert.evaluate` (whose scores on the test file are the run's metrics.json's). Registering a task makes it tested here."""
+answers hostile and all-empty batches and its own TF Serving warm-up records, and round-trips through the predict
+and evaluate command lines (whose scores on the test file are the run's metrics.json's). Registering a task makes it
+tested here."""
 import dataclasses
 import json
 import math
@@ -12,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from tfbert.config import RunConfig, make_config
+from tfbert.export.publish import fresh_process_env
 from tfbert.fit import fit
 from tfbert.tasks import TASKS
 
-REPO = Path(__file__).resolve().parents[1]
 HOSTILE = ["", "   ", "\x00\x07\x1b", "Zoë 👍🏽 日本語 \u200b\u202e", "word " * 3000,
            b"bad \xff\xfe bytes".decode("utf-8", "replace"), "a"]
 # The task's own plots in its run folder, beside the loop's training curves.
@@ -107,7 +108,7 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
 def test_export_answers_hostile_input_and_its_warmup_in_a_process_with_only_tensorflow(trained_task):
     name, _, summary = trained_task
     r = subprocess.run([sys.executable, "-c", _FRESH, summary["export"], json.dumps(HOSTILE)], capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=300, env=fresh_process_env())
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT")][-1][len("RESULT"):])
     sizes = {"hostile": len(HOSTILE) + 1, "batch 1": 1, "batch 1000": 1000, "empty 1": 1, "empty 2": 2}
@@ -123,25 +124,25 @@ def test_export_answers_hostile_input_and_its_warmup_in_a_process_with_only_tens
                 assert values[0] == [EMPTY_ANSWERS[name][key]] * rows, (call, key, values)
 
 
-def _cli(module, *args):
-    return subprocess.run([sys.executable, "-m", f"tfbert.{module}", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
-
-
-def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_task, tmp_path):
+def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_task, tmp_path, capsys):
+    """The two CLIs' main(argv), in this process (tests/test_serving_cli.py runs `python -m` itself)."""
+    from tfbert import evaluate, predict
     name, settings, summary = trained_task
-    r = _cli("predict", "--model", Path(summary["export"]).parent, "first text", "", "John Smith flew to Paris",
-             *PREDICT_ARGS.get(name, []))
-    assert r.returncode == 0, r.stderr[-3000:]
-    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    capsys.readouterr()
+    code = predict.main([str(a) for a in ("--model", Path(summary["export"]).parent, "first text", "",
+                                          "John Smith flew to Paris", *PREDICT_ARGS.get(name, []))])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    lines = [json.loads(line) for line in out.splitlines()]
     assert [x["text"] for x in lines] == ["first text", "", "John Smith flew to Paris"]
     assert all(len(x) > 1 for x in lines)  # the text and the task's answer
 
     columns = {k: v for k, v in settings.items() if k.endswith("_column")}
     flags = [f for k, v in columns.items() for f in (f"--{k.replace('_', '-')}", v)]
     out = tmp_path / "metrics.json"
-    r = _cli("evaluate", "--model", summary["export"], "--test-file", settings["test_file"], "--output", out, *flags)
-    assert r.returncode == 0, r.stderr[-3000:]
+    code = evaluate.main([str(a) for a in ("--model", summary["export"], "--test-file", settings["test_file"],
+                                           "--output", out, *flags)])
+    assert code == 0, capsys.readouterr().err[-3000:]
     metrics = json.loads(out.read_text())
     # What the run reports is what it ships: its metrics.json's test scores are the export's, as evaluate finds them.
     reported = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())["test"]
