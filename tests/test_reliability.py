@@ -1,6 +1,7 @@
 """Reliability: crash and resume, safe exports, concurrent conversion, hostile serving input, repeatability."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from conftest import write_hf_checkpoint
 
@@ -124,6 +126,10 @@ def test_export_answers_hostile_input_with_valid_probabilities(trained_export):
         assert probs.shape == (texts.shape[0], 3), name
         assert np.all(np.isfinite(probs)) and np.allclose(probs.sum(1), 1, atol=1e-5), name
         assert set(out["label"].numpy().astype(str)) <= {"negative", "neutral", "positive"}, name
+    # Not a batch of texts: refused with the input's name and shape, not flattened into 4 answers or read as 1.
+    for texts, shape in ((tf.constant([["a", "b"], ["c", "d"]]), "[2,2]"), (tf.constant("one text"), "[]")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"text {re.escape(shape)} is not compatible"):
+            serve(text=texts)
 
 
 def test_same_seed_gives_same_metrics_and_predictions(tmp_path, tiny_pair, tweets_csv):

@@ -15,6 +15,14 @@ CHECK_TEXTS = ["", "   ", "a perfectly ordinary sentence", "Ünïcödé 👍🏽
 SERVE_CHUNK = 16  # examples per length-sorted chunk in the serving signatures
 
 
+def text_batches(*texts):
+    """Each serving input checked, when called, to be a vector of strings: a signature's [None] is not enforced on
+    its callers (TF Serving, a loaded ConcreteFunction), so a [2, 2] request would be flattened into four answers
+    and a scalar taken as a batch of one. The error names the input and both shapes."""
+    out = [tf.ensure_shape(t, [None], name=f"check_{t.name.split(':')[0]}_is_a_vector") for t in texts]
+    return out[0] if len(out) == 1 else out
+
+
 def sorted_chunks(core, pipeline: TextPipeline, segments, chunk: int, width: int):
     """`core` (encoder inputs -> float [batch, width]) over a request in chunks of similar length, each padded only
     to its own longest; float32 [batch, width] in request order. chunk 0: the whole request as one batch.

@@ -26,7 +26,7 @@ import tensorflow_hub as hub
 
 from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import TextPipeline
-from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
+from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks, text_batches
 from tfbert.export.publish import (
     asset_source,
     publish_next_version,
@@ -79,10 +79,12 @@ class ClassifierServer(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
+        text = text_batches(text)
         return self._outputs(self._logits(self.single, self.single.segments(text)))
 
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_pairs(self, text, text_b):
+        text, text_b = text_batches(text, text_b)
         return self._outputs(self._logits(self.pairs, self.pairs.segments(text, text_b)))
 
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfbert.data.pipeline import TextPipeline
-from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
+from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks, text_batches
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -54,10 +54,12 @@ class EmbedderServer(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
+        text = text_batches(text)
         return {EMBEDDING: self._embeddings(text)}
 
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_similarity(self, text, text_b):
+        text, text_b = text_batches(text, text_b)
         # Both sides in one pass through the encoder: twice the batch, half the calls.
         both = self._embeddings(tf.concat([text, text_b], axis=0))
         a, b = tf.split(both, 2, axis=0)

@@ -77,7 +77,7 @@ def save_server(directory: Path, server: tf.Module, signatures: dict, check_call
 # Runs in a fresh interpreter: proves the export needs nothing but tensorflow and tensorflow_text. Beside each check
 # call it runs the requests a server meets at its edges: the first row alone (as the warm-up records hold it) and
 # batches whose texts are all empty (TF Serving fails a load on a failing warm-up record); every output must have
-# the batch's rows (TF Serving's REST row format needs it).
+# the batch's rows (TF Serving's REST row format needs it). A [2, 2] tensor and a scalar must be refused.
 # It imports TensorFlow first and then waits for its arguments on stdin, so that it can be started ahead
 # (`prestart_fresh_process`) and import while the exporter builds and saves the model.
 _CHECK_SCRIPT = r"""
@@ -92,6 +92,12 @@ for name, inputs in args["calls"].items():
     fn = model.signatures[name]
     edges = {"the first row alone": {k: v[:1] for k, v in inputs.items()},
              "one empty text": {k: [""] for k in inputs}, "two empty texts": {k: ["", ""] for k in inputs}}
+    for what, shape in (("a [2, 2] tensor", [2, 2]), ("a scalar", [])):  # not a batch: refused, not flattened
+        try:
+            fn(**{k: tf.fill(shape, "a text") for k in inputs})
+            sys.exit(f"signature {name} answers {what} instead of refusing it")
+        except tf.errors.InvalidArgumentError:
+            pass
     for what, call in {"the check texts": inputs, **edges}.items():
         try:
             res = fn(**{k: tf.constant(v, tf.string) for k, v in call.items()})

@@ -29,7 +29,7 @@ import tensorflow_hub as hub
 
 from tfbert.data.pipeline import TextPipeline
 from tfbert.data.windows import cut_windows
-from tfbert.export.base import char_offsets, require_offsets, sorted_chunks
+from tfbert.export.base import char_offsets, require_offsets, sorted_chunks, text_batches
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
 
 NEG = -1e9  # logit of positions that cannot hold an answer
@@ -172,6 +172,7 @@ class QaReader(tf.Module):
 
     @tf.function(input_signature=[_Q, _C])
     def serve(self, question, context):
+        question, context = text_batches(question, context)
         out = self.spans(question, context)
         has = out["valid"] & (out["diff"] > self.threshold) if self.no_answer else out["valid"]
         result = {"answer": tf.where(has, out["span"], ""), "start": tf.where(has, out["start"], -1),

@@ -20,7 +20,7 @@ import tensorflow_hub as hub
 
 from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import TextPipeline
-from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks
+from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks, text_batches
 from tfbert.export.publish import publish_next_version, save_server, text_signatures, verify_in_fresh_process
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -47,10 +47,12 @@ class RegressorServer(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
+        text = text_batches(text)
         return self._scores(self.single, self.single.segments(text))
 
     @tf.function(input_signature=[_TEXT, _TEXT_B])
     def serve_pairs(self, text, text_b):
+        text, text_b = text_batches(text, text_b)
         return self._scores(self.pairs, self.pairs.segments(text, text_b))
 
 

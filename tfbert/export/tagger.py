@@ -29,7 +29,7 @@ from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import TextPipeline
 from tfbert.data.tagged import entity_types
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
-from tfbert.export.base import SERVE_CHUNK, char_offsets, require_offsets
+from tfbert.export.base import SERVE_CHUNK, char_offsets, require_offsets, text_batches
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 
 TAGS_FILE = "tags.txt"
@@ -81,6 +81,7 @@ class TaggerServer(tf.Module):
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
+        text = text_batches(text)
         ids, starts, limits = self.preprocess.tokenize_with_offsets(text)  # [batch, words, pieces], byte offsets
         pieces = ids.merge_dims(-2, -1)
         pipe = self._pipe
