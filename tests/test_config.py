@@ -50,6 +50,17 @@ def test_bad_config_files_name_the_file_and_the_setting(tmp_path, content, messa
     assert str(path) in str(e.value)
 
 
+def test_a_folder_as_config_and_a_file_as_output_dir_are_named_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match=f"--config {re.escape(str(tmp_path))}: is a directory"):
+        parse_config(["--config", str(tmp_path)])
+    (tmp_path / "taken").write_text("a file")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "models"):
+        with pytest.raises(ConfigError, match=f"--output-dir {re.escape(str(out))}: .*taken is a file, not a folder"):
+            parse_config(["--output-dir", str(out)]).with_task_defaults(TASKS["sentiment"]).check()  # fit's first step
+    # Not there yet: made when the run starts.
+    parse_config(["--output-dir", str(tmp_path / "new" / "models")]).with_task_defaults(TASKS["sentiment"]).check()
+
+
 def test_checks_name_the_flag():
     base = RunConfig().with_task_defaults(TASKS["sentiment"])
     for change, message in [({"patience": 0}, "--patience"), ({"weight_decay": -1.0}, "--weight-decay"),

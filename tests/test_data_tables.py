@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -215,6 +216,16 @@ def test_null_labels_in_jsonl_report_row_numbers(tmp_path):
     p.write_text("\n".join(json.dumps(r) for r in rows))
     with pytest.raises(DataError, match=r"1 of 6 rows: data row 4 \(file line 4\)"):
         load_dataset(p)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("[1, 2]", "line 2: a JSON array, not an object"), ('"just text"', "line 2: a JSON string, not an object"),
+    ('{"text": ', "line 2: not valid JSON (Expecting value at column 10)")])
+def test_a_jsonl_line_that_is_not_an_object_is_named(tmp_path, line, message):
+    p = tmp_path / "train.jsonl"
+    p.write_text('{"text": "a", "label": "x"}\n' + line + '\n{"text": "b", "label": "y"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape(f"{p}: {message}")):
+        read_table(p)
 
 
 def test_single_class(tmp_path):

@@ -282,6 +282,46 @@ def test_cli_usage_errors_and_debug(models, capsys):
     assert e.value.code == 2
 
 
+def test_a_damaged_export_is_named_in_one_line(models, tmp_path, capsys):
+    import shutil
+    broken = tmp_path / "broken" / "1"
+    shutil.copytree(models / "fake" / "1", broken)
+    data = next(broken.glob("variables/variables.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # a copy cut short
+    assert predict.main(["--model", str(broken), "some text"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {broken}: the SavedModel cannot be loaded"), err
+
+
+def test_ctrl_c_and_a_full_disk_end_in_one_line_and_other_failures_keep_their_traceback(capsys):
+    from tfbert.cli import run_cli
+    parser = predict.build_parser()
+
+    def raising(e):
+        def run(args):
+            raise e
+        return run
+
+    class ResourceExhaustedError(Exception):  # how TensorFlow's SaveV2 reports ENOSPC
+        pass
+
+    argv = ["--model", "m", "x"]
+    assert run_cli(parser, raising(KeyboardInterrupt()), argv) == 130
+    assert capsys.readouterr().err == "error: interrupted (Ctrl-C); nothing half-written was published\n"
+    full = OSError(28, "No space left on device", "/data/out/runs/in-progress/ckpt")
+    assert run_cli(parser, raising(full), argv, errors=(ValueError,)) == 2
+    assert capsys.readouterr().err == ("error: no space left on device writing /data/out/runs/in-progress/ckpt; "
+                                       "free space and run again\n")
+    tf_full = ResourceExhaustedError("/data/out/1/variables/variables.data-00000-of-00001.tempstate123; No space "
+                                     "left on device [Op:SaveV2]")
+    assert run_cli(parser, raising(tf_full), argv, errors=(ValueError,)) == 2
+    assert "no space left on device writing /data/out/1/variables/" in capsys.readouterr().err
+    with pytest.raises(RuntimeError):  # not a user's error: the traceback stays
+        run_cli(parser, raising(RuntimeError("bug")), argv, errors=(ValueError,))
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(parser, raising(KeyboardInterrupt()), [*argv, "--debug"])
+
+
 @pytest.mark.parametrize("module, flags", [
     (evaluate, ["--model", "--test-file", "--text-column", "--label-column", "--text-b-column", "--output",
                 "--plots", "--batch-size", "--debug", "--quiet"]),

@@ -3,6 +3,7 @@ flags (--batch-size, --debug, --quiet)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -10,7 +11,8 @@ from tfbert.progress import quiet
 
 
 def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError, OSError)) -> int:
-    """Parse `argv` and call `run(args)`; the exceptions in `errors` print one line and return 2.
+    """Parse `argv` and call `run(args)`; the exceptions in `errors`, a full disk and Ctrl-C print one line and
+    return 2 (Ctrl-C: 130).
 
     `--debug` re-raises instead, to show the traceback. Commands whose failures could also come from bugs
     deep inside TensorFlow pass their own narrower `errors`, so those keep their traceback.
@@ -18,15 +20,34 @@ def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError,
     args = parser.parse_args(argv)
     # Quiets TensorFlow's C++ logging where it honours the variable; the user's setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug = getattr(args, "debug", False)
     try:
         with quiet(getattr(args, "quiet", False)):
             return run(args) or 0
-    except errors as e:
-        if getattr(args, "debug", False):
+    except KeyboardInterrupt:
+        if debug:
             raise
-        msg = " ".join(str(e).split("\n")) or type(e).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print("error: interrupted (Ctrl-C); nothing half-written was published", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug or not (isinstance(e, errors) or disk_full(e)):
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
+
+
+def disk_full(e: BaseException) -> bool:
+    """ENOSPC, raised by Python (OSError) or by a TensorFlow op writing a checkpoint or SavedModel (an OpError whose
+    message says so: ResourceExhaustedError reads like out-of-memory)."""
+    return getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e)
+
+
+def one_line(e: BaseException) -> str:
+    if disk_full(e):
+        where = getattr(e, "filename", None) or next(
+            (w.strip("'\"") for w in str(e).split() if w.strip("'\"").startswith(os.sep)), None)
+        return "no space left on device" + (f" writing {where}" if where else "") + "; free space and run again"
+    return " ".join(str(e).split("\n")) or type(e).__name__
 
 
 def note(message: str) -> None:

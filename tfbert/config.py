@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -203,6 +204,17 @@ class RunConfig:
                 (not ops or self.long_texts != "windows", "--augment does not combine with --long-texts windows "
                                                            "(an augmented text's window count changes each epoch)")]
 
+    def _output_dir_checks(self) -> list[tuple[bool, str]]:
+        """Before any work: the run folder and the export must be writable there (found at the end otherwise)."""
+        out = Path(self.output_dir)
+        existing = next((p for p in (out, *out.parents) if p.exists()), None)
+        if existing is None:
+            return []
+        where = "" if existing == out else f" (its nearest existing folder {existing})"
+        return [(existing.is_dir(), f"--output-dir {out}: {existing} is a file, not a folder"),
+                (not existing.is_dir() or os.access(existing, os.W_OK | os.X_OK),
+                 f"--output-dir {out}: not writable{where}")]
+
     def check(self) -> None:
         """Generic checks (task-specific ones live with the task); raises ConfigError naming the flag."""
         checks = [(self.epochs >= 1, "--epochs must be at least 1"),
@@ -222,7 +234,8 @@ class RunConfig:
                    "--max-train-examples must be at least 1"),
                   (self.model_name is None or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", self.model_name),
                    f"--model-name {self.model_name!r}: one folder name of letters, digits, '.', '_' and '-', "
-                   "starting with a letter or digit (it is a folder under --output-dir)")] + self._layer_checks() + self._augment_checks()
+                   "starting with a letter or digit (it is a folder under --output-dir)"),
+                  *self._output_dir_checks()] + self._layer_checks() + self._augment_checks()
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
@@ -274,6 +287,11 @@ def read_config_file(path) -> dict:
         settings = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"--config {path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--config {path}: is a directory; give a JSON file such as a run folder's "
+                          "runs/<N>/config.json") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config {path}: byte {e.start} is not valid UTF-8") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"--config {path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     if not isinstance(settings, dict):

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     from tfbert.encoders.registry import EncoderError
 
     return run_cli(build_parser(), lambda a: run(settings_from_args(a)) and 0, argv,
-                   errors=(ConfigError, DataError, EncoderError, CheckpointError))
+                   errors=(ConfigError, DataError, EncoderError, CheckpointError, OSError))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     def run(args):
         fit(config_from_args(args))  # its summary is for API callers; the CLI's result is the exit code
 
-    return run_cli(build_parser(), run, argv, errors=(ConfigError, DataError, EncoderError, CheckpointError))
+    return run_cli(build_parser(), run, argv, errors=(ConfigError, DataError, EncoderError, CheckpointError, OSError))
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def main(argv=None) -> int:
               f"tune: wrote {output}/best.json, {output}/trials.csv, {output}/trials.png; train the best with: "
               f"python -m tfbert.train --config {output}/best.json")
 
-    return run_cli(build_parser(), run, argv, errors=(ConfigError, DataError, EncoderError, CheckpointError))
+    return run_cli(build_parser(), run, argv, errors=(ConfigError, DataError, EncoderError, CheckpointError, OSError))
 
 
 if __name__ == "__main__":

@@ -138,10 +138,30 @@ def _parse_text(text: str, ext: str, path: Path) -> tuple[pd.DataFrame, int | No
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path}: file has no columns ({e}); it needs a header row and data rows.") from e
     except Exception as e:
+        if ext != ".csv" and ext not in (".tsv", ".tab"):
+            _raise_bad_json_line(text, path, e)
         kind = "CSV" if ext == ".csv" else "TSV" if ext in (".tsv", ".tab") else "JSON"
         raise DataError(
             f"{path}: cannot parse as {kind}: {e}. Check the quoting/format near the position mentioned."
         ) from e
+
+
+def _raise_bad_json_line(text: str, path: Path, error: Exception) -> None:
+    """For JSON lines pandas could not read: a DataError naming the first line that is not a JSON object, if any."""
+    if text.lstrip().startswith("["):
+        return  # a JSON array: pandas' own message
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno}); each line must be "
+                            "one object like {\"text\": \"...\", \"label\": \"...\"}.") from error
+        if not isinstance(value, dict):
+            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+            raise DataError(f"{path}: line {number}: a JSON {kind}, not an object; each line must be "
+                            "one object like {\"text\": \"...\", \"label\": \"...\"}.") from error
 
 
 def _decode(raw: bytes, path: Path, errors: str) -> tuple[str, bool]:

@@ -149,7 +149,12 @@ class ExportedModel:
             import tensorflow as tf
             import tensorflow_text  # noqa: F401  registers the tokenizer ops the exported graph uses
 
-            self._loaded = tf.saved_model.load(str(self.path))
+            try:
+                self._loaded = tf.saved_model.load(str(self.path))
+            except (IndexError, ValueError, OSError, tf.errors.OpError) as e:  # truncated or damaged files
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise OSError(f"{self.path}: the SavedModel cannot be loaded ({type(e).__name__}: {first}); "
+                              "its files may be incomplete or damaged (copy the version folder again)") from e
             if "serving_default" not in self._loaded.signatures:
                 raise ValueError(f"{self.path}: SavedModel has no 'serving_default' signature (signatures: "
                                  f"{', '.join(self._loaded.signatures) or 'none'}).")
