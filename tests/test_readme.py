@@ -1,4 +1,5 @@
-"""The README's examples match the code: REST requests/responses vs. a real export's signatures, CLI flags vs. parsers."""
+"""The README's and the docs pages' examples match the code: REST requests/responses vs. a real export's signatures,
+CLI flags (commands and flag tables) vs. parsers."""
 import importlib
 import importlib.util
 import json
@@ -11,21 +12,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = ROOT / "docs" / "pages"
+# The README (the front page) and the documentation pages: where the examples are.
+DOC_FILES = [README, *sorted(PAGES.rglob("*.md"))]
+# Generated from the parsers themselves (tools/cli_reference.py; tests/test_docs.py keeps it current).
+CLI_PAGE = PAGES / "reference" / "cli.md"
+TRAINING_PAGE = PAGES / "reference" / "training.md"
 PAIR_LABELS = ["contradiction", "entailment", "neutral"]
 
 
-def _blocks():
-    """Fenced code blocks in order: (language, body)."""
-    return re.findall(r"^```(\w*)[^\n]*\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S)
+def _blocks(path: Path = README):
+    """Fenced code blocks of one file in order: (language, body)."""
+    return re.findall(r"^```(\w*)[^\n]*\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.M | re.S)
 
 
-def _rest_examples():
-    """(request, response or None, model name) for every `curl -d '<json>' .../v1/models/<name>:predict`.
+def _rest_examples_in(path: Path):
+    """(request, response or None, model name) for every `curl -d '<json>' .../v1/models/<name>:predict` of a file.
 
     The response is the ```json block that directly follows the curl's block.
     """
-    blocks = _blocks()
+    blocks = _blocks(path)
     found = []
     for i, (lang, body) in enumerate(blocks):
         for line in body.replace("\\\n", " ").splitlines():
@@ -33,11 +41,16 @@ def _rest_examples():
                 continue
             payload = re.search(r"-d\s+'(.*?)'", line)
             model = re.search(r"/v1/models/([\w.-]+)(?:/versions/\d+)?:predict", line)
-            assert payload and model, f"unparsed curl line in README: {line}"
+            assert payload and model, f"unparsed curl line in {path.relative_to(ROOT)}: {line}"
             following = blocks[i + 1] if i + 1 < len(blocks) and blocks[i + 1][0] == "json" else None
             found.append((json.loads(payload.group(1)), json.loads(following[1]) if following else None,
                           model.group(1)))
     return found
+
+
+def _rest_examples():
+    """The REST examples of the README and every docs page, in that order (tests/test_qa.py checks the QA one)."""
+    return [example for path in DOC_FILES for example in _rest_examples_in(path)]
 
 
 @pytest.fixture(scope="module")
@@ -107,32 +120,44 @@ def _check_against_signature(request, response, export):
 def test_rest_examples_match_the_exported_signatures(trained_export, pairs_export):
     examples = _rest_examples()
     # The QA example (model "qa") is checked against a QA export in tests/test_qa.py.
-    by_signature = {req.get("signature_name", "serving_default"): (req, resp) for req, resp, model in examples
-                    if model != "qa"}
+    by_signature = {}
+    for req, resp, model in examples:
+        if model != "qa":
+            by_signature.setdefault(req.get("signature_name", "serving_default"), []).append((req, resp))
     assert set(by_signature) == {"serving_default", "serving_pairs"}, sorted(by_signature)
-    assert all(resp is not None for _, resp in by_signature.values()), "every curl example shows its response"
+    # A quickstart may show a request alone; the serving guide shows each signature's response.
+    assert all(any(resp is not None for _, resp in found) for found in by_signature.values()), \
+        "each signature's curl example shows its response somewhere"
     # trained_export is the real training path's export of the built-in tweet labels (negative/neutral/positive).
-    _check_against_signature(*by_signature["serving_default"], trained_export)
-    _check_against_signature(*by_signature["serving_pairs"], pairs_export)
+    exports = {"serving_default": trained_export, "serving_pairs": pairs_export}
+    for signature, found in by_signature.items():
+        for req, resp in found:
+            _check_against_signature(req, resp, exports[signature])
 
 
 def test_docker_command_serves_the_model_the_requests_name():
-    text = README.read_text(encoding="utf-8")
-    run = re.search(r"docker run .*?-v \"\$PWD/saved_models/([\w.-]+):/models/([\w.-]+)\" -e MODEL_NAME=([\w.-]+) "
-                    r"tensorflow/serving:(\d+)\.(\d+)\.\d+", text)
-    assert run, "no docker run command for tensorflow/serving in the README"
-    assert run.group(1) == run.group(2) == run.group(3)
-    assert (int(run.group(4)), int(run.group(5))) >= (2, 20)
-    assert _rest_examples()[0][2] == run.group(1)
+    runs = 0
+    for path in DOC_FILES:
+        text = path.read_text(encoding="utf-8")
+        for run in re.finditer(r"docker run .*?-v \"\$PWD/saved_models/([\w.-]+):/models/([\w.-]+)\" "
+                               r"-e MODEL_NAME=([\w.-]+) tensorflow/serving:(\d+)\.(\d+)\.\d+", text):
+            runs += 1
+            assert run.group(1) == run.group(2) == run.group(3), (path.name, run.group(0))
+            assert (int(run.group(4)), int(run.group(5))) >= (2, 20)
+            # the first request on the page that starts the server names the model it serves
+            assert _rest_examples_in(path)[0][2] == run.group(1), path.relative_to(ROOT)
+    assert runs, "no docker run command for tensorflow/serving in the README or the docs"
+    assert "docker run" in (PAGES / "guides" / "serving.md").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- CLI flags
 
 
 def _commands():
-    """(module, [flags]) for every `python -m tfbert.<module> ...` line in the README's code blocks."""
+    """(module, [flags]) for every `python -m tfbert.<module> ...` line in the code blocks of the README and the docs
+    pages (but the generated CLI reference, whose usage lines are the parsers' own)."""
     found = []
-    for _, body in _blocks():
+    for _, body in (block for path in DOC_FILES if path != CLI_PAGE for block in _blocks(path)):
         for line in body.replace("\\\n", " ").splitlines():
             if "-m tfbert." not in line:
                 continue
@@ -144,9 +169,10 @@ def _commands():
     return found
 
 
-def _table_flags(heading: str):
-    """`--flags` written in the first column of the table under `heading`."""
-    text = README.read_text(encoding="utf-8")
+def _table_flags(heading: str, path: Path = TRAINING_PAGE):
+    """`--flags` written in the first column of the table under `heading` of a page."""
+    text = path.read_text(encoding="utf-8")
+    assert heading in text, f"{path.relative_to(ROOT)} has no heading {heading!r}"
     section = text.split(heading, 1)[1].split("\n#", 1)[0]
     return {f for row in section.splitlines() if row.startswith("| `--")
             for f in re.findall(r"`(--[\w-]+)`", row.split("|")[1])}
@@ -162,18 +188,45 @@ def _known_flags(module: str) -> set:
     return set(re.findall(r"(?<![\w-])--[a-z][\w-]*", proc.stdout))
 
 
-def test_every_cli_flag_in_the_readme_exists():
+def test_every_cli_flag_in_the_readme_and_docs_exists():
     commands = _commands()
     assert {"tfbert.train", "tfbert.predict", "tfbert.evaluate", "tfbert.convert"} <= {m for m, _ in commands}
     used = {}
     for module, flags in commands:
         used.setdefault(module, set()).update(flags)
-    used.setdefault("tfbert.train", set()).update(_table_flags("### `python -m tfbert.train` flags"))
-    assert len(used["tfbert.train"]) > 15  # the flags table was found and read
+    train_tables = _table_flags("## `python -m tfbert.train` flags") | _table_flags("## Task options")
+    assert len(train_tables) > 15  # the flags tables were found and read
+    used.setdefault("tfbert.train", set()).update(train_tables)
     unknown = {}
     for module, flags in sorted(used.items()):
         if flags:
             missing = flags - _known_flags(module)
             if missing:
                 unknown[module] = sorted(missing)
-    assert not unknown, f"README mentions flags the CLIs do not have: {unknown}"
+    assert not unknown, f"the README or the docs mention flags the CLIs do not have: {unknown}"
+
+
+# The other flag tables of the docs: (page, heading) -> the commands whose flags they list.
+FLAG_TABLES = {
+    ("getting-started.md", "### `python -m tfbert.predict` and `python -m tfbert.evaluate` flags"):
+        ("tfbert.predict", "tfbert.evaluate"),
+    ("guides/tuning.md", "# Hyper-parameter search"): ("tfbert.tune",),
+    ("guides/pretraining.md", "# Continued pre-training"): ("tfbert.pretrain",),
+    ("tasks/embeddings.md", "## Options"): ("tfbert.embed",),
+    ("tasks/classification.md", "## Task options and defaults"): ("tfbert.train",),
+    ("tasks/multilabel.md", "## Task options and defaults"): ("tfbert.train",),
+    ("tasks/regression.md", "## Task options and defaults"): ("tfbert.train",),
+    ("tasks/qa.md", "## Task options and defaults"): ("tfbert.train",),
+    ("guides/long-texts.md", "# Long texts"): ("tfbert.train",),
+}
+
+
+def test_every_flag_in_the_docs_flag_tables_exists():
+    unknown = {}
+    for (page, heading), modules in FLAG_TABLES.items():
+        flags = _table_flags(heading, PAGES / page)
+        assert flags, f"{page}: no flag table under {heading!r}"
+        missing = flags - set().union(*(_known_flags(m) for m in modules))
+        if missing:
+            unknown[page] = sorted(missing)
+    assert not unknown, f"docs flag tables name flags the CLIs do not have: {unknown}"

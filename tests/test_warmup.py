@@ -1,6 +1,6 @@
 """TF Serving warm-up records: every export carries assets.extra/tf_serving_warmup_requests, PredictionLogs whose
 PredictRequests name the export's signatures, hold its check texts as string tensors and run on the export. Also
-the README's `saved_model_cli run` example, run on an export."""
+the docs' `saved_model_cli run` example (docs/pages/reference/run-folder.md, Signatures), run on an export."""
 import os
 import re
 import shlex
@@ -15,7 +15,8 @@ from tensorflow.core.framework import types_pb2
 from tfbert.export.base import CHECK_TEXTS
 from tfbert.export.warmup import WARMUP_FILE, read_warmup_requests, warmup_requests
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# The page that shows how to run a signature with saved_model_cli (the README links to it).
+RUN_FOLDER_PAGE = Path(__file__).resolve().parents[1] / "docs" / "pages" / "reference" / "run-folder.md"
 
 
 def test_export_carries_warmup_requests_that_it_answers(folder_trained):
@@ -49,9 +50,11 @@ def test_pair_signatures_get_requests_with_both_inputs():
                    ("serving_pairs", {"text": ["a"], "text_b": ["Zoë"]})]
 
 
-def test_readme_saved_model_cli_run_example_works(folder_trained):
-    """The README's command, with the venv's python and this export, prints the signature's outputs."""
-    blocks = re.findall(r"^```bash\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S)
+def test_docs_saved_model_cli_run_example_works(folder_trained):
+    """The docs' command, with the venv's python and this export, prints the signature's outputs."""
+    text = RUN_FOLDER_PAGE.read_text(encoding="utf-8")
+    assert "saved_model_cli run" in text.split("## Signatures", 1)[1].split("\n## ", 1)[0]  # under Signatures
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, flags=re.M | re.S)
     commands = [line.strip() for block in blocks for line in block.replace("\\\n", " ").splitlines()
                 if "saved_model_cli" in line and " run " in line]
     assert len(commands) == 1, commands
