@@ -73,6 +73,34 @@ def test_kill_during_export_leaves_no_version_and_rerun_exports_without_retraini
     assert not [p for p in base.iterdir() if p.name.startswith(".") and p.name != LOCK_FILE], "stale temp dir left"
 
 
+def test_a_failure_after_the_publish_is_finished_by_the_rerun_without_a_second_version(tmp_path, monkeypatch,
+                                                                                       tiny_pair, tweets_csv):
+    import tfbert.metrics.plots as plots
+    from tfbert.fit import fit
+    from tfbert.train import parse_config
+    config = parse_config(["--task", "classify", "--train-file", str(tweets_csv), "--text-column", "tweet",
+                           "--label-column", "mood", "--encoder", str(tiny_pair), "--epochs", "1", "--min-steps", "0",
+                           "--max-train-examples", "64", "--output-dir", str(tmp_path), "--model-name", "m",
+                           "--verbose", "0"])
+    base = tmp_path / "m"
+
+    def disk_full(*_):
+        raise OSError(28, "No space left on device", str(base / "runs" / "in-progress" / "training_curves.png"))
+    monkeypatch.setattr(plots, "plot_history", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        fit(config, log=lambda *_: None)
+    assert _versions(base) == ["1"] and (base / "runs" / "in-progress").is_dir()  # published, run folder unfinished
+    monkeypatch.undo()
+    lines = []
+    summary = fit(config, log=lines.append)
+    assert any("was published before the run stopped" in line for line in lines), lines
+    assert summary["export"] == str(base / "1") and _versions(base) == ["1"]  # no duplicate version 2
+    assert sorted(p.name for p in (base / "runs").iterdir()) == ["1"]
+    run = json.loads((base / "runs" / "1" / "metrics.json").read_text())
+    assert run["test"] == json.loads((base / "1" / "assets.extra" / "tfbert.json").read_text())["test_metrics"]
+    assert (base / "runs" / "1" / "training_curves.png").is_file() and not (base / "runs" / "1" / "published.json").exists()
+
+
 def test_export_that_loses_a_race_takes_the_next_version(tmp_path, monkeypatch, tiny_pair):
     import tfbert.export.classifier as export
     from tfbert.tasks.classification import build_classifier

@@ -25,8 +25,11 @@ from tfbert.run_folder import (
     finish_unexported,
     hold_model_folder,
     prepare_run_dir,
+    published_export,
     read_history,
+    record_published,
 )
+from tfbert.serving import read_metadata
 
 __all__ = ["fit", "resolve_run_encoder", "output_base"]
 
@@ -143,13 +146,6 @@ def _run(config: RunConfig, task, strategy, base: Path, t_start: float, log, exp
         return finish_unexported(run_dir, base, monitor, history, {
             "task": task.name, "train_rows": len(data.train), "planned_steps_per_epoch": ds.steps_per_epoch,
             "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1), **constant})
-    if task.serves_text:
-        prestart_fresh_process()  # the export's fresh-process check imports TensorFlow meanwhile
-    if multi_worker:
-        barrier(strategy)  # the chief has written the best weights every worker loads
-    model.load_weights(str(best)).expect_partial()
-    fitted = task.after_training(model, data, inputs, config, log)
-
     tested = {}
 
     def test_metrics(directory: Path, written: dict) -> dict:  # the written export's answers, before publishing
@@ -157,9 +153,22 @@ def _run(config: RunConfig, task, strategy, base: Path, t_start: float, log, exp
         tested["metrics"], tested["predictions"] = task.test_metrics(directory, written, data)
         return tested["metrics"]
 
-    metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": test_metrics,
-                f"best_{monitor}": best_value, "encoder": handles.encoder, **constant}
-    version, export_facts = task.export(model, handles, data, inputs, fitted, base, config, metadata, log)
+    published = published_export(run_dir) if not multi_worker else None
+    if published:  # published, then stopped before its run folder was finished: finish it, do not export again
+        version, fitted, export_facts = Path(published["export"]), published["fitted"], published["export_facts"]
+        log(f"the export {version} was published before the run stopped; finishing its run folder")
+        test_metrics(version, read_metadata(version))
+    else:
+        if task.serves_text:
+            prestart_fresh_process()  # the export's fresh-process check imports TensorFlow meanwhile
+        if multi_worker:
+            barrier(strategy)  # the chief has written the best weights every worker loads
+        model.load_weights(str(best)).expect_partial()
+        fitted = task.after_training(model, data, inputs, config, log)
+        metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": test_metrics,
+                    f"best_{monitor}": best_value, "encoder": handles.encoder, **constant}
+        version, export_facts = task.export(model, handles, data, inputs, fitted, base, config, metadata, log)
+        record_published(run_dir, version, fitted, export_facts)
     metrics = tested["metrics"]
     log(task.report(metrics))
     if history:

@@ -104,10 +104,30 @@ def prepare_run_dir(run_dir: Path, settings: dict, facts: dict, log=print) -> No
     write_json(saved, settings)  # last: its presence marks a complete run folder start
 
 
+PUBLISHED_FILE = "published.json"
+
+
+def record_published(run_dir: Path, version: Path, fitted: dict, export_facts: dict) -> None:
+    """Notes in the run folder that its export is published (right after the publish), so that a rerun after a
+    later failure (a full disk while plotting) finishes this run folder for that version instead of publishing a
+    duplicate."""
+    write_json(run_dir / PUBLISHED_FILE, {"export": str(version), "fitted": fitted, "export_facts": export_facts})
+
+
+def published_export(run_dir: Path) -> dict | None:
+    """What record_published noted, if its version is still there (a version pruned since is exported again)."""
+    path = run_dir / PUBLISHED_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return record if (Path(record["export"]) / "saved_model.pb").is_file() else None
+
+
 def finish_run(run_dir: Path, base: Path, version: Path, summary: dict) -> Path:
     """Writes metrics.json, drops the resume backup and moves the run folder beside its export (runs/<version>)."""
     write_json(run_dir / "metrics.json", summary)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    (run_dir / PUBLISHED_FILE).unlink(missing_ok=True)
     final_run = base / "runs" / version.name
     run_dir.rename(final_run)
     summary["run_dir"] = str(final_run)
