@@ -79,3 +79,44 @@ def test_ordinary_model_names_pass():
     from tfbert.tasks import TASKS
     for name in ("moods", "moods-v2.1", "A_b"):
         RunConfig(model_name=name).with_task_defaults(TASKS["sentiment"]).check()
+
+
+_WRITER = ("import sys; from pathlib import Path; from tfbert.files import Lease\n"
+           "d = Path(sys.argv[1]); d.mkdir(); lease = Lease(d); print('ready', flush=True); sys.stdin.readline()")
+
+
+def test_a_temp_dir_is_removed_only_once_its_writer_is_gone(tmp_path):
+    """Issue 28, case 4: a writer's temp dir is judged by its lease (a lock that dies with the process, and a
+    heartbeat for other hosts), not by whether its pid exists here (from another PID namespace it never does)."""
+    import os
+    import time
+
+    from tfbert.files import LEASE_FILE, LEASE_TTL_SECONDS, atomic_directory, remove_stale_temps
+    live = tmp_path / ".1.tmp-999999-abc"  # a pid this process cannot see, as from a container beside it
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(live)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    remove_stale_temps(tmp_path)
+    assert live.is_dir()  # its writer holds the lease
+    writer.kill()
+    writer.wait()
+    remove_stale_temps(tmp_path)
+    assert not live.exists()  # killed: the lock went with it
+
+    old = time.time() - LEASE_TTL_SECONDS - 1
+    elsewhere = tmp_path / ".2.tmp-5-x"  # another host's writer: its lock is not visible here, its heartbeat is
+    elsewhere.mkdir()
+    (elsewhere / LEASE_FILE).write_text(json.dumps({"host": "another-host", "pid": 5}))
+    leaseless = tmp_path / ".3.tmp-6-y"  # just created (or from before leases): judged by its age
+    leaseless.mkdir()
+    remove_stale_temps(tmp_path)
+    assert elsewhere.is_dir() and leaseless.is_dir()
+    os.utime(elsewhere / LEASE_FILE, (old, old))
+    os.utime(leaseless, (old, old))
+    remove_stale_temps(tmp_path)
+    assert not elsewhere.exists() and not leaseless.exists()
+
+    with atomic_directory(tmp_path / "4") as d:
+        assert (d / LEASE_FILE).is_file()
+        (d / "saved_model.pb").write_text("x")
+    assert sorted(p.name for p in (tmp_path / "4").iterdir()) == ["saved_model.pb"]  # the lease is not published

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import json
 import math
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +40,13 @@ def atomic_directory(target: str | Path, *, overwrite: bool = False):
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the published directory gets normal permissions
+    lease = Lease(tmp)
     try:
         yield tmp
+        lease.release()  # not part of the published directory
         publish(tmp, target, overwrite=overwrite)
     except BaseException:
+        lease.release()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
@@ -62,21 +69,77 @@ def publish(tmp: Path, target: Path, *, overwrite: bool = False) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+LEASE_FILE = ".lease"
+HEARTBEAT_SECONDS = 30
+# A temp dir whose writer cannot be asked through a lock (another host on a shared volume, or no lease yet) is
+# abandoned only after this long without a heartbeat.
+LEASE_TTL_SECONDS = 600
+
+
+def _pid_namespace() -> str:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+class Lease:
+    """Who writes a temp dir: `<dir>/.lease` holds host, pid, PID namespace and start time, stays locked (an OS lock
+    that dies with its process, whatever PID namespace or container it runs in) and is touched every
+    HEARTBEAT_SECONDS, which another host on a shared volume can read even where it cannot see the lock."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / LEASE_FILE
+        self.file = open(self.path, "w", encoding="utf-8")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "pid_namespace": _pid_namespace(),
+                   "started": time.time()}, self.file)
+        self.file.flush()
+        self._stop = threading.Event()
+        threading.Thread(target=self._beat, daemon=True, name="tfbert-lease").start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+    def release(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self.path.unlink(missing_ok=True)
+            self.file.close()
+
+
+def is_abandoned(directory: Path) -> bool:
+    """Whether a temp dir's writer is gone: its lease's lock is free and the lease is this host's (the lock is then
+    reliable, across PID namespaces too) or its heartbeat is older than LEASE_TTL_SECONDS; a temp dir without a
+    lease (its writer just created it, or wrote it before leases existed) only by its age."""
+    lease = directory / LEASE_FILE
+    now = time.time()
+    try:
+        with open(lease, encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # its writer holds it
+            try:
+                info = json.load(f)
+            except ValueError:
+                info = {}
+        return info.get("host") == socket.gethostname() or now - lease.stat().st_mtime > LEASE_TTL_SECONDS
+    except FileNotFoundError:
+        try:
+            return now - directory.stat().st_mtime > LEASE_TTL_SECONDS
+        except FileNotFoundError:
+            return False  # published or removed meanwhile
 
 
 def remove_stale_temps(parent: Path) -> None:
-    """Deletes temp dirs left by writers that were killed (their pid, part of the name, is gone)."""
+    """Deletes temp dirs left by writers that were killed (is_abandoned)."""
     for p in parent.glob(".*.tmp-*-*"):
-        pid = p.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if p.is_dir() and is_abandoned(p):
             shutil.rmtree(p, ignore_errors=True)
 
 
