@@ -436,11 +436,12 @@ def test_structured_files_must_be_utf8_and_name_the_bad_line(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, what", [
-    ("data.csv", __import__("gzip").compress(b"text,label\nhi,pos\n"), "gzip-compressed"),
+    # mtime=0: the same bytes in every process (xdist workers must collect the same test ids)
+    ("data.csv", __import__("gzip").compress(b"text,label\nhi,pos\n", mtime=0), "gzip-compressed"),
     ("data.tsv", b"PK\x03\x04rest of a zip", "a zip archive"),
     ("data.jsonl", b"\x7fELF\x02\x01\x01", "an ELF binary"),
     ("train.conll", b"\x89PNG\r\n\x1a\n", "a PNG image"),
-])
+], ids=["gzip", "zip", "elf", "png"])
 def test_a_binary_file_under_a_text_name_is_named_for_what_it_is(tmp_path, name, content, what):
     from tfbert.data.tagged import read_sentences
     path = tmp_path / name
