@@ -293,6 +293,14 @@ def test_a_damaged_export_is_named_in_one_line(models, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {broken}: the SavedModel cannot be loaded"), err
 
 
+def test_a_text_argument_that_is_not_utf8_is_named_and_answered(models, capsys):
+    bad = b"caf\xe9 ok".decode("utf-8", "surrogateescape")  # how Python hands a non-UTF-8 argv byte over
+    assert predict.main(["--model", str(models / "fake"), "fine", bad]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["fine", "caf\ufffd ok"]
+    assert "note: TEXT argument 2 is not valid UTF-8 (from character 3)" in err
+
+
 def test_ctrl_c_and_a_full_disk_end_in_one_line_and_other_failures_keep_their_traceback(capsys):
     from tfbert.cli import run_cli
     parser = predict.build_parser()

@@ -82,6 +82,18 @@ def _json_line(record: dict) -> str:
     return json.dumps(clean_json(record), ensure_ascii=False, default=default, allow_nan=False)
 
 
+def _utf8_argument(value: str, what: str) -> str:
+    """A command-line text as UTF-8: bytes that are not (Python keeps them as surrogates) become U+FFFD, with a note
+    naming the argument, as data files' bad bytes do."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError as e:
+        fixed = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        note(f"{what} is not valid UTF-8 (from character {e.start}); its bad bytes were replaced by U+FFFD")
+        return fixed
+
+
 def _run(args) -> int:
     from tfbert.serving import load
 
@@ -105,7 +117,8 @@ def _run(args) -> int:
         texts_b = joined_text(rows, args.text_b_column, args.input_file, "text_b_column").tolist() \
             if args.text_b_column else None
     else:
-        texts, texts_b = list(args.texts), args.text_b
+        texts = [_utf8_argument(t, f"TEXT argument {i}") for i, t in enumerate(args.texts, 1)]
+        texts_b = [_utf8_argument(t, f"--text-b {i}") for i, t in enumerate(args.text_b, 1)] if args.text_b else None
         rows = pd.DataFrame({"text": texts, **({"text_b": texts_b} if texts_b else {})})
     records = model.predict_records(texts, texts_b, batch_size=args.batch_size)
 
