@@ -66,7 +66,7 @@ def test_every_corpus_text_has_the_hugging_face_ids(pre, texts, vocab, name):
 
 def test_fuzz_strings_have_the_hugging_face_ids_except_where_tokenizers_unicode_tables_differ(pre, texts, vocab):
     """A fuzz string may differ only if it holds one of the code points whose Unicode data the tokenizers library
-    has from other Unicode versions than Python's (README, "Encoders"): about 1 in 6 do, since they are drawn from
+    has from other Unicode versions than Python's (docs/pages/guides/encoders.md): about 1 in 6 do, since they are drawn from
     every general category, where these characters (new since Unicode 9) are frequent."""
     if str(REF["unidata_version"]) != unicodedata.unidata_version:
         pytest.skip(f"the reference's exceptions are for Unicode {REF['unidata_version']} (Python's unicodedata, which "

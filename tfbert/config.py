@@ -172,7 +172,7 @@ class RunConfig:
                               "(--train-file, --valid-file, --test-file)")
         if self.augment is not None and not getattr(task, "augments", False):
             raise ConfigError(f"--augment: --task {task.name} does not augment its training data; train without "
-                              "--augment (README, Augmentation)")
+                              "--augment (docs/pages/guides/small-data.md)")
         for split in ("train", "valid", "test"):
             if getattr(self, f"{split}_file") is not None and getattr(self, f"{split}_dir") is not None:
                 raise ConfigError(f"--{split}-file {getattr(self, f'{split}_file')} and --{split}-dir "

@@ -7,7 +7,7 @@ so the same flags train the same model on one device or many.
 - mirrored: synchronous data parallelism on one machine: every GPU, or else every logical CPU device (a CPU-only
   machine has one unless tf.config.set_logical_device_configuration splits it, as the tests do).
 - multi_worker: synchronous data parallelism over several machines; each worker runs the same command with its
-  own TF_CONFIG (see the README). The strategy must be made before any other TF op runs (collective ops are
+  own TF_CONFIG (see docs/pages/guides/distributed.md). The strategy must be made before any other TF op runs (collective ops are
   configured at startup). Every worker reads the whole dataset and keeps its slice of each global batch
   (`shard_by_data`); Keras's checkpoint and backup callbacks write only on the chief, so every worker restores
   from the chief's copies, which must be on storage all workers see.

@@ -21,7 +21,7 @@ pure-Python tokenizer (transformers' ``BertTokenizerLegacy``, ``do_lower_case=Tr
 disagreements counted by kind (in ``meta_json`` and printed). And it compares, for every code point, what the
 tokenizers library's normalizer and pre-tokenizer make of it with ``tfbert.encoders.preprocess.normalize_char``:
 the code points where they differ (tokenizers classifies characters with Unicode 9-era tables: categories of
-characters added since, see the README) are stored as ``exception_ranges``; a text holding one may differ.
+characters added since, see docs/pages/guides/encoders.md) are stored as ``exception_ranges``; a text holding one may differ.
 
 How to run
 ----------

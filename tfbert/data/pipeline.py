@@ -20,7 +20,7 @@ MEGABATCH = 50
 SHUFFLE_MEGABATCHES = 4
 # --long-texts windows: a text's windows are pooled by the mean of their outputs (logits, scores). Its argmax is the
 # argmax of their sum, each window's evidence added; a window with no evidence (logits near equal) moves nothing,
-# while max pooling lets the one most confident window decide, right or wrong (README, Long texts).
+# while max pooling lets the one most confident window decide, right or wrong (docs/pages/guides/long-texts.md).
 WINDOW_POOLING = "mean"
 MAX_WINDOWS = 128  # --max-windows' default: 8,127 wordpieces at --max-seq-length 128 (~6,000 words of prose)
 

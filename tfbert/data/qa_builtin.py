@@ -13,7 +13,7 @@ annotated text already at hand: the Twitter NER corpus (tfbert.data.tagged; ~2.4
 Splits are the NER task's (tfbert.data.tagged, 80/10/10 by tweet with the run's seed), so the test tweets are those
 the NER and multi-label tasks report on, less the few the corpus repeats from an earlier split (retweets): no tweet
 text is in two splits. `gazetteer_baseline` is the
-rule-based baseline the README compares with.
+rule-based baseline docs/pages/tasks/qa.md compares with.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ and counts the 100-character word limit in bytes. Everything before WordPiece ac
 is a table over all code points, computed at conversion from Python's unicodedata (`normalize_char`, `char_rules`)
 and applied in the graph. tests/test_corpus_parity.py checks the ids against Hugging Face's on the built-in corpora
 and a Unicode fuzz set; they differ only on characters whose Unicode data tokenizers has from other Unicode versions
-than Python's (new combining marks, format characters and punctuation since Unicode 9; see the README).
+than Python's (new combining marks, format characters and punctuation since Unicode 9; see docs/pages/guides/encoders.md).
 """
 from __future__ import annotations
 

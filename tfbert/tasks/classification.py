@@ -101,7 +101,7 @@ class ClassificationTask(Task):
 
     name = "classify"
     description = "single-text or sentence-pair classification on your own files (--train-file required)"
-    # bf16 and frozen word embeddings: same test accuracy on the tweets, ~2x faster steps (README, Speed).
+    # bf16 and frozen word embeddings: same test accuracy on the tweets, ~2x faster steps (docs/pages/benchmarks.md).
     defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
     monitor = "val_macro_f1"
     options = ClassificationOptions

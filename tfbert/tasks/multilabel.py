@@ -116,7 +116,7 @@ class MultilabelTask(Task):
     description = ("multi-label classification (a set of labels per text); default data: the entity types each "
                    "tweet of the built-in Twitter NER corpus mentions")
     # ~1.9k rows: more epochs and a higher peak rate than classification (bf16 where native, frozen word
-    # embeddings); chosen from runs on the built-in data (README, "Multi-label classification").
+    # embeddings); chosen from runs on the built-in data (docs/pages/tasks/multilabel.md).
     defaults = {"epochs": 10, "learning_rate": 1e-4, "patience": 4, "precision": "auto", "freeze_word_embeddings": True}
     # Micro PR-AUC (every (text, label) score ranked at once): threshold-free, so it tracks progress while a fresh
     # head still keeps every probability under 0.5 and micro-F1 at 0.5 reads 0 for epochs on rare labels (measured:

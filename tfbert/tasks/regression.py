@@ -75,7 +75,7 @@ class RegressionTask(Task):
     name = "regression"
     description = ("a numeric label per text or sentence pair (STS-style similarity); default data: the built-in "
                    "tweets' signed sentiment score")
-    # Classification's defaults, not tuned for regression (one full run beat the baseline with them: README).
+    # Classification's defaults, not tuned for regression (one full run beat the baseline with them: docs/pages/tasks/regression.md).
     defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
     monitor = "val_spearman"
     options = RegressionOptions
