@@ -61,9 +61,19 @@ def describe_run(run: dict) -> str:
             f"other processes used {run['other_cpus']:.2f} CPUs meanwhile")
 
 
+def checkout() -> dict:
+    """The commit of the tfbert checkout being measured (and whether its tree had changes), for the report."""
+    root = Path(__file__).resolve().parents[1]
+    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True)  # noqa: E731
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return {"commit": None}
+    return {"commit": head.stdout.strip(), "dirty": bool(git("status", "--porcelain", "--", "tfbert").stdout.strip())}
+
+
 def machine(peak: dict) -> dict:
     """The report's description of the machine and software, with the measured matmul peak."""
-    return {"cpu": cpu(), "python": platform.python_version(),
+    return {"cpu": cpu(), "python": platform.python_version(), "checkout": checkout(),
             "tensorflow": _version("tensorflow"), "tf_keras": _version("tf_keras"),
             "tensorflow_text": _version("tensorflow_text"),
             "matmul_peak_gflops": {"fp32": peak["fp32_gflops"], "bf16": peak["bf16_gflops"], "n": peak["n"]},
