@@ -37,6 +37,8 @@ OUTPUTS = ("entity_text", "entity_type", "entity_start", "entity_end", "entity_s
 # ASCII only: verify_in_fresh_process decodes string outputs as ASCII. Non-ASCII offsets are checked in-process.
 CHECK_TEXTS = ["", "   ", "John Smith flew from New York to Paris with Apple Inc .", "word " * 400]
 NON_ASCII_CHECK = ["Zoë Ünïcödé flew to São Paulo 👍🏽 with 日本語 friends \x00\x07 don't"]
+# The --long-texts modes a tagger serves: every word is tagged, so none that skips the middle of a text.
+TAGGER_LONG_TEXTS = ("truncate", "windows")
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
@@ -69,7 +71,7 @@ class TaggerServer(tf.Module):
         self.core = core
         self.chunk = chunk
         self.tags_asset = tf.saved_model.Asset(str(tags_file))
-        if inputs.long_texts not in ("truncate", "windows"):
+        if inputs.long_texts not in TAGGER_LONG_TEXTS:
             raise ValueError(f"a tagger reads every word: long_texts truncate or windows, not {inputs.long_texts!r}")
         self._pipe = inputs.pipeline(self.preprocess)
         self._n_tags = len(tags)

@@ -24,7 +24,7 @@ from tfbert.data.tagged import NerDataset, load_ner_dataset
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
-from tfbert.export.tagger import export_tagger, require_offsets
+from tfbert.export.tagger import TAGGER_LONG_TEXTS, export_tagger, require_offsets
 from tfbert.metrics.entities import entity_f1, format_ner_report
 from tfbert.tasks.base import Datasets, Task
 
@@ -263,7 +263,7 @@ class NerTask(Task):
     def check_config(self, config, log=print) -> None:
         if config.text_b_column is not None:
             log("warning: --text-b-column does not apply to --task ner; ignored")
-        if config.long_texts not in ("truncate", "windows"):  # the tagger's export serves these two
+        if config.long_texts not in TAGGER_LONG_TEXTS:
             raise ConfigError(f"--long-texts {config.long_texts}: --task ner tags every word, so it cannot skip the "
                               "middle of a sentence; use --long-texts windows (every word tagged from the window "
                               "where it has most context) or truncate (words past the window are tagged O and "
