@@ -117,6 +117,10 @@ def read_table(path, *, encoding_errors: str = "replace") -> pd.DataFrame:
     return df
 
 
+# What a line of a JSON lines table holds (read_table's messages).
+TABLE_ROW_EXAMPLE = '{"text": "...", "label": "..."}'
+
+
 def _parse_text(text: str, ext: str, path: Path) -> tuple[pd.DataFrame, int | None]:
     """Parse a CSV/TSV/JSON(L) file's text; returns the rows and the number of lines before the first data row
     (None where file lines are not rows: a JSON array)."""
@@ -138,7 +142,7 @@ def _parse_text(text: str, ext: str, path: Path) -> tuple[pd.DataFrame, int | No
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path}: file has no columns ({e}); it needs a header row and data rows.") from e
     except Exception as e:
-        if ext != ".csv" and ext not in (".tsv", ".tab"):
+        if ext not in (".csv", ".tsv", ".tab"):
             _raise_bad_json_line(text, path, e)
         kind = "CSV" if ext == ".csv" else "TSV" if ext in (".tsv", ".tab") else "JSON"
         raise DataError(
@@ -150,18 +154,11 @@ def _raise_bad_json_line(text: str, path: Path, error: Exception) -> None:
     """For JSON lines pandas could not read: a DataError naming the first line that is not a JSON object, if any."""
     if text.lstrip().startswith("["):
         return  # a JSON array: pandas' own message
-    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno}); each line must be "
-                            "one object like {\"text\": \"...\", \"label\": \"...\"}.") from error
+    for number, value in json_lines(text, path, TABLE_ROW_EXAMPLE):
         if not isinstance(value, dict):
             kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
-            raise DataError(f"{path}: line {number}: a JSON {kind}, not an object; each line must be "
-                            "one object like {\"text\": \"...\", \"label\": \"...\"}.") from error
+            raise DataError(f"{path}: line {number}: a JSON {kind}, not an object; each line must be one object "
+                            f"like {TABLE_ROW_EXAMPLE}.") from error
 
 
 def _decode(raw: bytes, path: Path, errors: str) -> tuple[str, bool]:
@@ -205,10 +202,11 @@ def read_utf8(path: Path) -> str:
         raise DataError(f"{path}: line {line} is not valid UTF-8 ({e.reason}); re-save the file as UTF-8.") from e
 
 
-def jsonl_rows(path: Path, example: str):
-    """(line number, object) for each non-blank line of a UTF-8 JSONL file; a line that is not JSON is a DataError
-    naming the file, line and column, with ``example`` showing what a line should hold."""
-    for number, line in enumerate(read_utf8(path).splitlines(), 1):
+def json_lines(text: str, path: Path, example: str):
+    """(line number, value) for each non-blank line of JSON lines text; a line that is not JSON is a DataError
+    naming the file, line and column, with ``example`` showing what a line should hold. Lines end at LF, CRLF or a
+    bare CR only: str.splitlines also splits at U+2028 and other separators, which a JSON string may hold raw."""
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
         if not line.strip():
             continue
         try:
@@ -216,6 +214,11 @@ def jsonl_rows(path: Path, example: str):
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno}); each line must be "
                             f"one object like {example}.") from e
+
+
+def jsonl_rows(path: Path, example: str):
+    """json_lines of a UTF-8 JSONL file (read_utf8: strict, a BOM dropped)."""
+    yield from json_lines(read_utf8(path), path, example)
 
 
 def source_name(path) -> str:
