@@ -85,10 +85,28 @@ def test_a_command_line_mistake_is_two_lines_with_the_closest_name(capsys):
     err = capsys.readouterr().err.splitlines()
     assert e.value.code == 2 and len(err) == 2 and "(did you mean 'sentiment'?)" in err[0], err
     with pytest.raises(SystemExit):
-        parse_config(["--learning-rat", "1e-4", "--patiense", "2"])
+        parse_config(["--patiense", "2"])
     assert "unrecognized arguments: --patiense 2 (did you mean '--patience'?)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an abbreviation is a mistake too, not a silent --epochs
+        parse_config(["--epoch", "3"])
+    assert "unrecognized arguments: --epoch 3 (did you mean '--epochs'?)" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown task 'nerr' \\(did you mean 'ner'\\?\\)"):
         create("nerr")  # a --config file's task
+
+
+def test_a_command_line_error_is_not_preceded_by_tensorflow_start_up_lines():
+    # Starting TensorFlow prints absl lines (oneDNN, CUDA stubs, CPU features) on fd 2 before its logging is set up;
+    # without tfbert.tf_logs the error below comes after 4-6 of them. --debug keeps them.
+    import os
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS")}
+    cmd = [sys.executable, "-m", "tfbert.train", "--task", "sentimnt"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        "python -m tfbert.train: error: argument --task: invalid choice: 'sentimnt' (choose from 'classify', "
+        "'multilabel', 'ner', 'qa', 'regression', 'sentiment') (did you mean 'sentiment'?)",
+        "python -m tfbert.train --help lists the flags"], done.stderr
+    debug = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, env=env)
+    assert "port.cc" in debug.stderr or "cpu_feature_guard" in debug.stderr, debug.stderr
 
 
 def test_cli_reports_a_bad_config_file_in_one_line(tmp_path):

@@ -31,11 +31,19 @@ tfbert.pretrain: a name of the API never shares a submodule's name, which import
 import importlib
 import importlib.util
 import os
+import sys
 
 # TF Hub's KerasLayer needs Keras 2 (tf_keras), which tfbert imports by name. Pointing tf.keras at it too, before
 # TensorFlow is first imported, spares every command the import of Keras 3 that nothing here uses (2-4 s of start-up).
 # A value the user set wins; once TensorFlow is imported the variable no longer matters.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# TensorFlow's C++ lines (oneDNN, CUDA stubs, CPU features, graph-optimizer warnings) say nothing a tfbert user can
+# act on, and real failures reach Python as exceptions; `--debug` on a command line keeps them. Both must be in place
+# before TensorFlow is first imported, which a command's own imports do before its flags are parsed.
+if "--debug" not in sys.argv[1:]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tfbert import tf_logs
+    tf_logs.install()
 
 __version__ = "0.1.0"
 

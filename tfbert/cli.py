@@ -18,8 +18,6 @@ def run_cli(parser: argparse.ArgumentParser, run, argv=None, errors=(ValueError,
     deep inside TensorFlow pass their own narrower `errors`, so those keep their traceback.
     """
     args = parser.parse_args(argv)
-    # Quiets TensorFlow's C++ logging where it honours the variable; the user's setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     debug = getattr(args, "debug", False)
     try:
         with quiet(getattr(args, "quiet", False)):
@@ -58,7 +56,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                         help="texts per model call (default: %(default)s)")
     parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback on errors instead of a one-line message (default: off)")
+                        help="show the full traceback on errors instead of a one-line message, and "
+                             "TensorFlow's C++ log lines (default: off)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress on stderr (default: shown when the model runs more than 2 batches: a bar "
                              "on a terminal, a line every 10%% or 30 s in logs and pipes)")

@@ -128,7 +128,7 @@ class RunConfig:
     model_name: str | None = flag(None, "default: the task name", "output")
     verbose: int | None = flag(None, "Keras progress: 1 = bars, 2 = a line per epoch; default 1 on a terminal, "
                                       "else 2", "output", choices=(0, 1, 2))
-    debug: bool = flag(False, "show tracebacks for errors", "output")
+    debug: bool = flag(False, "show tracebacks for errors, and TensorFlow's C++ log lines", "output")
     # The task's own settings (fields of its `options` dataclass), filled with their defaults by with_task_defaults.
     options: dict = field(default_factory=dict, metadata={"internal": True})
 
@@ -341,7 +341,11 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 class CommandParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are two lines (the error, with the closest flag or choice when one is close,
-    and where the flags are listed) instead of the whole generated usage."""
+    and where the flags are listed) instead of the whole generated usage. Flags are not abbreviated: `--epoch 3`
+    is an error naming --epochs, not a run that reads it as --epochs (and breaks when a flag `--epoch...` is added)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         hint = ""
