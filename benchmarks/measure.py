@@ -106,10 +106,13 @@ def cpu() -> dict:
 
 
 def write_result(path, result: dict) -> Path:
-    """Writes a benchmark's result JSON (strict: no NaN) with the CPU it was measured on, and says where."""
+    """Writes a benchmark's result JSON (strict: no NaN) with the CPU it was measured on, the date and the commit
+    (unless the result records its own), and says where."""
+    import datetime
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**result, "cpu": cpu()}, indent=2, allow_nan=False, default=float) + "\n")
+    stamp = {"date": datetime.date.today().isoformat(), "checkout": checkout()}
+    path.write_text(json.dumps({**stamp, **result, "cpu": cpu()}, indent=2, allow_nan=False, default=float) + "\n")
     print(f"wrote {path}")
     return path
 

@@ -143,6 +143,20 @@ def summarise(runs: dict) -> dict:
     return out
 
 
+def markdown(summary: dict) -> str:
+    """The docs' table: one row per set and recipe."""
+    lines = ["| set | recipe | seeds | test macro-F1, mean +- sd | per seed | collapsed | paired gain over TF-IDF | "
+             "epochs run |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, rows in summary.items():
+        for recipe, r in rows.items():
+            gain = "-" if recipe == "tfidf-logreg" or r["gain_over_tfidf"] is None else f"{r['gain_over_tfidf']:+.3f}"
+            epochs = ", ".join(str(e) for e in r["epochs_run"] if e is not None) or "-"
+            lines.append(f"| {name} | {recipe} | {r['seeds']} | {r['macro_f1']['mean']:.3f} +- "
+                         f"{r['macro_f1']['std']:.3f} | {', '.join(f'{v:.3f}' for v in r['per_seed'].values())} | "
+                         f"{r['collapsed']} of {r['seeds']} | {gain} | {epochs} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -153,7 +167,11 @@ def main(argv=None) -> int:
     ap.add_argument("--recipes", default="none,balanced", help=f"of {', '.join(RECIPES)}")
     ap.add_argument("--work", default="/tmp/tfbert-small-data", help="data files, run folders and logs")
     ap.add_argument("--out", default=str(HERE / "results" / "small_data.json"))
+    ap.add_argument("--markdown", action="store_true", help="print the docs' table of --out and run nothing")
     a = ap.parse_args(argv)
+    if a.markdown:
+        print(markdown(json.loads(Path(a.out).read_text())["summary"]))
+        return 0
     names, recipes = a.sets.split(","), a.recipes.split(",")
     for given, known, what in ((names, SETS, "set"), (recipes, RECIPES, "recipe")):
         unknown = [n for n in given if n not in known]
