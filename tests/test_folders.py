@@ -123,7 +123,7 @@ def test_several_text_columns_are_joined(tmp_path):
     assert sorted(ds.train["text"]) == sorted([f"Rates rise{TEXT_JOINER}Banks react.", "Only a body.", "Storm"])
     assert load_scored(path, text_column="title, body", label_column="score", valid_fraction=0,
                        test_fraction=0).train["text"].tolist()[0].startswith("Rates rise | ")
-    with pytest.raises(DataError, match=r"news.csv: no column 'bdy' \(--text-column\). Columns in the file: 'title'"):
+    with pytest.raises(DataError, match=r"news.csv: no column 'bdy' \(did you mean 'body'\?\) \(--text-column\). Columns in the file: 'title'"):
         load_dataset(path, text_column="title,bdy", label_column="topic")
     assert "joined with ' | '" in " ".join(build_parser().format_help().split())
 

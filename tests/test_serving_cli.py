@@ -431,7 +431,7 @@ def test_evaluate_joins_text_columns_as_a_pre_joined_column(models, tmp_path, ki
 
 def test_evaluate_names_a_missing_joined_column_and_refuses_a_list_for_taggers(models, tmp_path):
     src = _joined_file(tmp_path)
-    with pytest.raises(DataError, match=r"no column 'titel' \(--text-column\)"):
+    with pytest.raises(DataError, match=r"no column 'titel' \(did you mean 'title'\?\) \(--text-column\)"):
         load(models / "fake").evaluate_file(src, text_column="titel,body")
     from tfbert.serving.tagger import ExportedTagger
 

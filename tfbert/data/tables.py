@@ -271,8 +271,9 @@ def require_columns(df: pd.DataFrame, source, columns: dict[str, str | None]) ->
                     " The file was read as a single column, so its delimiter probably does not match its "
                     "extension (tab-separated files should end in .tsv, comma-separated in .csv)."
                 )
+            from tfbert.config import did_you_mean
             raise DataError(
-                f"{source}: no column {col!r} ({flag}). Columns in the file: "
+                f"{source}: no column {col!r}{did_you_mean(col, map(str, present))} ({flag}). Columns in the file: "
                 f"{', '.join(repr(c) for c in present)}. Pass the right name with {flag} NAME ({option}=... in Python)"
                 f"{hint}"
             )
