@@ -33,6 +33,14 @@ def percentile(values, q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def mean_sd(values) -> dict:
+    """{"mean", "std"} of a metric over seeds, to 4 places (std 0.0 for a single value)."""
+    import statistics
+    values = list(values)
+    return {"mean": round(statistics.mean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+
+
 def cpu_busy_seconds() -> float:
     """CPU seconds spent busy by the whole machine since boot (/proc/stat, all CPUs)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

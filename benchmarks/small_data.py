@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measure import write_result  # noqa: E402
+from measure import mean_sd, write_result  # noqa: E402
 from techniques import baseline, train_run  # noqa: E402
 
 TEST_ROWS = 1500
@@ -134,8 +134,7 @@ def summarise(runs: dict) -> dict:
             f1 = [r["macro_f1"] for r in by_seed.values()]
             gains = [r["macro_f1"] - tfidf[s]["macro_f1"] for s, r in by_seed.items() if s in tfidf]
             out[name][recipe] = {
-                "seeds": len(f1), "macro_f1": {"mean": round(statistics.mean(f1), 4),
-                                               "std": round(statistics.stdev(f1), 4) if len(f1) > 1 else 0.0},
+                "seeds": len(f1), "macro_f1": mean_sd(f1),
                 "per_seed": {s: round(r["macro_f1"], 4) for s, r in sorted(by_seed.items())},
                 "collapsed": sum(r["collapsed"] for r in by_seed.values()),
                 "gain_over_tfidf": round(statistics.mean(gains), 4) if gains else None,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measure import write_result  # noqa: E402
+from measure import mean_sd, write_result  # noqa: E402
 
 # name -> flags of `python -m tfbert.train` (on top of the sentiment task's defaults).
 TECHNIQUES = {
@@ -127,8 +126,7 @@ def summarise(runs: dict) -> dict:
             for m in ("macro_f1", "accuracy", "fit_seconds"):
                 values = [r[m] for r in rs if m in r]
                 if values:
-                    row[m] = {"mean": round(statistics.mean(values), 4),
-                              "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+                    row[m] = mean_sd(values)
             out[size][name] = row
     return out
 
