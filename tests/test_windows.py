@@ -45,7 +45,7 @@ def test_window_cap_keeps_the_first_windows():
 def test_bad_window_settings_are_refused():
     with pytest.raises(ValueError, match="step"):
         window_count([3], 4, 5)
-    with pytest.raises(ValueError, match="mean or max"):
+    with pytest.raises(ValueError, match="mean, max, attention, not .median."):
         pool_windows(tf.zeros([2, 1]), tf.constant([0, 0]), 1, "median")
 
 

@@ -87,6 +87,13 @@ class RunConfig:
     max_windows: int = flag(128, "--long-texts windows: most windows read per text (the first ones; past them a "
                                  "text is cut), so one request cannot take unbounded memory; in the export's "
                                  "metadata", "model")
+    window_pooling: str = flag("mean", "--long-texts windows: how a text's windows' outputs become the text's. mean: "
+                                       "every window's evidence added (texts whose every part carries the label); "
+                                       "max: per label, the most confident window decides; attention: a weighted "
+                                       "mean whose weights follow the windows' outputs, fitted after training on the "
+                                       "validation texts (texts whose label sits in one part; the mean when the "
+                                       "validation texts are short); in the export's metadata", "model",
+                               choices=("mean", "max", "attention"))
     dropout: float = flag(0.1, "dropout before the task head", "model")
     freeze_encoder: bool = flag(False, "train the task head only", "model")
     freeze_word_embeddings: bool | None = flag(
@@ -230,6 +237,9 @@ class RunConfig:
                    f"--window-stride must be between 1 and the window, --max-seq-length less 2 "
                    f"({self.max_seq_length - 2}), not {self.window_stride}"),
                   (self.max_windows >= 1, "--max-windows must be at least 1"),
+                  (self.window_pooling == "mean" or self.long_texts == "windows",
+                   f"--window-pooling {self.window_pooling} pools the windows of --long-texts windows; add "
+                   "--long-texts windows, or leave --window-pooling out"),
                   (self.max_train_examples is None or self.max_train_examples >= 1,
                    "--max-train-examples must be at least 1"),
                   (self.model_name is None or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", self.model_name),

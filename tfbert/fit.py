@@ -164,7 +164,8 @@ def _run(config: RunConfig, task, strategy, base: Path, t_start: float, log, exp
         if multi_worker:
             barrier(strategy)  # the chief has written the best weights every worker loads
         model.load_weights(str(best)).expect_partial()
-        fitted = task.after_training(model, data, inputs, config, log)
+        fitted = fit_window_pooling(task, model, data, inputs, config, log)  # before after_training: it pools
+        fitted.update(task.after_training(model, data, inputs, config, log))
         metadata = {"task": task.name, "settings": config.to_dict(), "test_metrics": test_metrics,
                     f"best_{monitor}": best_value, "encoder": handles.encoder, **constant}
         version, export_facts = task.export(model, handles, data, inputs, fitted, base, config, metadata, log)
@@ -183,6 +184,25 @@ def _run(config: RunConfig, task, strategy, base: Path, t_start: float, log, exp
     final_run = finish_run(run_dir, base, version, summary)
     log(f"{task.headline(metrics)}; model: {version}; run folder: {final_run}; {summary['total_seconds']:.0f}s in all")
     return summary
+
+
+def fit_window_pooling(task, model, data, inputs, config, log=print) -> dict:
+    """--window-pooling attention: its weights fitted on the validation texts' windows (tfbert.data.windows); from
+    here on the run's pipelines, scores and export pool with them. {"window_pooling": facts} or {}."""
+    if config.long_texts != "windows" or config.window_pooling != "attention":
+        return {}
+    from tfbert.data.windows import MIN_FIT_TEXTS, fit_attention
+    values, item, n_texts, loss = task.window_outputs(model, data, inputs, config)
+    weights, facts = fit_attention(values, item, n_texts, loss)
+    inputs.fit_window_pooling(weights)
+    several = facts["texts_with_several_windows"]
+    if facts["fitted"]:
+        log(f"window pooling: attention fitted on the {n_texts} validation {task.unit} ({several} of several "
+            f"windows); validation loss {facts['loss_at_mean']:.4f} (mean) -> {facts['loss']:.4f}")
+    else:
+        log(f"WARNING: window pooling: {several} validation {task.unit} have several windows, attention needs "
+            f"{MIN_FIT_TEXTS} to fit; it pools by the mean (give longer validation texts, or --window-pooling max)")
+    return {"window_pooling": {"how": "attention", "weights": weights, **facts}}
 
 
 def early_stopping_hold(min_steps: int, last_thaw_step: int, steps_per_epoch: int) -> int:

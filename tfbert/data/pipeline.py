@@ -11,16 +11,14 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops that preprocess SavedModels use)
 
 from tfbert.data.long_texts import check_mode, default_stride, keep_segments, reach, truncation_stats, window
-from tfbert.data.windows import cut_windows, pool_windows, window_count
+from tfbert.data.windows import WINDOW_POOLINGS, cut_windows, pool_windows, window_count
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Batches per megabatch in length_grouped_batches (Hugging Face's LengthGroupedSampler uses 50).
 MEGABATCH = 50
 # Batch-order shuffle buffer, in megabatches: enough to mix short- and long-sequence batches across the epoch.
 SHUFFLE_MEGABATCHES = 4
-# --long-texts windows: a text's windows are pooled by the mean of their outputs (logits, scores). Its argmax is the
-# argmax of their sum, each window's evidence added; a window with no evidence (logits near equal) moves nothing,
-# while max pooling lets the one most confident window decide, right or wrong (docs/pages/guides/long-texts.md).
+# --window-pooling's default (tfbert.data.windows; docs/pages/guides/long-texts.md has the measurements).
 WINDOW_POOLING = "mean"
 MAX_WINDOWS = 128  # --max-windows' default: 8,127 wordpieces at --max-seq-length 128 (~6,000 words of prose)
 
@@ -59,7 +57,8 @@ class TextPipeline:
     """Turns DataFrames (text[, text_b], label_id) into batched encoder inputs for one preprocess model."""
 
     def __init__(self, preprocess, max_seq_length: int = 128, has_pairs: bool = False, pad_multiple: int = 1,
-                 long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS):
+                 long_texts: str = "truncate", window_stride: int | None = None, max_windows: int = MAX_WINDOWS,
+                 window_pooling: str = WINDOW_POOLING, pooling_weights=None):
         self.preprocess = preprocess  # a loaded TF Hub preprocess SavedModel (tokenize, bert_pack_inputs)
         self.max_seq_length = max_seq_length
         # pad_multiple > 1 bounds the number of distinct batch shapes (each one costs an XLA compile).
@@ -76,6 +75,10 @@ class TextPipeline:
                 raise ValueError(f"windows of {self.window} wordpieces need 1 <= stride <= {self.window} and at "
                                  f"least one window, not stride {self.stride}, max_windows {max_windows}")
             self.max_windows = max_windows
+            if window_pooling not in WINDOW_POOLINGS:
+                raise ValueError(f"window pooling must be one of {', '.join(WINDOW_POOLINGS)}, not {window_pooling!r}")
+            # attention's scoring vector, fitted after training (None before: the mean)
+            self.window_pooling, self.pooling_weights = window_pooling, pooling_weights
 
     @property
     def reach(self) -> int | None:
@@ -86,8 +89,9 @@ class TextPipeline:
         """What an export records of its windows (metadata "windows"); None unless --long-texts windows."""
         if self.long_texts != "windows":
             return None
+        weights = {} if self.pooling_weights is None else {"pooling_weights": list(self.pooling_weights)}
         return {"size": self.window, "stride": self.stride, "max_windows": self.max_windows, "reach": self.reach,
-                "pooling": WINDOW_POOLING}
+                "pooling": self.window_pooling, **weights}
 
     def wordpieces(self, texts):
         """Raw strings -> all their ragged wordpiece ids [batch, (pieces)], uncut."""
@@ -124,11 +128,15 @@ class TextPipeline:
 
     def per_text(self, fn, segments):
         """fn(segments) -> per-row outputs [rows, ...], run over each text's windows and pooled back per text
-        (WINDOW_POOLING) under --long-texts windows, in text order: what the exported graphs serve."""
+        (--window-pooling) under --long-texts windows, in text order: what the exported graphs serve."""
         if self.long_texts != "windows":
             return fn(segments)
         windows, item = self.windows(segments[0])
-        return pool_windows(fn([windows]), item, segments[0].nrows(), WINDOW_POOLING)
+        return self.pool_items(fn([windows]), item, segments[0].nrows())
+
+    def pool_items(self, values, item, n_items):
+        """Per-window values [n_windows, k] -> per text [n_items, k], by --window-pooling (windows only)."""
+        return pool_windows(values, item, n_items, self.window_pooling, self.pooling_weights)
 
     def pack(self, segments):
         """Ragged token ids of 1 or 2 segments -> encoder inputs padded to the batch's longest (rounded up)."""
@@ -189,10 +197,10 @@ class TextPipeline:
 
     def pool(self, values, texts) -> np.ndarray:
         """Outputs of the examples of `texts` (model.predict over `dataset(texts)`) -> one per text, pooled as
-        the export pools (WINDOW_POOLING); unchanged unless --long-texts windows."""
+        the export pools (--window-pooling); unchanged unless --long-texts windows."""
         if self.long_texts != "windows":
             return np.asarray(values)
-        return pool_windows(tf.constant(values), self.window_items(texts), len(texts), WINDOW_POOLING).numpy()
+        return self.pool_items(tf.constant(values), self.window_items(texts), len(texts)).numpy()
 
     def truncation(self, texts) -> dict:
         """How much of `texts` (as in `lengths`) is never read: tfbert.data.long_texts.truncation_stats over the

@@ -45,13 +45,69 @@ def cut_windows(ids: tf.RaggedTensor, size: int, step: int, max_windows: int | N
     return windows, item, start
 
 
-def pool_windows(values, item, n_items, how: str = "mean"):
-    """Per-window values [n_windows, ...] -> per-text values [n_items, ...] (mean or max over a text's windows)."""
-    if how == "mean":
+# --window-pooling: how a text's windows' outputs (logits, scores) become the text's. mean: each window's evidence
+# added (its argmax is the argmax of their sum); max: per output, the most confident window decides; attention: a
+# weighted mean, weights softmax over the text's windows of (weights . outputs), fitted after training on the
+# validation texts (fit_attention); zero weights are the mean.
+WINDOW_POOLINGS = ("mean", "max", "attention")
+
+
+def pool_windows(values, item, n_items, how: str = "mean", weights=None):
+    """Per-window values [n_windows, k] -> per-text values [n_items, k], pooled over each text's windows as `how`
+    says (WINDOW_POOLINGS); `weights` [k]: attention's scoring vector (None: zeros, the mean)."""
+    if how == "mean" or (how == "attention" and weights is None):
         return tf.math.unsorted_segment_mean(values, item, n_items)
     if how == "max":
         return tf.math.unsorted_segment_max(values, item, n_items)
-    raise ValueError(f"window pooling must be mean or max, not {how!r}")
+    if how == "attention":
+        return attention_pool(values, item, n_items, tf.constant(weights, values.dtype))
+    raise ValueError(f"window pooling must be one of {', '.join(WINDOW_POOLINGS)}, not {how!r}")
+
+
+def attention_pool(values, item, n_items, weights):
+    """sum_w a_w values_w per text, a = softmax over the text's windows of values_w . weights (values [n_windows]
+    are one output each)."""
+    if values.shape.rank == 1:
+        return attention_pool(values[:, None], item, n_items, weights)[:, 0]
+    score = tf.linalg.matvec(values, weights)
+    score = tf.exp(score - tf.gather(tf.math.unsorted_segment_max(score, item, n_items), item))
+    share = score / tf.gather(tf.math.unsorted_segment_sum(score, item, n_items), item)
+    return tf.math.unsorted_segment_sum(values * share[:, None], item, n_items)
+
+
+# Attention fits on validation texts with at least this many of several windows; with fewer it stays the mean.
+MIN_FIT_TEXTS = 8
+# L2 penalty on the scoring vector, per text: keeps the fit near the mean when a few texts would push it far.
+FIT_L2 = 1e-3
+
+
+def fit_attention(values, item, n_items: int, loss) -> tuple[list[float], dict]:
+    """The attention scoring vector [k] that minimises loss(pooled values [n_items, k]) (a mean over the texts, as
+    a tf scalar) + FIT_L2 * |weights|^2, by L-BFGS from zeros (the mean). Returns (weights, facts: loss at the
+    mean and fitted, texts with several windows); zeros when fewer than MIN_FIT_TEXTS texts have several windows."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    values = tf.constant(values, tf.float32)
+    item = tf.constant(item, tf.int64)
+    k = int(values.shape[-1])
+    several = int(np.sum(np.bincount(item.numpy(), minlength=n_items) > 1))
+
+    def objective(w):
+        w = tf.constant(w, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(w)
+            total = loss(attention_pool(values, item, n_items, w)) + FIT_L2 * tf.reduce_sum(w * w)
+        return float(total), tape.gradient(total, w).numpy().astype(np.float64)
+
+    at_mean = float(loss(tf.math.unsorted_segment_mean(values, item, n_items)))
+    facts = {"texts_with_several_windows": several, "loss_at_mean": at_mean}
+    if several < MIN_FIT_TEXTS:
+        return [0.0] * k, {**facts, "fitted": False, "loss": at_mean}
+    result = minimize(objective, np.zeros(k), jac=True, method="L-BFGS-B")
+    weights = [float(v) for v in result.x]
+    return weights, {**facts, "fitted": True,
+                     "loss": float(loss(attention_pool(values, item, n_items, tf.constant(weights, tf.float32))))}
 
 
 # What the windows settings of a tagger record as their "pooling": a word's tag is read from one window (best_context).

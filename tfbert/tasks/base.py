@@ -93,6 +93,12 @@ class Task:
         tfbert.fit.COLLAPSE_MARGIN of it. None: no such answer is defined for the task's metric (the default)."""
         return None
 
+    def window_outputs(self, model, data, inputs, config):
+        """--window-pooling attention: (the model's per-window outputs on the validation texts [n_windows, k] as
+        the export pools them, each window's text, the number of texts, loss(pooled [texts, k]) -> tf scalar mean)
+        to fit the pooling on (tfbert.data.windows.fit_attention). None: the task pools no windows."""
+        return None
+
     def after_training(self, model, data, inputs, config, log=print) -> dict:
         """Runs once the best weights are loaded: what the task fits on the validation split after training
         (classification: a temperature, a decision threshold; multi-label: per-label thresholds; QA: the no-answer

@@ -17,9 +17,8 @@ import tf_keras as keras
 from tfbert.config import ConfigError, flag
 from tfbert.data.classification import TextDataset, class_weights, load_dataset
 from tfbert.data.long_texts import log_truncation
-from tfbert.data.pipeline import WINDOW_POOLING, steps_per_epoch
+from tfbert.data.pipeline import steps_per_epoch
 from tfbert.data.tweets import load_tweets
-from tfbert.data.windows import pool_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.classifier import export_classifier
@@ -80,18 +79,19 @@ def refuse_windowed_pairs(config) -> None:
 
 class PooledValidation(keras.callbacks.Callback):
     """Under --long-texts windows, replaces Keras' window-level val_macro_f1 in the epoch logs by the macro-F1 of
-    the validation texts, their windows' logits pooled as the export pools them (TextPipeline.pool)."""
+    the validation texts, their windows' logits pooled as the export pools them (TextPipeline.pool_items; attention
+    pools by the mean until it is fitted, after training)."""
 
-    def __init__(self, dataset, y_true, items):
+    def __init__(self, dataset, y_true, items, pipe):
         super().__init__()
-        self.dataset, self.y_true, self.items = dataset, np.asarray(y_true), items  # items: each window's text
+        self.dataset, self.y_true, self.items, self.pipe = dataset, np.asarray(y_true), items, pipe
 
     def on_epoch_end(self, epoch, logs=None):
         from sklearn.metrics import f1_score
         if logs is None:
             return
         logits = tf.constant(self.model.predict(self.dataset, verbose=0), tf.float32)
-        y_pred = pool_windows(logits, self.items, len(self.y_true), WINDOW_POOLING).numpy().argmax(-1)
+        y_pred = self.pipe.pool_items(logits, self.items, len(self.y_true)).numpy().argmax(-1)
         present = sorted(set(self.y_true) | set(y_pred))  # as tfbert.metrics.classification's macro_f1
         logs["val_macro_f1"] = float(f1_score(self.y_true, y_pred, labels=present, average="macro", zero_division=0))
 
@@ -139,7 +139,7 @@ class ClassificationTask(Task):
         cut = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(cut, config.max_seq_length, data.notes, log)
         weights = class_weights(data.train, len(data.labels)) if config.class_weights == "balanced" else None
-        self.valid_items = pipe.window_items(data.valid)  # for PooledValidation under windows
+        self.valid_items, self.valid_pipe = pipe.window_items(data.valid), pipe  # PooledValidation under windows
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
                                      augment=inputs.augment),
                         pipe.dataset(data.valid, 2 * config.batch_size),
@@ -163,7 +163,7 @@ class ClassificationTask(Task):
         # Windows: Keras' val_macro_f1 scores windows; early stopping should follow texts, pooled as served.
         if config.long_texts != "windows":
             return None
-        return PooledValidation(datasets.valid, data.valid["label_id"].to_numpy(), self.valid_items)
+        return PooledValidation(datasets.valid, data.valid["label_id"].to_numpy(), self.valid_items, self.valid_pipe)
 
     def compile_args(self, data: TextDataset, config) -> dict:
         # macro_f1 is a compiled metric: Keras' validation pass yields val_macro_f1, the monitored value.
@@ -171,12 +171,19 @@ class ClassificationTask(Task):
                 "metrics": ["accuracy", MacroF1Score(len(data.labels))]}
 
     def __init__(self):
-        self.valid_items = None  # under --long-texts windows, the validation text of each window (datasets)
+        self.valid_items = self.valid_pipe = None  # under --long-texts windows, each validation window's text
 
     def _logits(self, model, frame, inputs, config, has_pairs: bool) -> np.ndarray:
         pipe = inputs.pipeline(has_pairs)
         logits = model.predict(pipe.dataset(frame, 2 * config.batch_size), verbose=0)
         return pipe.pool(np.asarray(logits, dtype=np.float32), frame)  # windows: per text, as the export pools
+
+    def window_outputs(self, model, data: TextDataset, inputs, config):
+        pipe = inputs.pipeline(data.has_pairs)
+        logits = np.asarray(model.predict(pipe.dataset(data.valid, 2 * config.batch_size), verbose=0), np.float32)
+        y = tf.constant(data.valid["label_id"].to_numpy(), tf.int64)
+        return (logits, pipe.window_items(data.valid), len(data.valid),
+                lambda pooled: tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, pooled)))
 
     def after_training(self, model, data: TextDataset, inputs, config, log=print) -> dict:
         # Empty: the export answers the argmax at T = 1.

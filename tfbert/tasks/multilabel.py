@@ -178,6 +178,13 @@ class MultilabelTask(Task):
         logits = pipe.pool(np.asarray(model.predict(ds, verbose=0), np.float32), texts)  # windows: per text
         return tf.sigmoid(logits).numpy()
 
+    def window_outputs(self, model, data: MultilabelDataset, inputs, config):
+        pipe, texts, targets = inputs.pipeline(), data.valid["text"], data.targets(data.valid)
+        logits = model.predict(multilabel_dataset(pipe, texts, targets, 2 * config.batch_size), verbose=0)
+        bce = sigmoid_loss()
+        return (np.asarray(logits, np.float32), pipe.window_items(texts), len(texts),
+                lambda pooled: tf.reduce_mean(bce(targets, pooled)))
+
     def after_training(self, model, data: MultilabelDataset, inputs, config, log=print) -> dict:
         thresholds = tune_thresholds(data.targets(data.valid),
                                      self.probabilities(model, inputs, data.valid["text"], config))

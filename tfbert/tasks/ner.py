@@ -268,6 +268,9 @@ class NerTask(Task):
                               "middle of a sentence; use --long-texts windows (every word tagged from the window "
                               "where it has most context) or truncate (words past the window are tagged O and "
                               "counted in the data notes)")
+        if config.window_pooling != "mean":
+            raise ConfigError(f"--window-pooling {config.window_pooling}: --task ner does not pool windows, it tags "
+                              "each word from the window where it has most context; leave --window-pooling out")
 
     def load_data(self, config) -> NerDataset:
         return load_ner_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,

@@ -38,11 +38,6 @@ class RegressionOptions:
                                     "the RMSE)", choices=MONITORS)
 
 
-def scores_in_label_units(model, dataset, mean: float, std: float) -> np.ndarray:
-    """The model's standardised outputs over `dataset` (in order), mapped back to the label's units."""
-    return model.predict(dataset, verbose=0).reshape(-1).astype(np.float64) * std + mean
-
-
 def validation_values(y_true, y_pred) -> dict[str, float]:
     """val_spearman, val_pearson, val_neg_rmse. An undefined correlation (constant predictions, as a fresh head
     can give) counts as 0, no association: NaN would never be 'better' and no best checkpoint would be written."""
@@ -64,9 +59,9 @@ class RegressionValidation(keras.callbacks.Callback):
         self.pool = pool  # per example -> per text (TextPipeline.pool under --long-texts windows)
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            scores = scores_in_label_units(self.model, self.dataset, self.mean, self.std)
-            logs.update(validation_values(self.y_true, self.pool(scores)))
+        if logs is not None:  # pooled as the export pools: the standardised scores
+            scores = self.pool(self.model.predict(self.dataset, verbose=0).reshape(-1).astype(np.float32))
+            logs.update(validation_values(self.y_true, scores.astype(np.float64) * self.std + self.mean))
 
 
 class RegressionTask(Task):
@@ -129,6 +124,13 @@ class RegressionTask(Task):
     def validation_callback(self, data: ScoredDataset, datasets: Datasets, config):
         return RegressionValidation(datasets.valid, data.valid["label"].to_numpy(), data.mean, data.std,
                                     self.valid_pool)
+
+    def window_outputs(self, model, data: ScoredDataset, inputs, config):
+        pipe = inputs.pipeline(data.has_pairs)
+        scores = model.predict(self._dataset(data.valid, pipe, 2 * config.batch_size, data), verbose=0)
+        y = tf.constant(((data.valid["label"].to_numpy() - data.mean) / data.std).astype(np.float32)[:, None])
+        return (np.asarray(scores, np.float32), pipe.window_items(data.valid), len(data.valid),
+                lambda pooled: tf.reduce_mean(tf.square(pooled - y)))
 
     def score_export(self, client, data: ScoredDataset):
         test = data.test
