@@ -94,17 +94,45 @@ def test_a_command_line_mistake_is_two_lines_with_the_closest_name(capsys):
         create("nerr")  # a --config file's task
 
 
-def test_a_command_line_error_is_not_preceded_by_tensorflow_start_up_lines():
+# Runs tfbert.train's main in a fresh interpreter and reports whether TensorFlow was imported by the time it ended.
+_LOADED_TF = """
+import runpy, sys
+sys.argv = ["tfbert.train", *sys.argv[1:]]
+try:
+    runpy.run_module("tfbert.train", run_name="__main__")
+finally:
+    print("tensorflow loaded:", "tensorflow" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_setting_and_data_errors_come_before_tensorflow_loads(tmp_path):
+    """A mistyped task or a file without the label column is reported from the task catalog and the data loader
+    alone (tfbert.tasks.catalog): TensorFlow (7-12 s to load) is never imported."""
+    (tmp_path / "t.csv").write_text("text,lable\nhi,a\n")
+    for args, error in ((["--task", "sentimnt"], "invalid choice: 'sentimnt' (choose from 'classify', 'multilabel', "
+                                                 "'ner', 'qa', 'regression', 'sentiment') (did you mean 'sentiment'?)"),
+                        (["--task", "classify", "--train-file", str(tmp_path / "t.csv")],
+                         "no column 'label' (did you mean 'lable'?) (--label-column)")):
+        done = subprocess.run([sys.executable, "-c", _LOADED_TF, *args], capture_output=True, text=True)
+        assert done.returncode == 2 and error in done.stderr, done.stderr
+        assert done.stderr.splitlines()[-1] == "tensorflow loaded: False", done.stderr
+
+
+def test_a_command_line_error_is_not_preceded_by_tensorflow_start_up_lines(tmp_path):
     # Starting TensorFlow prints absl lines (oneDNN, CUDA stubs, CPU features) on fd 2 before its logging is set up;
-    # without tfbert.tf_logs the error below comes after 4-6 of them. --debug keeps them.
+    # without tfbert.tf_logs the error below (an encoder found missing after TensorFlow loaded) comes after 4-6 of
+    # them. --debug keeps them.
     import os
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS")}
-    cmd = [sys.executable, "-m", "tfbert.train", "--task", "sentimnt"]
+    data = tmp_path / "t.csv"
+    data.write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(40)))
+    cmd = [sys.executable, "-c", _LOADED_TF, "--task", "classify", "--train-file", str(data), "--encoder",
+           str(tmp_path / "no-such-encoder"), "--output-dir", str(tmp_path / "out")]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert done.returncode == 2 and done.stderr.splitlines() == [
-        "python -m tfbert.train: error: argument --task: invalid choice: 'sentimnt' (choose from 'classify', "
-        "'multilabel', 'ner', 'qa', 'regression', 'sentiment') (did you mean 'sentiment'?)",
-        "python -m tfbert.train --help lists the flags"], done.stderr
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and lines[-1] == "tensorflow loaded: True", done.stderr
+    assert lines[-2].startswith("error: ") and "no-such-encoder" in lines[-2], done.stderr
+    assert not any("port.cc" in line or "cpu_feature_guard" in line or "absl" in line for line in lines), lines
     debug = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, env=env)
     assert "port.cc" in debug.stderr or "cpu_feature_guard" in debug.stderr, debug.stderr
 

@@ -182,3 +182,40 @@ def test_training_fits_attention_on_the_validation_texts_and_the_export_serves_i
     from sklearn.metrics import f1_score
     assert f1_score(df.iloc[24:]["label"], served["label"], average="macro") == pytest.approx(
         summary["test"]["macro_f1"], abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["regression", "multilabel"])
+def test_regression_and_multilabel_fit_attention_on_their_own_loss(preprocess, zebra, kind):
+    """The regression and multi-label hooks give the fit their per-window outputs (standardised scores; logits) and
+    their loss (squared error on standardised labels; binary cross-entropy): the loss at zero weights is the mean
+    pooling's, and a "zebra" window among neutral ones is found by the fit as it is for classification."""
+    from types import SimpleNamespace
+
+    from tfbert.data.inputs import RunInputs
+    from tfbert.data.multilabel import MultilabelDataset
+    from tfbert.data.regression import ScoredDataset
+    from tfbert.tasks.multilabel import MultilabelTask
+    from tfbert.tasks.regression import RegressionTask
+    rng = np.random.default_rng(2)
+    texts = [_text(int(n), int(rng.integers(0, n)) if i % 2 else None)
+             for i, n in enumerate(rng.integers(30, 80, 2 * MIN_FIT_TEXTS))]
+    polar = np.arange(len(texts)) % 2
+    two = _polar_probe(zebra)
+    core = keras.Model(two.inputs, keras.layers.Lambda(lambda x: x[:, 1:] - 1.0)(two.output))  # -1 or 2 per window
+    empty = pd.DataFrame({"text": [], "label": []})
+    if kind == "regression":
+        data = ScoredDataset(empty, pd.DataFrame({"text": texts, "label": 10.0 + 4 * polar}), empty, False, 12.0, 2.0)
+        task, target = RegressionTask(), (polar[:, None] * 4 - 2) / 2.0  # standardised: -1 or 1
+    else:
+        data = MultilabelDataset(empty, pd.DataFrame({"text": texts, "labels": [["zebra"] if p else [] for p in polar]}),
+                                 empty, ["zebra"])
+        task, target = MultilabelTask(), polar[:, None].astype(np.float32)
+    inputs = RunInputs(preprocess, InputSettings(SEQ, "windows", window_pooling="attention"))
+    values, item, n, loss = task.window_outputs(core, data, inputs, SimpleNamespace(batch_size=8))
+    mean = pool_windows(tf.constant(values), tf.constant(item), n).numpy()
+    expected = (np.mean((mean - target) ** 2) if kind == "regression" else
+                np.mean(np.maximum(mean, 0) - mean * target + np.log1p(np.exp(-np.abs(mean)))))
+    assert values.shape == (len(item), 1) and n == len(texts) and float(loss(tf.constant(mean))) == pytest.approx(
+        expected, rel=1e-5)
+    weights, facts = fit_attention(values, item, n, loss)
+    assert facts["fitted"] and weights[0] > 0 and facts["loss"] < facts["loss_at_mean"]

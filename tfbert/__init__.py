@@ -58,7 +58,7 @@ _API = {
     "build_classifier": "tfbert.tasks.classification", "build_tagger": "tfbert.tasks.ner",
     "make_optimizer": "tfbert.optim", "MacroF1Score": "tfbert.metrics.training",
     "RunConfig": "tfbert.config", "ConfigError": "tfbert.config", "fine_tune": "tfbert.train",
-    "TASKS": "tfbert.tasks", "Task": "tfbert.tasks",
+    "TASKS": "tfbert.tasks", "Task": "tfbert.tasks.base",
     "export_classifier": "tfbert.export.classifier", "export_tagger": "tfbert.export.tagger",
     "load": "tfbert.serving", "ExportedClassifier": "tfbert.serving.classifier",
     "ExportedTagger": "tfbert.serving.tagger", "ExportedRegressor": "tfbert.serving.regressor",

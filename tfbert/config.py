@@ -383,7 +383,7 @@ def _default_text(name: str, default, task_defaults: dict[str, dict]) -> str:
 
 def build_parser(tasks: dict, description: str = "") -> argparse.ArgumentParser:
     """The `python -m tfbert.train` parser, generated from RunConfig and the tasks' options. `tasks` maps name ->
-    Task (for the task list, per-task defaults and options). Every flag defaults to SUPPRESS, so that the parsed
+    task spec (tfbert.tasks.catalog: the task list, per-task defaults and options). Every flag defaults to SUPPRESS, so that the parsed
     namespace holds exactly the flags given: `config_from_args` layers them over --config and the defaults."""
     task_defaults = {name: task.defaults for name, task in tasks.items()}
     listing = "\n".join(f"  {name:<10} {task.description}" for name, task in tasks.items())

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tfbert.cli import positive_int
     from tfbert.config import CommandParser
     from tfbert.distribute import STRATEGIES
-    from tfbert.tasks.mlm import DEFAULT_MAX_VALID
+    from tfbert.tasks.catalog import DEFAULT_MAX_VALID
 
     ap = CommandParser(prog="python -m tfbert.pretrain", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,

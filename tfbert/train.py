@@ -15,13 +15,13 @@ import sys
 from tfbert.config import ConfigError, RunConfig, config_from_args, make_config
 from tfbert.config import build_parser as _config_parser
 from tfbert.fit import fit
-from tfbert.tasks import TASKS
+from tfbert.tasks import CATALOG
 
 __all__ = ["fine_tune", "build_parser", "parse_config", "main"]
 
 
 def build_parser():
-    return _config_parser(TASKS, description=__doc__)
+    return _config_parser(CATALOG, description=__doc__)
 
 
 def parse_config(argv) -> RunConfig:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tfbert.config import ConfigError, make_config, read_config_file
 from tfbert.config import build_parser as _config_parser
-from tfbert.tasks import TASKS
+from tfbert.tasks import CATALOG
 from tfbert.tuning.search import ALGORITHMS
 
 __all__ = ["build_parser", "tune", "main"]
@@ -29,7 +29,7 @@ TUNE_DEFAULTS = {"max_train_examples": 2000, "min_steps": 0}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _config_parser(TASKS, description=__doc__)
+    ap = _config_parser(CATALOG, description=__doc__)
     ap.prog = "python -m tfbert.tune"
     for action in ap._actions:  # train's help states train's defaults
         if action.dest in TUNE_DEFAULTS:

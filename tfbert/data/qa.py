@@ -21,6 +21,40 @@ from pathlib import Path
 
 from tfbert.data.tables import DataError, jsonl_rows, read_utf8
 
+
+@dataclass(frozen=True)
+class QaLayout:
+    """How a question and its context share the window: [CLS] question [SEP] context window [SEP]."""
+    max_seq_length: int
+    doc_stride: int  # wordpieces two neighbouring context windows share
+    max_query_length: int  # question wordpieces kept
+    max_answer_length: int  # longest answer in wordpieces, when decoding
+
+    @property
+    def size(self) -> int:
+        return self.max_seq_length - 3 - self.max_query_length
+
+    @property
+    def step(self) -> int:
+        return self.size - self.doc_stride
+
+    def check(self) -> None:
+        from tfbert.config import ConfigError
+        if self.size < 8:
+            raise ConfigError(f"--max-query-length {self.max_query_length} leaves {self.size} wordpieces of context in "
+                              f"a window of --max-seq-length {self.max_seq_length}; lower it")
+        if not 0 <= self.doc_stride < self.size:
+            raise ConfigError(f"--doc-stride {self.doc_stride} must be at least 0 and below the context window of "
+                              f"{self.size} wordpieces (--max-seq-length less the question and 3 special tokens)")
+        if self.max_answer_length < 1:
+            raise ConfigError(f"--max-answer-length must be at least 1, not {self.max_answer_length}")
+
+    def to_dict(self) -> dict:
+        return {"max_seq_length": self.max_seq_length, "doc_stride": self.doc_stride,
+                "max_query_length": self.max_query_length, "max_answer_length": self.max_answer_length,
+                "window": self.size, "step": self.step}
+
+
 __all__ = ["Question", "QaDataset", "read_squad", "read_qa_jsonl", "read_qa_file", "split_by_context",
            "load_qa_dataset", "finish_dataset"]
 

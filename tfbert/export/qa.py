@@ -20,7 +20,6 @@ the threshold tuned on validation. Offsets come from the preprocess model's toke
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfbert.data.pipeline import TextPipeline
+from tfbert.data.qa import QaLayout
 from tfbert.data.windows import cut_windows
 from tfbert.export.base import char_offsets, require_offsets, sorted_chunks, text_batches
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
@@ -43,39 +43,6 @@ CHECK = {"question": ["Which person is mentioned?", "", "Where?", "who"],
          "context": ["John Smith flew from New York to Paris .", "an empty question", "", "word " * 400]}
 NON_ASCII_CHECK = {"question": ["Who went to São Paulo?"] * 2,
                    "context": ["Zoë Ünïcödé flew to São Paulo 👍🏽 with 日本語 friends \x00\x07 don't", "日本語 " * 300]}
-
-
-@dataclass(frozen=True)
-class QaLayout:
-    """How a question and its context share the window: [CLS] question [SEP] context window [SEP]."""
-    max_seq_length: int
-    doc_stride: int  # wordpieces two neighbouring context windows share
-    max_query_length: int  # question wordpieces kept
-    max_answer_length: int  # longest answer in wordpieces, when decoding
-
-    @property
-    def size(self) -> int:
-        return self.max_seq_length - 3 - self.max_query_length
-
-    @property
-    def step(self) -> int:
-        return self.size - self.doc_stride
-
-    def check(self) -> None:
-        from tfbert.config import ConfigError
-        if self.size < 8:
-            raise ConfigError(f"--max-query-length {self.max_query_length} leaves {self.size} wordpieces of context in "
-                              f"a window of --max-seq-length {self.max_seq_length}; lower it")
-        if not 0 <= self.doc_stride < self.size:
-            raise ConfigError(f"--doc-stride {self.doc_stride} must be at least 0 and below the context window of "
-                              f"{self.size} wordpieces (--max-seq-length less the question and 3 special tokens)")
-        if self.max_answer_length < 1:
-            raise ConfigError(f"--max-answer-length must be at least 1, not {self.max_answer_length}")
-
-    def to_dict(self) -> dict:
-        return {"max_seq_length": self.max_seq_length, "doc_stride": self.doc_stride,
-                "max_query_length": self.max_query_length, "max_answer_length": self.max_answer_length,
-                "window": self.size, "step": self.step}
 
 
 def question_pieces(preprocess, question, layout: QaLayout):

@@ -31,6 +31,7 @@ from tfbert.data.tagged import entity_types
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
 from tfbert.export.base import SERVE_CHUNK, char_offsets, require_offsets, text_batches
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
+from tfbert.tasks.catalog import TAGGER_LONG_TEXTS
 
 TAGS_FILE = "tags.txt"
 OUTPUTS = ("entity_text", "entity_type", "entity_start", "entity_end", "entity_score", "num_entities")
@@ -38,7 +39,6 @@ OUTPUTS = ("entity_text", "entity_type", "entity_start", "entity_end", "entity_s
 CHECK_TEXTS = ["", "   ", "John Smith flew from New York to Paris with Apple Inc .", "word " * 400]
 NON_ASCII_CHECK = ["Zoë Ünïcödé flew to São Paulo 👍🏽 with 日本語 friends \x00\x07 don't"]
 # The --long-texts modes a tagger serves: every word is tagged, so none that skips the middle of a text.
-TAGGER_LONG_TEXTS = ("truncate", "windows")
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 

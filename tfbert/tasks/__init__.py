@@ -1,33 +1,45 @@
-"""The task registry: the one place a task is registered. Adding a task = a module here + one line below.
+"""The task registry: the one place a task is registered. Adding a task = its spec in tfbert/tasks/catalog.py (one
+line in CATALOG) + its implementation module here.
 
-Each task is a tfbert.tasks.base.Task subclass; the training loop (tfbert/fit.py), the CLI's --task choices and
-per-task defaults, and the conformance test (tests/test_tasks.py) all read this registry.
+The command line and a run's first checks read the specs (tfbert.tasks.catalog, no TensorFlow); `create` and
+TASKS / LOOP_TASKS (name -> implementation class, imported on first use) give the full tasks to the training loop
+(tfbert/fit.py) and the conformance test (tests/test_tasks.py).
 """
 from __future__ import annotations
 
-from tfbert.config import register_options
-from tfbert.tasks.base import Datasets, Task
-from tfbert.tasks.classification import ClassificationTask, SentimentTask
-from tfbert.tasks.mlm import MlmTask
-from tfbert.tasks.multilabel import MultilabelTask
-from tfbert.tasks.ner import NerTask
-from tfbert.tasks.qa import QaTask
-from tfbert.tasks.regression import RegressionTask
+import importlib
+from collections.abc import Iterator, Mapping
 
-# The tasks of `python -m tfbert.train --task`: each exports a model that serves text.
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SentimentTask, ClassificationTask, NerTask, MultilabelTask,
-                                                          RegressionTask, QaTask)}
-# Every task the loop runs: also pre-training (`python -m tfbert.pretrain`), whose export is an encoder pair.
-LOOP_TASKS: dict[str, type[Task]] = {**TASKS, MlmTask.name: MlmTask}
-register_options(cls.options for cls in LOOP_TASKS.values() if cls.options)
+from tfbert.tasks.catalog import CATALOG, LOOP_CATALOG, TaskSpec, spec
 
-__all__ = ["TASKS", "LOOP_TASKS", "Task", "Datasets", "create"]
+__all__ = ["CATALOG", "LOOP_CATALOG", "TASKS", "LOOP_TASKS", "TaskSpec", "create", "spec"]
 
 
-def create(name: str) -> Task:
-    """A new task object for one run."""
-    if name not in LOOP_TASKS:
-        from tfbert.config import ConfigError, did_you_mean
-        raise ConfigError(f"unknown task {name!r}{did_you_mean(name, LOOP_TASKS)}; the tasks are {', '.join(TASKS)} "
-                          "(and mlm, python -m tfbert.pretrain)")
+class Implementations(Mapping):
+    """Name -> a task's implementation class (a tfbert.tasks.base.Task), its module imported on first use (it
+    imports TensorFlow)."""
+
+    def __init__(self, catalog: dict[str, type[TaskSpec]]):
+        self._catalog = catalog
+
+    def __getitem__(self, name: str) -> type:
+        module, cls = self._catalog[name].implementation.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._catalog)
+
+    def __len__(self) -> int:
+        return len(self._catalog)
+
+
+TASKS = Implementations(CATALOG)
+"""The tasks of `python -m tfbert.train --task`: name -> implementation class."""
+LOOP_TASKS = Implementations(LOOP_CATALOG)
+"""Every task the loop runs (also pre-training's mlm): name -> implementation class."""
+
+
+def create(name: str):
+    """A new task object (tfbert.tasks.base.Task) for one run; ConfigError naming an unknown task."""
+    spec(name)
     return LOOP_TASKS[name]()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
+
+from tfbert.tasks.catalog import TaskSpec
 
 
 @dataclass
@@ -23,48 +25,11 @@ class Datasets:
     epochs: int | None = None  # the task's own epoch count (pre-training's --max-steps); else --epochs/--min-steps
 
 
-class Task:
-    """Base class of the registered tasks (tfbert/tasks/__init__.py). Subclasses set the class attributes and
-    implement the methods; `config` is a tfbert.config.RunConfig with the task's defaults filled in. The loop
-    makes one task object per run, so a task may keep what it computed for the run (e.g. aligned data)."""
-
-    name: ClassVar[str]
-    description: ClassVar[str]
-    # Per-task values of the RunConfig fields that default to None (epochs, learning_rate, ...).
-    defaults: ClassVar[dict[str, Any]]
-    # The key the validation callback writes into the epoch logs; early stopping and the best checkpoint follow it.
-    monitor: ClassVar[str]
-    # What a training row is called in logs and summaries ("rows", "sentences").
-    unit: ClassVar[str] = "rows"
-    # The task's own settings: a dataclass whose fields are made with tfbert.config.flag. They become flags of
-    # `python -m tfbert.train` (in a group of their own) and are read from the config as attributes.
-    options: ClassVar[type | None] = None
-    # Whether the task reads --train-dir/--valid-dir/--test-dir (folders of class folders); others refuse them.
-    reads_folders: ClassVar[bool] = False
-    # Whether the task's training datasets apply --augment (tfbert.data.augment); others refuse the flag.
-    augments: ClassVar[bool] = False
-    # Whether the export serves raw text, checked in a fresh process (tfbert.export.publish); pre-training's
-    # export is an encoder pair for later fine-tuning.
-    serves_text: ClassVar[bool] = True
-
-    def check_config(self, config, log=print) -> None:
-        """Task-specific setting checks; raise tfbert.config.ConfigError. Warn (log) about settings it ignores."""
-
-    def monitor_of(self, config) -> str:
-        """The monitored key for this run's settings (default: the class's `monitor`)."""
-        return self.monitor
-
-    def load_data(self, config):
-        """Read, validate and split the data; returns an object with `train`, `valid`, `test` and `notes`."""
-        raise NotImplementedError
-
-    def describe(self, data) -> str:
-        """One log line on the data (split sizes, labels)."""
-        raise NotImplementedError
-
-    def run_facts(self, data) -> dict:
-        """Facts of the data that a resumed run must share (label names...): stored in the run folder."""
-        return {}
+class Task(TaskSpec):
+    """Base class of the registered tasks' implementations (tfbert/tasks/__init__.py): a task's spec
+    (tfbert.tasks.catalog: name, defaults, options, setting checks, data) plus what needs TensorFlow, the methods
+    below. The loop makes one task object per run, so a task may keep what it computed for the run (e.g. aligned
+    data)."""
 
     def check_encoder(self, preprocess, handles) -> None:
         """Refuse an encoder the task cannot export with, before training (default: any)."""

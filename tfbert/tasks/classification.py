@@ -8,14 +8,11 @@ forward-only inference graph where it matches).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.config import ConfigError, flag
-from tfbert.data.classification import TextDataset, class_weights, load_dataset
+from tfbert.data.classification import TextDataset, class_weights
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import steps_per_epoch
 from tfbert.data.tweets import load_tweets
@@ -28,11 +25,14 @@ from tfbert.metrics.classification import format_report
 from tfbert.metrics.plots import plot_confusion_matrix, plot_reliability
 from tfbert.metrics.training import MacroF1Score
 from tfbert.tasks.base import Datasets, Task
+from tfbert.tasks.catalog import (
+    POOLING,
+    ClassificationSpec,
+    SentimentSpec,
+)
 
 # Test texts on which the export checks its inference graph against the trained model (tfbert.export).
 SERVING_CHECK_TEXTS = 256
-
-POOLING = ("pooled", "cls", "mean")
 
 
 def build_classifier(encoder_handle: str, num_classes: int, *, dropout: float = 0.1, pooling: str = "pooled",
@@ -58,25 +58,6 @@ def build_classifier(encoder_handle: str, num_classes: int, *, dropout: float = 
     return keras.Model(inputs, logits, name="classifier")
 
 
-@dataclass(frozen=True)
-class ClassificationOptions:
-    pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
-                        choices=POOLING)
-    class_weights: str = flag("none", "balanced: weight the loss by inverse class frequency, for imbalanced labels",
-                              choices=("none", "balanced"))
-    calibrate: bool = flag(False, "temperature scaling: after training, fit T > 0 on the validation split (least "
-                                  "log-loss); the export serves softmax(logits / T)")
-    tune_threshold: str = flag("none", "f1: two labels only; choose the threshold on the second label's probability "
-                                       "with the best validation F1; the export's label follows it",
-                               choices=("none", "f1"))
-
-
-def refuse_windowed_pairs(config) -> None:
-    if config.long_texts == "windows" and config.text_b_column is not None:
-        raise ConfigError("--long-texts windows reads single texts; for sentence pairs (--text-b-column) use "
-                          "--long-texts truncate or head-tail")
-
-
 class PooledValidation(keras.callbacks.Callback):
     """Under --long-texts windows, replaces Keras' window-level val_macro_f1 in the epoch logs by the macro-F1 of
     the validation texts, their windows' logits pooled as the export pools them (TextPipeline.pool_items; attention
@@ -96,43 +77,9 @@ class PooledValidation(keras.callbacks.Callback):
         logs["val_macro_f1"] = float(f1_score(self.y_true, y_pred, labels=present, average="macro", zero_division=0))
 
 
-class ClassificationTask(Task):
+class ClassificationTask(ClassificationSpec, Task):
     """Single-text or sentence-pair classification: softmax head, cross-entropy, macro-F1 on validation."""
 
-    name = "classify"
-    description = "single-text or sentence-pair classification on your own files (--train-file required)"
-    # bf16 and frozen word embeddings: same test accuracy on the tweets, ~2x faster steps (docs/pages/benchmarks.md).
-    defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
-    monitor = "val_macro_f1"
-    options = ClassificationOptions
-    reads_folders = True
-    augments = True
-
-    def check_config(self, config, log=print) -> None:
-        if self.name == "classify" and not config.train_file and not config.train_dir:
-            raise ConfigError("--task classify needs --train-file or --train-dir")
-        refuse_windowed_pairs(config)
-
-    def load_data(self, config) -> TextDataset:
-        data = load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
-                            label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
-                            max_train_examples=config.max_train_examples, min_rows=config.batch_size,
-                            train_dir=config.train_dir, valid_dir=config.valid_dir, test_dir=config.test_dir)
-        if config.tune_threshold != "none":  # refused before training, not after it
-            if len(data.labels) != 2:
-                raise ConfigError(f"--tune-threshold {config.tune_threshold} needs two labels (a binary classifier); "
-                                  f"the data has {len(data.labels)}: {', '.join(data.labels[:20])}")
-            if not (data.valid["label_id"] == 1).any():
-                raise ConfigError(f"--tune-threshold {config.tune_threshold}: the validation split has no row "
-                                  f"labelled {data.labels[1]!r}, so F1 cannot choose a threshold")
-        return data
-
-    def describe(self, data: TextDataset) -> str:
-        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; "
-                f"labels {data.labels}")
-
-    def run_facts(self, data: TextDataset) -> dict:
-        return {"labels": data.labels}
 
     def datasets(self, data: TextDataset, inputs, config, log=print) -> Datasets:
         pipe = inputs.pipeline(data.has_pairs)
@@ -249,6 +196,5 @@ class ClassificationTask(Task):
         plot_reliability(metrics["reliability"], run_dir / "reliability.png", ece=metrics["ece"])
 
 
-class SentimentTask(ClassificationTask):
-    name = "sentiment"
-    description = "single-text classification; default data: the built-in tweet corpus (negative/neutral/positive)"
+class SentimentTask(SentimentSpec, ClassificationTask):
+    """Classification whose default data is the built-in tweets."""

@@ -20,51 +20,16 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.config import ConfigError, flag
 from tfbert.data.masking import MaskedTexts, Masking
 from tfbert.data.pipeline import steps_per_epoch
-from tfbert.data.texts import read_texts
 from tfbert.tasks.base import Datasets, Task
-
-DEFAULT_MAX_VALID = 2000
-
-
-class PretrainError(ConfigError):
-    """A setting or an encoder pre-training cannot use; the message names it."""
-
-
-@dataclass(frozen=True)
-class MlmOptions:
-    mask_share: float = flag(0.15, "share of wordpieces predicted; of those 80% [MASK], 10% a random id, 10% kept")
-    whole_word_masking: bool = flag(False, "choose whole words: all wordpieces of a chosen word are predicted")
-    valid_share: float = flag(0.1, "without --valid-file: the share of the train texts held out")
-    max_valid: int = flag(DEFAULT_MAX_VALID, "without --valid-file: at most this many held-out texts")
-    max_steps: int | None = flag(None, "stop after about this many steps: epochs of at most one pass each, "
-                                       "ceil(max_steps / epochs) steps long (default: --epochs full passes)")
-
-
-
-@dataclass
-class TextCorpus:
-    train: list[str]
-    valid: list[str]
-    test: list[str]  # the held-out texts again: the before/after figures
-    notes: list[str] = field(default_factory=list)
-
-
-def split_held_out(texts: list[str], share: float, limit: int, seed: int) -> tuple[list[str], list[str]]:
-    if len(texts) < 2:
-        raise PretrainError(f"{len(texts)} text: give at least 2 (one is held out) or a --valid-file")
-    n_valid = min(max(1, round(share * len(texts))), limit, len(texts) - 1)
-    order = np.random.default_rng(seed).permutation(len(texts))
-    return [texts[i] for i in order[n_valid:]], [texts[i] for i in order[:n_valid]]
+from tfbert.tasks.catalog import MlmSpec, PretrainError, TextCorpus
 
 
 def converted_pair_metadata(name: str, encoder_handle: str) -> dict:
@@ -170,58 +135,15 @@ class MaskedAccuracy(keras.metrics.Mean):
         return super().update_state(hit, sample_weight=targets[..., 1])
 
 
-class MlmTask(Task):
+class MlmTask(MlmSpec, Task):
     """Continued masked-LM pre-training of a tfbert-converted encoder on unlabelled texts."""
 
-    name = "mlm"
-    description = "continued masked-LM pre-training of the encoder on unlabelled texts (python -m tfbert.pretrain)"
-    defaults = {"epochs": 1, "learning_rate": 5e-5, "patience": 3, "precision": "fp32",
-                "freeze_word_embeddings": False}
-    monitor = "val_neg_mlm_loss"
-    unit = "texts"
-    options = MlmOptions
-    serves_text = False
 
     def __init__(self):
         self.masked: dict[str, MaskedTexts] = {}  # the run's tokenized splits (datasets)
         self.base = None  # (metadata, BertConfig, Keras encoder, the MLM model, head source) of build_model
         self.before = None  # held-out figures of the base weights (build_model)
 
-    def check_config(self, config, log=print) -> None:
-        checks = [(0 < config.mask_share < 1, f"--mask-share {config.mask_share}: must lie between 0 and 1"),
-                  (0 < config.valid_share < 1, f"--valid-share {config.valid_share}: must lie in (0, 1)"),
-                  (config.max_valid >= 1, "--max-valid must be at least 1"),
-                  (config.max_steps is None or config.max_steps >= 1, "--max-steps must be at least 1"),
-                  (config.long_texts == "truncate", "pre-training cuts each text to --max-seq-length: leave "
-                                                    "--long-texts at truncate"),
-                  (not (config.freeze_layers is not None or config.unfreeze or config.layer_lr_decay is not None
-                        or config.freeze_encoder), "--freeze-encoder, --freeze-layers, --unfreeze and "
-                                                   "--layer-lr-decay are for fine-tuning, not pre-training")]
-        for ok, message in checks:
-            if not ok:
-                raise PretrainError(message)
-        if config.test_file or config.text_b_column:
-            log("warning: --test-file and --text-b-column do not apply to pre-training; ignored")
-
-    def load_data(self, config) -> TextCorpus:
-        column = None if config.text_column == "text" else config.text_column  # a .txt file has no columns
-        if config.train_file is None:
-            from tfbert.data.tweets import load_tweets
-            tweets, notes = load_tweets()
-            texts, notes = tweets["text"].tolist(), [*notes, "the built-in tweets' texts, labels unused"]
-        else:
-            texts, notes = read_texts(config.train_file, column)
-        if config.valid_file:
-            valid, valid_notes = read_texts(config.valid_file, column)
-            train, notes = texts, notes + valid_notes
-        else:
-            train, valid = split_held_out(texts, config.valid_share, config.max_valid, config.seed)
-            notes.append(f"held out {len(valid)} of the {len(texts)} texts for the before/after accuracy "
-                         "(--valid-file to give your own)")
-        return TextCorpus(train, valid, valid, notes)
-
-    def describe(self, data: TextCorpus) -> str:
-        return f"{len(data.train)} train / {len(data.valid)} held-out texts"
 
     def check_encoder(self, preprocess, handles) -> None:
         converted_pair_metadata(handles.name, handles.encoder)  # before training, as load_base checks it again

@@ -14,41 +14,23 @@ scores the export.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.config import flag
 from tfbert.data.long_texts import log_truncation
-from tfbert.data.multilabel import MultilabelDataset, builtin_rows, load_multilabel_dataset, split_rows
+from tfbert.data.multilabel import MultilabelDataset, builtin_rows, split_rows
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, steps_per_epoch
 from tfbert.export.multilabel import export_multilabel
 from tfbert.files import write_table
 from tfbert.metrics.multilabel import format_multilabel_report, tune_thresholds
 from tfbert.tasks.base import Datasets, Task
-from tfbert.tasks.classification import POOLING, build_classifier
+from tfbert.tasks.catalog import MultilabelSpec
+from tfbert.tasks.classification import build_classifier
 
 # Test texts the export runs in-process and in the fresh process to check it.
 CHECK_TEXTS = 32
-
-
-@dataclass(frozen=True)
-class MultilabelOptions:
-    # Shared with classification (one --pooling flag: same help and choices). Mean by default here: on the built-in
-    # data, pooled_output with plain BCE stayed at the label priors for 5 epochs (test micro-F1 0.13), while the
-    # mean-pooled default encoder's frozen vectors already carry the entity types (logistic regression: 0.42).
-    pooling: str = flag("mean", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
-                        choices=POOLING)
-    label_separator: str | None = flag(None, "labels are one string per row split on this separator (e.g. '|'); "
-                                             "default: a JSON list per row, e.g. [\"a\", \"b\"]")
-    label_columns: str | None = flag(None, "comma-separated 0/1 columns, one per label (the column names are the "
-                                           "labels), instead of --label-column")
-    pos_weights: str = flag("balanced", "balanced: weight each label's positive examples by its negatives/positives "
-                                        "ratio in train, for rare labels (without it, a fresh head learns the "
-                                        "label priors first and rare labels stay below 0.5)",
-                            choices=("none", "balanced"))
 
 
 class MicroF1Score(keras.metrics.F1Score):
@@ -108,43 +90,10 @@ def pr_auc():
     return keras.metrics.AUC(curve="PR", from_logits=True, name="pr_auc")
 
 
-class MultilabelTask(Task):
+class MultilabelTask(MultilabelSpec, Task):
     """Multi-label classification: sigmoid per label, binary cross-entropy, micro PR-AUC on validation, per-label
     thresholds tuned on validation."""
 
-    name = "multilabel"
-    description = ("multi-label classification (a set of labels per text); default data: the entity types each "
-                   "tweet of the built-in Twitter NER corpus mentions")
-    # ~1.9k rows: more epochs and a higher peak rate than classification (bf16 where native, frozen word
-    # embeddings); chosen from runs on the built-in data (docs/pages/tasks/multilabel.md).
-    defaults = {"epochs": 10, "learning_rate": 1e-4, "patience": 4, "precision": "auto", "freeze_word_embeddings": True}
-    # Micro PR-AUC (every (text, label) score ranked at once): threshold-free, so it tracks progress while a fresh
-    # head still keeps every probability under 0.5 and micro-F1 at 0.5 reads 0 for epochs on rare labels (measured:
-    # early stopping on val_micro_f1 kept epoch 1 of the built-in data, test micro-F1 0.13).
-    monitor = "val_pr_auc"
-    options = MultilabelOptions
-    augments = True
-
-    def check_config(self, config, log=print) -> None:
-        if config.text_b_column is not None:
-            log("warning: --text-b-column does not apply to --task multilabel; ignored")
-        if not config.train_file and (config.label_separator or config.label_columns):
-            log("warning: --label-separator/--label-columns apply to --train-file data; the built-in data has its "
-                "own labels")
-
-    def load_data(self, config) -> MultilabelDataset:
-        return load_multilabel_dataset(config.train_file, config.valid_file, config.test_file,
-                                       text_column=config.text_column, label_column=config.label_column,
-                                       label_separator=config.label_separator, label_columns=config.label_columns,
-                                       seed=config.seed, max_train_examples=config.max_train_examples,
-                                       min_rows=config.batch_size)
-
-    def describe(self, data: MultilabelDataset) -> str:
-        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; "
-                f"{len(data.labels)} labels: {', '.join(data.labels)}")
-
-    def run_facts(self, data: MultilabelDataset) -> dict:
-        return {"labels": data.labels}
 
     def datasets(self, data: MultilabelDataset, inputs, config, log=print) -> Datasets:
         pipe = inputs.pipeline()

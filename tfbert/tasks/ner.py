@@ -17,16 +17,16 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.config import ConfigError
 from tfbert.data.long_texts import log_truncation, share, truncation_stats, window
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, length_grouped_batches, steps_per_epoch
 from tfbert.data.tagged import NerDataset, load_ner_dataset
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
-from tfbert.export.tagger import TAGGER_LONG_TEXTS, export_tagger, require_offsets
+from tfbert.export.tagger import export_tagger, require_offsets
 from tfbert.metrics.entities import entity_f1, format_ner_report
 from tfbert.tasks.base import Datasets, Task
+from tfbert.tasks.catalog import NerSpec
 
 IGNORE = -1  # label of the positions without a word tag
 
@@ -247,41 +247,9 @@ class EntityF1(keras.callbacks.Callback):
 # --------------------------------------------------------------------------- the task
 
 
-class NerTask(Task):
+class NerTask(NerSpec, Task):
     """Named-entity recognition over BIO word tags: token head, masked cross-entropy, entity F1 on validation."""
 
-    name = "ner"
-    description = ("named-entity recognition (BIO tags; CoNLL or JSONL files); default data: the built-in Twitter "
-                   "NER corpus")
-    # ~1.9k short sentences: more passes, and a token head learns faster with a higher peak rate. fp32 with trained
-    # word embeddings: bf16 runs scored 0.528-0.536 entity F1 against 0.541-0.563 in fp32.
-    defaults = {"epochs": 12, "learning_rate": 3e-4, "patience": 5, "precision": "fp32",
-                "freeze_word_embeddings": False}
-    monitor = "val_entity_f1"
-    unit = "sentences"
-
-    def check_config(self, config, log=print) -> None:
-        if config.text_b_column is not None:
-            log("warning: --text-b-column does not apply to --task ner; ignored")
-        if config.long_texts not in TAGGER_LONG_TEXTS:
-            raise ConfigError(f"--long-texts {config.long_texts}: --task ner tags every word, so it cannot skip the "
-                              "middle of a sentence; use --long-texts windows (every word tagged from the window "
-                              "where it has most context) or truncate (words past the window are tagged O and "
-                              "counted in the data notes)")
-        if config.window_pooling != "mean":
-            raise ConfigError(f"--window-pooling {config.window_pooling}: --task ner does not pool windows, it tags "
-                              "each word from the window where it has most context; leave --window-pooling out")
-
-    def load_data(self, config) -> NerDataset:
-        return load_ner_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
-                                max_train_examples=config.max_train_examples, min_sentences=config.batch_size)
-
-    def describe(self, data: NerDataset) -> str:
-        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test sentences; "
-                f"{len(data.types)} entity types: {', '.join(data.types)}")
-
-    def run_facts(self, data: NerDataset) -> dict:
-        return {"tags": data.tags}
 
     def check_encoder(self, preprocess, handles) -> None:
         require_offsets(preprocess, handles.preprocess)  # the export needs it: fail before training, not after

@@ -20,9 +20,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.config import ConfigError, flag
 from tfbert.data.pipeline import AUTOTUNE, TextPipeline, length_grouped_batches, steps_per_epoch
-from tfbert.data.qa import QaDataset, Question, load_qa_dataset
+from tfbert.data.qa import QaDataset, Question
 from tfbert.data.qa_builtin import load_builtin_dataset
 from tfbert.data.windows import cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
@@ -31,27 +30,7 @@ from tfbert.export.qa import QaLayout, QaReader, context_pieces, export_qa, ques
 from tfbert.export.tagger import require_offsets
 from tfbert.metrics.qa import best_threshold, format_qa_report, qa_metrics
 from tfbert.tasks.base import Datasets, Task
-
-
-@dataclass(frozen=True)
-class QaOptions:
-    doc_stride: int | None = flag(None, "wordpieces two neighbouring windows of a long context share; default: "
-                                        "max-seq-length // 3 (128 at 384, as BERT)")
-    max_query_length: int | None = flag(None, "question wordpieces kept; default: max-seq-length // 6 (64 at 384, "
-                                              "as BERT)")
-    max_answer_length: int = flag(30, "longest answer in wordpieces when decoding")
-    drop_mismatched: bool = flag(False, "drop (and count) answers whose text does not match the context at their "
-                                        "answer_start, instead of stopping with an error")
-
-
-def layout_of(config) -> QaLayout:
-    n = config.max_seq_length
-    layout = QaLayout(n, config.doc_stride if config.doc_stride is not None else n // 3,
-                      config.max_query_length if config.max_query_length is not None else n // 6,
-                      config.max_answer_length)
-    layout.check()
-    return layout
-
+from tfbert.tasks.catalog import QaSpec, layout_of
 
 # --------------------------------------------------------------------------- training windows
 
@@ -196,48 +175,15 @@ class SquadF1(keras.callbacks.Callback):
 # --------------------------------------------------------------------------- the task
 
 
-class QaTask(Task):
+class QaTask(QaSpec, Task):
     """Extractive QA over SQuAD-style data: start/end head, windows over long contexts, SQuAD F1 on validation."""
 
-    name = "qa"
-    description = ("extractive question answering (SQuAD v1.1/v2.0 JSON or JSONL); default data: questions about "
-                   "the entities of the built-in Twitter NER corpus")
-    # Token heads learn faster at a higher peak rate (as NER); fp32 as NER found bf16 worse for token heads.
-    defaults = {"epochs": 4, "learning_rate": 1e-4, "patience": 2, "precision": "fp32", "freeze_word_embeddings": True}
-    monitor = "val_f1"
-    unit = "questions"
-    options = QaOptions
 
     def __init__(self):
         self._windows = {}
         self._reader = None
         self.preprocess = None  # the run's preprocess model, for the validation callback
 
-    def check_config(self, config, log=print) -> None:
-        if config.text_b_column is not None:
-            log("warning: --text-b-column does not apply to --task qa; ignored")
-        if config.long_texts != "truncate":
-            raise ConfigError(f"--long-texts {config.long_texts}: --task qa reads long contexts in overlapping windows "
-                              "(--doc-stride) and keeps every wordpiece; leave --long-texts at truncate")
-        layout_of(config)
-
-    def load_data(self, config) -> QaDataset:
-        if config.train_file is None:
-            if config.valid_file or config.test_file:
-                raise ConfigError("--valid-file/--test-file need --train-file as well (without it, --task qa reads "
-                                  "its built-in questions)")
-            return load_builtin_dataset(seed=config.seed, max_train_examples=config.max_train_examples,
-                                        min_questions=config.batch_size)
-        return load_qa_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
-                               drop_mismatched=config.drop_mismatched, max_train_examples=config.max_train_examples,
-                               min_questions=config.batch_size)
-
-    def describe(self, data: QaDataset) -> str:
-        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test questions; "
-                f"{'with' if data.has_no_answer else 'without'} no-answer questions")
-
-    def run_facts(self, data: QaDataset) -> dict:
-        return {"no_answer": data.has_no_answer}
 
     def check_encoder(self, preprocess, handles) -> None:
         require_offsets(preprocess, handles.preprocess)

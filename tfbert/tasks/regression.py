@@ -8,34 +8,21 @@ early stopping follows Spearman by default (--monitor). Export: tfbert.export.re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.config import flag
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import TextPipeline, steps_per_epoch
-from tfbert.data.regression import ScoredDataset, load_scored, tweet_scores
+from tfbert.data.regression import ScoredDataset, tweet_scores
 from tfbert.export.regressor import export_regressor
 from tfbert.files import write_table
 from tfbert.metrics.plots import plot_scatter
 from tfbert.metrics.regression import correlation, format_regression_report
 from tfbert.tasks.base import Datasets, Task
-from tfbert.tasks.classification import POOLING, build_classifier, refuse_windowed_pairs
-
-MONITORS = ("spearman", "pearson", "neg_rmse")
-
-
-@dataclass(frozen=True)
-class RegressionOptions:
-    pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
-                        choices=POOLING)
-    loss: str = flag("mse", "training loss on the standardised labels: mse, or huber (squared within one standard "
-                            "deviation of the label, linear beyond: less pull from outliers)", choices=("mse", "huber"))
-    monitor: str = flag("spearman", "validation metric for early stopping and the best checkpoint (neg_rmse: minus "
-                                    "the RMSE)", choices=MONITORS)
+from tfbert.tasks.catalog import RegressionSpec
+from tfbert.tasks.classification import build_classifier
 
 
 def validation_values(y_true, y_pred) -> dict[str, float]:
@@ -64,35 +51,9 @@ class RegressionValidation(keras.callbacks.Callback):
             logs.update(validation_values(self.y_true, scores.astype(np.float64) * self.std + self.mean))
 
 
-class RegressionTask(Task):
+class RegressionTask(RegressionSpec, Task):
     """A numeric label for one text or a sentence pair: one-unit head, MSE/Huber on standardised labels."""
 
-    name = "regression"
-    description = ("a numeric label per text or sentence pair (STS-style similarity); default data: the built-in "
-                   "tweets' signed sentiment score")
-    # Classification's defaults, not tuned for regression (one full run beat the baseline with them: docs/pages/tasks/regression.md).
-    defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
-    monitor = "val_spearman"
-    options = RegressionOptions
-    augments = True
-
-    def check_config(self, config, log=print) -> None:
-        refuse_windowed_pairs(config)
-
-    def monitor_of(self, config) -> str:
-        return f"val_{config.monitor}"  # --monitor
-
-    def load_data(self, config) -> ScoredDataset:
-        return load_scored(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
-                           label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
-                           max_train_examples=config.max_train_examples, min_rows=config.batch_size)
-
-    def describe(self, data: ScoredDataset) -> str:
-        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test "
-                f"{'pairs' if data.has_pairs else 'rows'}; train labels mean {data.mean:.4g}, std {data.std:.4g}")
-
-    def run_facts(self, data: ScoredDataset) -> dict:
-        return {"target": {"mean": data.mean, "std": data.std}}
 
     def _dataset(self, df, pipe: TextPipeline, batch_size: int, data: ScoredDataset, **kwargs):
         """(encoder inputs, standardised label [batch, 1]) batches. The pipeline carries each row's index as its

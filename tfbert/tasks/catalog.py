@@ -1,0 +1,446 @@
+"""The task catalog: what the command line and a run's first checks need of each task, without TensorFlow.
+
+A task is two classes: its spec here (name, description, defaults, monitored metric, options, the setting checks,
+reading and validating its data) and its implementation (tfbert/tasks/<task>.py: datasets, head, loss, export),
+which subclasses the spec and tfbert.tasks.base.Task and imports TensorFlow. The parser of `python -m
+tfbert.train` and the first steps of tfbert.fit (settings, then the data) read the specs only, so that a bad
+flag, file or column is reported in about a second, before TensorFlow loads (7-12 s); the implementation is
+imported when the run needs it (tfbert.tasks.create).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from tfbert.config import ConfigError, flag, register_options
+
+
+class TaskSpec:
+    """What a task is, before any model: subclasses set the class attributes and implement load_data/describe.
+    `config` is a tfbert.config.RunConfig with the task's defaults filled in."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # "module:Class" of the implementation (a subclass of this spec and tfbert.tasks.base.Task).
+    implementation: ClassVar[str]
+    # Per-task values of the RunConfig fields that default to None (epochs, learning_rate, ...).
+    defaults: ClassVar[dict[str, Any]]
+    # The key the validation callback writes into the epoch logs; early stopping and the best checkpoint follow it.
+    monitor: ClassVar[str]
+    # What a training row is called in logs and summaries ("rows", "sentences").
+    unit: ClassVar[str] = "rows"
+    # The task's own settings: a dataclass whose fields are made with tfbert.config.flag. They become flags of
+    # `python -m tfbert.train` (in a group of their own) and are read from the config as attributes.
+    options: ClassVar[type | None] = None
+    # Whether the task reads --train-dir/--valid-dir/--test-dir (folders of class folders); others refuse them.
+    reads_folders: ClassVar[bool] = False
+    # Whether the task's training datasets apply --augment (tfbert.data.augment); others refuse the flag.
+    augments: ClassVar[bool] = False
+    # Whether the export serves raw text, checked in a fresh process (tfbert.export.publish); pre-training's
+    # export is an encoder pair for later fine-tuning.
+    serves_text: ClassVar[bool] = True
+
+    def check_config(self, config, log=print) -> None:
+        """Task-specific setting checks; raise tfbert.config.ConfigError. Warn (log) about settings it ignores."""
+
+    def monitor_of(self, config) -> str:
+        """The monitored key for this run's settings (default: the class's `monitor`)."""
+        return self.monitor
+
+    def load_data(self, config):
+        """Read, validate and split the data; returns an object with `train`, `valid`, `test` and `notes`."""
+        raise NotImplementedError
+
+    def describe(self, data) -> str:
+        """One log line on the data (split sizes, labels)."""
+        raise NotImplementedError
+
+    def run_facts(self, data) -> dict:
+        """Facts of the data that a resumed run must share (label names...): stored in the run folder."""
+        return {}
+
+
+# --------------------------------------------------------------------------- classification (sentiment, classify)
+
+POOLING = ("pooled", "cls", "mean")
+
+
+@dataclass(frozen=True)
+class ClassificationOptions:
+    pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
+                        choices=POOLING)
+    class_weights: str = flag("none", "balanced: weight the loss by inverse class frequency, for imbalanced labels",
+                              choices=("none", "balanced"))
+    calibrate: bool = flag(False, "temperature scaling: after training, fit T > 0 on the validation split (least "
+                                  "log-loss); the export serves softmax(logits / T)")
+    tune_threshold: str = flag("none", "f1: two labels only; choose the threshold on the second label's probability "
+                                       "with the best validation F1; the export's label follows it",
+                               choices=("none", "f1"))
+
+
+def refuse_windowed_pairs(config) -> None:
+    if config.long_texts == "windows" and config.text_b_column is not None:
+        raise ConfigError("--long-texts windows reads single texts; for sentence pairs (--text-b-column) use "
+                          "--long-texts truncate or head-tail")
+
+
+class ClassificationSpec(TaskSpec):
+    name = "classify"
+    description = "single-text or sentence-pair classification on your own files (--train-file required)"
+    implementation = "tfbert.tasks.classification:ClassificationTask"
+    # bf16 and frozen word embeddings: same test accuracy on the tweets, ~2x faster steps (docs/pages/benchmarks.md).
+    defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
+    monitor = "val_macro_f1"
+    options = ClassificationOptions
+    reads_folders = True
+    augments = True
+
+    def check_config(self, config, log=print) -> None:
+        if self.name == "classify" and not config.train_file and not config.train_dir:
+            raise ConfigError("--task classify needs --train-file or --train-dir")
+        refuse_windowed_pairs(config)
+
+    def load_data(self, config):
+        from tfbert.data.classification import load_dataset
+        data = load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
+                            label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
+                            max_train_examples=config.max_train_examples, min_rows=config.batch_size,
+                            train_dir=config.train_dir, valid_dir=config.valid_dir, test_dir=config.test_dir)
+        if config.tune_threshold != "none":  # refused before training, not after it
+            if len(data.labels) != 2:
+                raise ConfigError(f"--tune-threshold {config.tune_threshold} needs two labels (a binary classifier); "
+                                  f"the data has {len(data.labels)}: {', '.join(data.labels[:20])}")
+            if not (data.valid["label_id"] == 1).any():
+                raise ConfigError(f"--tune-threshold {config.tune_threshold}: the validation split has no row "
+                                  f"labelled {data.labels[1]!r}, so F1 cannot choose a threshold")
+        return data
+
+    def describe(self, data) -> str:
+        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; "
+                f"labels {data.labels}")
+
+    def run_facts(self, data) -> dict:
+        return {"labels": data.labels}
+
+
+class SentimentSpec(ClassificationSpec):
+    name = "sentiment"
+    description = "single-text classification; default data: the built-in tweet corpus (negative/neutral/positive)"
+    implementation = "tfbert.tasks.classification:SentimentTask"
+
+
+# --------------------------------------------------------------------------- ner
+
+# --long-texts a tagger takes: every word is tagged, so none may be skipped (head-tail).
+TAGGER_LONG_TEXTS = ("truncate", "windows")
+
+
+class NerSpec(TaskSpec):
+    name = "ner"
+    description = ("named-entity recognition (BIO tags; CoNLL or JSONL files); default data: the built-in Twitter "
+                   "NER corpus")
+    implementation = "tfbert.tasks.ner:NerTask"
+    # ~1.9k short sentences: more passes, and a token head learns faster with a higher peak rate. fp32 with trained
+    # word embeddings: bf16 runs scored 0.528-0.536 entity F1 against 0.541-0.563 in fp32.
+    defaults = {"epochs": 12, "learning_rate": 3e-4, "patience": 5, "precision": "fp32",
+                "freeze_word_embeddings": False}
+    monitor = "val_entity_f1"
+    unit = "sentences"
+
+    def check_config(self, config, log=print) -> None:
+        if config.text_b_column is not None:
+            log("warning: --text-b-column does not apply to --task ner; ignored")
+        if config.long_texts not in TAGGER_LONG_TEXTS:
+            raise ConfigError(f"--long-texts {config.long_texts}: --task ner tags every word, so it cannot skip the "
+                              "middle of a sentence; use --long-texts windows (every word tagged from the window "
+                              "where it has most context) or truncate (words past the window are tagged O and "
+                              "counted in the data notes)")
+        if config.window_pooling != "mean":
+            raise ConfigError(f"--window-pooling {config.window_pooling}: --task ner does not pool windows, it tags "
+                              "each word from the window where it has most context; leave --window-pooling out")
+
+    def load_data(self, config):
+        from tfbert.data.tagged import load_ner_dataset
+        return load_ner_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
+                                max_train_examples=config.max_train_examples, min_sentences=config.batch_size)
+
+    def describe(self, data) -> str:
+        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test sentences; "
+                f"{len(data.types)} entity types: {', '.join(data.types)}")
+
+    def run_facts(self, data) -> dict:
+        return {"tags": data.tags}
+
+
+# --------------------------------------------------------------------------- multilabel
+
+
+@dataclass(frozen=True)
+class MultilabelOptions:
+    # Shared with classification (one --pooling flag: same help and choices). Mean by default here: on the built-in
+    # data, pooled_output with plain BCE stayed at the label priors for 5 epochs (test micro-F1 0.13), while the
+    # mean-pooled default encoder's frozen vectors already carry the entity types (logistic regression: 0.42).
+    pooling: str = flag("mean", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
+                        choices=POOLING)
+    label_separator: str | None = flag(None, "labels are one string per row split on this separator (e.g. '|'); "
+                                             "default: a JSON list per row, e.g. [\"a\", \"b\"]")
+    label_columns: str | None = flag(None, "comma-separated 0/1 columns, one per label (the column names are the "
+                                           "labels), instead of --label-column")
+    pos_weights: str = flag("balanced", "balanced: weight each label's positive examples by its negatives/positives "
+                                        "ratio in train, for rare labels (without it, a fresh head learns the "
+                                        "label priors first and rare labels stay below 0.5)",
+                            choices=("none", "balanced"))
+
+
+class MultilabelSpec(TaskSpec):
+    name = "multilabel"
+    description = ("multi-label classification (a set of labels per text); default data: the entity types each "
+                   "tweet of the built-in Twitter NER corpus mentions")
+    implementation = "tfbert.tasks.multilabel:MultilabelTask"
+    # ~1.9k rows: more epochs and a higher peak rate than classification (bf16 where native, frozen word
+    # embeddings); chosen from runs on the built-in data (docs/pages/tasks/multilabel.md).
+    defaults = {"epochs": 10, "learning_rate": 1e-4, "patience": 4, "precision": "auto", "freeze_word_embeddings": True}
+    # Micro PR-AUC (every (text, label) score ranked at once): threshold-free, so it tracks progress while a fresh
+    # head still keeps every probability under 0.5 and micro-F1 at 0.5 reads 0 for epochs on rare labels (measured:
+    # early stopping on val_micro_f1 kept epoch 1 of the built-in data, test micro-F1 0.13).
+    monitor = "val_pr_auc"
+    options = MultilabelOptions
+    augments = True
+
+    def check_config(self, config, log=print) -> None:
+        if config.text_b_column is not None:
+            log("warning: --text-b-column does not apply to --task multilabel; ignored")
+        if not config.train_file and (config.label_separator or config.label_columns):
+            log("warning: --label-separator/--label-columns apply to --train-file data; the built-in data has its "
+                "own labels")
+
+    def load_data(self, config):
+        from tfbert.data.multilabel import load_multilabel_dataset
+        return load_multilabel_dataset(config.train_file, config.valid_file, config.test_file,
+                                       text_column=config.text_column, label_column=config.label_column,
+                                       label_separator=config.label_separator, label_columns=config.label_columns,
+                                       seed=config.seed, max_train_examples=config.max_train_examples,
+                                       min_rows=config.batch_size)
+
+    def describe(self, data) -> str:
+        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows; "
+                f"{len(data.labels)} labels: {', '.join(data.labels)}")
+
+    def run_facts(self, data) -> dict:
+        return {"labels": data.labels}
+
+
+# --------------------------------------------------------------------------- regression
+
+MONITORS = ("spearman", "pearson", "neg_rmse")
+
+
+@dataclass(frozen=True)
+class RegressionOptions:
+    pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
+                        choices=POOLING)
+    loss: str = flag("mse", "training loss on the standardised labels: mse, or huber (squared within one standard "
+                            "deviation of the label, linear beyond: less pull from outliers)", choices=("mse", "huber"))
+    monitor: str = flag("spearman", "validation metric for early stopping and the best checkpoint (neg_rmse: minus "
+                                    "the RMSE)", choices=MONITORS)
+
+
+class RegressionSpec(TaskSpec):
+    name = "regression"
+    description = ("a numeric label per text or sentence pair (STS-style similarity); default data: the built-in "
+                   "tweets' signed sentiment score")
+    implementation = "tfbert.tasks.regression:RegressionTask"
+    # Classification's defaults, not tuned for regression (one full run beat the baseline with them: docs/pages/tasks/regression.md).
+    defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
+    monitor = "val_spearman"
+    options = RegressionOptions
+    augments = True
+
+    def check_config(self, config, log=print) -> None:
+        refuse_windowed_pairs(config)
+
+    def monitor_of(self, config) -> str:
+        return f"val_{config.monitor}"  # --monitor
+
+    def load_data(self, config):
+        from tfbert.data.regression import load_scored
+        return load_scored(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
+                           label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
+                           max_train_examples=config.max_train_examples, min_rows=config.batch_size)
+
+    def describe(self, data) -> str:
+        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test "
+                f"{'pairs' if data.has_pairs else 'rows'}; train labels mean {data.mean:.4g}, std {data.std:.4g}")
+
+    def run_facts(self, data) -> dict:
+        return {"target": {"mean": data.mean, "std": data.std}}
+
+
+# --------------------------------------------------------------------------- qa
+
+
+@dataclass(frozen=True)
+class QaOptions:
+    doc_stride: int | None = flag(None, "wordpieces two neighbouring windows of a long context share; default: "
+                                        "max-seq-length // 3 (128 at 384, as BERT)")
+    max_query_length: int | None = flag(None, "question wordpieces kept; default: max-seq-length // 6 (64 at 384, "
+                                              "as BERT)")
+    max_answer_length: int = flag(30, "longest answer in wordpieces when decoding")
+    drop_mismatched: bool = flag(False, "drop (and count) answers whose text does not match the context at their "
+                                        "answer_start, instead of stopping with an error")
+
+
+def layout_of(config):
+    """The run's tfbert.data.qa.QaLayout (checked: ConfigError naming the flag)."""
+    from tfbert.data.qa import QaLayout
+    n = config.max_seq_length
+    layout = QaLayout(n, config.doc_stride if config.doc_stride is not None else n // 3,
+                      config.max_query_length if config.max_query_length is not None else n // 6,
+                      config.max_answer_length)
+    layout.check()
+    return layout
+
+
+class QaSpec(TaskSpec):
+    name = "qa"
+    description = ("extractive question answering (SQuAD v1.1/v2.0 JSON or JSONL); default data: questions about "
+                   "the entities of the built-in Twitter NER corpus")
+    implementation = "tfbert.tasks.qa:QaTask"
+    # Token heads learn faster at a higher peak rate (as NER); fp32 as NER found bf16 worse for token heads.
+    defaults = {"epochs": 4, "learning_rate": 1e-4, "patience": 2, "precision": "fp32", "freeze_word_embeddings": True}
+    monitor = "val_f1"
+    unit = "questions"
+    options = QaOptions
+
+    def check_config(self, config, log=print) -> None:
+        if config.text_b_column is not None:
+            log("warning: --text-b-column does not apply to --task qa; ignored")
+        if config.long_texts != "truncate":
+            raise ConfigError(f"--long-texts {config.long_texts}: --task qa reads long contexts in overlapping windows "
+                              "(--doc-stride) and keeps every wordpiece; leave --long-texts at truncate")
+        layout_of(config)
+
+    def load_data(self, config):
+        from tfbert.data.qa import load_qa_dataset
+        from tfbert.data.qa_builtin import load_builtin_dataset
+        if config.train_file is None:
+            if config.valid_file or config.test_file:
+                raise ConfigError("--valid-file/--test-file need --train-file as well (without it, --task qa reads "
+                                  "its built-in questions)")
+            return load_builtin_dataset(seed=config.seed, max_train_examples=config.max_train_examples,
+                                        min_questions=config.batch_size)
+        return load_qa_dataset(config.train_file, config.valid_file, config.test_file, seed=config.seed,
+                               drop_mismatched=config.drop_mismatched, max_train_examples=config.max_train_examples,
+                               min_questions=config.batch_size)
+
+    def describe(self, data) -> str:
+        return (f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test questions; "
+                f"{'with' if data.has_no_answer else 'without'} no-answer questions")
+
+    def run_facts(self, data) -> dict:
+        return {"no_answer": data.has_no_answer}
+
+
+# --------------------------------------------------------------------------- mlm (python -m tfbert.pretrain)
+
+DEFAULT_MAX_VALID = 2000
+
+
+class PretrainError(ConfigError):
+    """A setting or an encoder pre-training cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class MlmOptions:
+    mask_share: float = flag(0.15, "share of wordpieces predicted; of those 80% [MASK], 10% a random id, 10% kept")
+    whole_word_masking: bool = flag(False, "choose whole words: all wordpieces of a chosen word are predicted")
+    valid_share: float = flag(0.1, "without --valid-file: the share of the train texts held out")
+    max_valid: int = flag(DEFAULT_MAX_VALID, "without --valid-file: at most this many held-out texts")
+    max_steps: int | None = flag(None, "stop after about this many steps: epochs of at most one pass each, "
+                                       "ceil(max_steps / epochs) steps long (default: --epochs full passes)")
+
+
+@dataclass
+class TextCorpus:
+    train: list[str]
+    valid: list[str]
+    test: list[str]  # the held-out texts again: the before/after figures
+    notes: list[str] = field(default_factory=list)
+
+
+def split_held_out(texts: list[str], share: float, limit: int, seed: int) -> tuple[list[str], list[str]]:
+    import numpy as np
+    if len(texts) < 2:
+        raise PretrainError(f"{len(texts)} text: give at least 2 (one is held out) or a --valid-file")
+    n_valid = min(max(1, round(share * len(texts))), limit, len(texts) - 1)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    return [texts[i] for i in order[n_valid:]], [texts[i] for i in order[:n_valid]]
+
+
+class MlmSpec(TaskSpec):
+    name = "mlm"
+    description = "continued masked-LM pre-training of the encoder on unlabelled texts (python -m tfbert.pretrain)"
+    implementation = "tfbert.tasks.mlm:MlmTask"
+    defaults = {"epochs": 1, "learning_rate": 5e-5, "patience": 3, "precision": "fp32",
+                "freeze_word_embeddings": False}
+    monitor = "val_neg_mlm_loss"
+    unit = "texts"
+    options = MlmOptions
+    serves_text = False
+
+    def check_config(self, config, log=print) -> None:
+        checks = [(0 < config.mask_share < 1, f"--mask-share {config.mask_share}: must lie between 0 and 1"),
+                  (0 < config.valid_share < 1, f"--valid-share {config.valid_share}: must lie in (0, 1)"),
+                  (config.max_valid >= 1, "--max-valid must be at least 1"),
+                  (config.max_steps is None or config.max_steps >= 1, "--max-steps must be at least 1"),
+                  (config.long_texts == "truncate", "pre-training cuts each text to --max-seq-length: leave "
+                                                    "--long-texts at truncate"),
+                  (not (config.freeze_layers is not None or config.unfreeze or config.layer_lr_decay is not None
+                        or config.freeze_encoder), "--freeze-encoder, --freeze-layers, --unfreeze and "
+                                                   "--layer-lr-decay are for fine-tuning, not pre-training")]
+        for ok, message in checks:
+            if not ok:
+                raise PretrainError(message)
+        if config.test_file or config.text_b_column:
+            log("warning: --test-file and --text-b-column do not apply to pre-training; ignored")
+
+    def load_data(self, config) -> TextCorpus:
+        from tfbert.data.texts import read_texts
+        column = None if config.text_column == "text" else config.text_column  # a .txt file has no columns
+        if config.train_file is None:
+            from tfbert.data.tweets import load_tweets
+            tweets, notes = load_tweets()
+            texts, notes = tweets["text"].tolist(), [*notes, "the built-in tweets' texts, labels unused"]
+        else:
+            texts, notes = read_texts(config.train_file, column)
+        if config.valid_file:
+            valid, valid_notes = read_texts(config.valid_file, column)
+            train, notes = texts, notes + valid_notes
+        else:
+            train, valid = split_held_out(texts, config.valid_share, config.max_valid, config.seed)
+            notes.append(f"held out {len(valid)} of the {len(texts)} texts for the before/after accuracy "
+                         "(--valid-file to give your own)")
+        return TextCorpus(train, valid, valid, notes)
+
+    def describe(self, data) -> str:
+        return f"{len(data.train)} train / {len(data.valid)} held-out texts"
+
+
+# The tasks of `python -m tfbert.train --task`: each exports a model that serves text.
+CATALOG: dict[str, type[TaskSpec]] = {cls.name: cls for cls in (SentimentSpec, ClassificationSpec, NerSpec,
+                                                                MultilabelSpec, RegressionSpec, QaSpec)}
+"""Name -> spec of the tasks of `python -m tfbert.train --task`; tfbert.tasks.TASKS maps them to their
+implementations."""
+# Every task the loop runs: also pre-training (`python -m tfbert.pretrain`), whose export is an encoder pair.
+LOOP_CATALOG: dict[str, type[TaskSpec]] = {**CATALOG, MlmSpec.name: MlmSpec}
+"""Name -> spec of every task the loop runs: CATALOG's (those of `tfbert.train --task`) and pre-training's."""
+register_options(cls.options for cls in LOOP_CATALOG.values() if cls.options)
+
+
+def spec(name: str) -> TaskSpec:
+    """The spec of a loop task, to check settings and read data before TensorFlow loads."""
+    if name not in LOOP_CATALOG:
+        from tfbert.config import did_you_mean
+        raise ConfigError(f"unknown task {name!r}{did_you_mean(name, LOOP_CATALOG)}; the tasks are {', '.join(CATALOG)} "
+                          "(and mlm, python -m tfbert.pretrain)")
+    return LOOP_CATALOG[name]()
