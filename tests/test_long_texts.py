@@ -338,7 +338,8 @@ def test_training_with_windows_plans_every_window_and_validates_per_text(tiny_pa
         "--verbose", "0", "--task", "classify", "--train-file", str(tmp_path / "train.csv"), "--valid-file",
         str(tmp_path / "eval.csv"), "--test-file", str(tmp_path / "eval.csv"), "--encoder", str(tiny_pair),
         "--batch-size", "8", "--epochs", "1", "--min-steps", "0", "--max-seq-length", "16", "--long-texts", "windows",
-        "--window-stride", "5", "--max-windows", "6", "--output-dir", str(tmp_path / "out")]), log=lambda *_: None)
+        "--window-stride", "5", "--max-windows", "6", "--window-pooling", "mean", "--output-dir",
+        str(tmp_path / "out")]), log=lambda *_: None)
     pieces = np.array([len(t.split()) for t in df.iloc[:16]["text"]])
     windows = np.minimum(6, 1 + -(-np.maximum(pieces - 14, 0) // 5))
     assert summary["planned_steps_per_epoch"] == -(-windows.sum() // 8) > 2  # more than the 2 batches of rows

@@ -13,6 +13,7 @@ import tf_keras as keras
 
 from tfbert.config import ConfigError, RunConfig
 from tfbert.data.inputs import InputSettings
+from tfbert.data.pipeline import WINDOW_POOLING
 from tfbert.data.windows import MIN_FIT_TEXTS, WINDOW_POOLINGS, fit_attention, pool_windows
 from tfbert.encoders.bert import INPUT_KEYS
 
@@ -147,12 +148,15 @@ def test_the_flag_needs_windows_and_ner_refuses_it():
     with pytest.raises(ConfigError, match="--window-pooling max pools the windows of --long-texts windows"):
         RunConfig(window_pooling="max", epochs=1, learning_rate=1e-4, patience=1).check()
     RunConfig(window_pooling="max", long_texts="windows", epochs=1, learning_rate=1e-4, patience=1).check()
+    # A run's default under windows is attention (it won on both long-text benchmarks); a pipeline's is the mean.
+    assert RunConfig().window_pooling is None and WINDOW_POOLING == "mean"
+    assert InputSettings.from_config(RunConfig(long_texts="windows")).window_pooling == "attention"
     with pytest.raises(ConfigError, match="--task ner does not pool windows"):
         NerTask().check_config(RunConfig(task="ner", long_texts="windows", window_pooling="attention"))
 
 
 def test_training_fits_attention_on_the_validation_texts_and_the_export_serves_it(tiny_pair, tmp_path):
-    """tfbert.fit with --window-pooling attention: the weights fitted after training are in metrics.json and the
+    """tfbert.fit under --long-texts windows pools by attention unless told otherwise: the weights fitted after training are in metrics.json and the
     export's metadata (made from the same InputSettings as its graph), and the export answers with them in a fresh
     process (the test report is its answers')."""
     from tfbert.export.publish import verify_in_fresh_process
@@ -169,7 +173,7 @@ def test_training_fits_attention_on_the_validation_texts_and_the_export_serves_i
         "--verbose", "0", "--task", "classify", "--train-file", str(tmp_path / "train.csv"), "--valid-file",
         str(tmp_path / "eval.csv"), "--test-file", str(tmp_path / "eval.csv"), "--encoder", str(tiny_pair),
         "--batch-size", "8", "--epochs", "1", "--min-steps", "0", "--max-seq-length", str(SEQ), "--long-texts",
-        "windows", "--window-pooling", "attention", "--output-dir", str(tmp_path / "out")]), log=logs.append)
+        "windows", "--output-dir", str(tmp_path / "out")]), log=logs.append)  # attention: the default
     fitted = summary["window_pooling"]
     assert fitted["fitted"] and fitted["texts_with_several_windows"] == 16 and fitted["loss"] <= fitted["loss_at_mean"]
     assert any(line.startswith("window pooling: attention fitted on the 16 validation rows") for line in logs)
@@ -219,3 +223,24 @@ def test_regression_and_multilabel_fit_attention_on_their_own_loss(preprocess, z
         expected, rel=1e-5)
     weights, facts = fit_attention(values, item, n, loss)
     assert facts["fitted"] and weights[0] > 0 and facts["loss"] < facts["loss_at_mean"]
+
+
+def test_the_benchmark_texts_carry_their_label_in_one_part_or_in_every_part(monkeypatch):
+    """benchmarks/window_pooling.py's two families: one polar tweet at the recorded position among neutral ones
+    (labelled with it) or neutral tweets only; and tweets that all share the text's label."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import window_pooling as bench
+    tweets = pd.DataFrame({"text": [f"{label[:3]}{i}" for label in ("neutral", "negative", "positive") for i in range(9)],
+                           "label": [label for label in ("neutral", "negative", "positive") for _ in range(9)]})
+    parts = bench.one_part(tweets, 30, [5], np.random.default_rng(0))
+    assert parts["label"].value_counts().to_dict() == {"negative": 10, "positive": 10, "neutral": 10}
+    for row in parts.itertuples():
+        words = row.text.split()
+        polar = [i for i, w in enumerate(words) if not w.startswith("neu")]
+        assert len(words) == 5 and row.length == 5
+        if row.label == "neutral":
+            assert polar == [] and np.isnan(row.position)
+        else:
+            assert len(polar) == 1 and words[polar[0]].startswith(row.label[:3]) and row.position == polar[0] / 4
+    same = bench.same_label(tweets, 9, [3], np.random.default_rng(0))
+    assert all(len(set(w[:3] for w in t.split())) == 1 and t[:3] == lab[:3] for t, lab in zip(same["text"], same["label"]))

@@ -78,8 +78,8 @@ class RunConfig:
                                        "ones; head-tail: the first quarter and the last three quarters of the window "
                                        "(128 + 382 at 512, Sun et al. 2019), for each segment's round-robin share "
                                        "of a pair; windows: every wordpiece, through overlapping windows whose "
-                                       "outputs are pooled per text (mean; single texts of sentiment, classify, "
-                                       "regression, multilabel); ner tags each word from the window where it has "
+                                       "outputs are pooled per text (--window-pooling; single texts of sentiment, "
+                                       "classify, regression, multilabel); ner tags each word from the window where it has "
                                        "most context", "model",
                            choices=("truncate", "head-tail", "windows"))
     window_stride: int | None = flag(None, "--long-texts windows: wordpieces a window advances; default half the "
@@ -87,13 +87,12 @@ class RunConfig:
     max_windows: int = flag(128, "--long-texts windows: most windows read per text (the first ones; past them a "
                                  "text is cut), so one request cannot take unbounded memory; in the export's "
                                  "metadata", "model")
-    window_pooling: str = flag("mean", "--long-texts windows: how a text's windows' outputs become the text's. mean: "
-                                       "every window's evidence added (texts whose every part carries the label); "
-                                       "max: per label, the most confident window decides; attention: a weighted "
-                                       "mean whose weights follow the windows' outputs, fitted after training on the "
-                                       "validation texts (texts whose label sits in one part; the mean when the "
-                                       "validation texts are short); in the export's metadata", "model",
-                               choices=("mean", "max", "attention"))
+    window_pooling: str | None = flag(
+        None, "--long-texts windows: how a text's windows' outputs become the text's. attention (the default): a "
+              "weighted mean whose weights follow the windows' outputs, fitted after training on the validation "
+              "texts, so one decisive part can outweigh many neutral ones (the mean when fewer than 8 validation "
+              "texts have several windows); mean: every window's evidence added; max: per label, the most "
+              "confident window decides; in the export's metadata", "model", choices=("attention", "mean", "max"))
     dropout: float = flag(0.1, "dropout before the task head", "model")
     freeze_encoder: bool = flag(False, "train the task head only", "model")
     freeze_word_embeddings: bool | None = flag(
@@ -237,7 +236,7 @@ class RunConfig:
                    f"--window-stride must be between 1 and the window, --max-seq-length less 2 "
                    f"({self.max_seq_length - 2}), not {self.window_stride}"),
                   (self.max_windows >= 1, "--max-windows must be at least 1"),
-                  (self.window_pooling == "mean" or self.long_texts == "windows",
+                  (self.window_pooling is None or self.long_texts == "windows",
                    f"--window-pooling {self.window_pooling} pools the windows of --long-texts windows; add "
                    "--long-texts windows, or leave --window-pooling out"),
                   (self.max_train_examples is None or self.max_train_examples >= 1,

@@ -191,7 +191,7 @@ def _run(config: RunConfig, task, data, strategy, base: Path, t_start: float, lo
 def fit_window_pooling(task, model, data, inputs, config, log=print) -> dict:
     """--window-pooling attention: its weights fitted on the validation texts' windows (tfbert.data.windows); from
     here on the run's pipelines, scores and export pool with them. {"window_pooling": facts} or {}."""
-    if config.long_texts != "windows" or config.window_pooling != "attention":
+    if config.long_texts != "windows" or inputs.settings.window_pooling != "attention":
         return {}
     from tfbert.data.windows import MIN_FIT_TEXTS, fit_attention
     values, item, n_texts, loss = task.window_outputs(model, data, inputs, config)
@@ -203,7 +203,7 @@ def fit_window_pooling(task, model, data, inputs, config, log=print) -> dict:
             f"windows); validation loss {facts['loss_at_mean']:.4f} (mean) -> {facts['loss']:.4f}")
     else:
         log(f"WARNING: window pooling: {several} validation {task.unit} have several windows, attention needs "
-            f"{MIN_FIT_TEXTS} to fit; it pools by the mean (give longer validation texts, or --window-pooling max)")
+            f"{MIN_FIT_TEXTS} to fit; it pools by the mean (give validation texts as long as those it will serve)")
     return {"window_pooling": {"how": "attention", "weights": weights, **facts}}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tfbert.data.pipeline import MAX_WINDOWS, WINDOW_POOLING, TextPipeline
+from tfbert.data.windows import RUN_WINDOW_POOLING
 
 __all__ = ["InputSettings", "RunInputs"]
 
@@ -29,7 +30,7 @@ class InputSettings:
     @classmethod
     def from_config(cls, config) -> InputSettings:
         return cls(config.max_seq_length, config.long_texts, config.window_stride, config.max_windows,
-                   config.window_pooling)
+                   config.window_pooling or RUN_WINDOW_POOLING)
 
     def pipeline(self, preprocess, has_pairs: bool = False) -> TextPipeline:
         """A TextPipeline that cuts texts as these settings say. Pairs under windows cut as truncate: windows read

@@ -18,7 +18,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 MEGABATCH = 50
 # Batch-order shuffle buffer, in megabatches: enough to mix short- and long-sequence batches across the epoch.
 SHUFFLE_MEGABATCHES = 4
-# --window-pooling's default (tfbert.data.windows; docs/pages/guides/long-texts.md has the measurements).
+# A pipeline's pooling unless told otherwise: the one without fitted weights (a run's default is
+# tfbert.data.windows.RUN_WINDOW_POOLING).
 WINDOW_POOLING = "mean"
 MAX_WINDOWS = 128  # --max-windows' default: 8,127 wordpieces at --max-seq-length 128 (~6,000 words of prose)
 

@@ -50,6 +50,8 @@ def cut_windows(ids: tf.RaggedTensor, size: int, step: int, max_windows: int | N
 # weighted mean, weights softmax over the text's windows of (weights . outputs), fitted after training on the
 # validation texts (fit_attention); zero weights are the mean.
 WINDOW_POOLINGS = ("mean", "max", "attention")
+# A run's --window-pooling unless given: it wins on both long-text benchmarks (docs/pages/guides/long-texts.md).
+RUN_WINDOW_POOLING = "attention"
 
 
 def pool_windows(values, item, n_items, how: str = "mean", weights=None):

@@ -155,7 +155,7 @@ class NerSpec(TaskSpec):
                               "middle of a sentence; use --long-texts windows (every word tagged from the window "
                               "where it has most context) or truncate (words past the window are tagged O and "
                               "counted in the data notes)")
-        if config.window_pooling != "mean":
+        if config.window_pooling is not None:
             raise ConfigError(f"--window-pooling {config.window_pooling}: --task ner does not pool windows, it tags "
                               "each word from the window where it has most context; leave --window-pooling out")
 
