@@ -194,7 +194,10 @@ def fit_window_pooling(task, model, data, inputs, config, log=print) -> dict:
     if config.long_texts != "windows" or inputs.settings.window_pooling != "attention":
         return {}
     from tfbert.data.windows import MIN_FIT_TEXTS, fit_attention
-    values, item, n_texts, loss = task.window_outputs(model, data, inputs, config)
+    found = task.window_outputs(model, data, inputs, config)
+    if found is None:  # the task pools no windows (ner reads each word from one window)
+        return {}
+    values, item, n_texts, loss = found
     weights, facts = fit_attention(values, item, n_texts, loss)
     inputs.fit_window_pooling(weights)
     several = facts["texts_with_several_windows"]
