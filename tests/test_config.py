@@ -148,7 +148,7 @@ def test_task_options_are_flags_read_as_attributes_and_dropped_for_other_tasks(t
     config = parse_config(["--task", "classify", "--pooling", "mean"])
     assert config.options == {"pooling": "mean"} and config.pooling == "mean"
     filled = config.with_task_defaults(TASKS["classify"])
-    assert filled.pooling == "mean" and filled.class_weights == "none"  # the option's own default
+    assert filled.pooling == "mean" and filled.class_weights == "auto"  # the option's own default
     assert filled.to_dict()["pooling"] == "mean" and "options" not in filled.to_dict()
     path = tmp_path / "config.json"
     path.write_text(json.dumps(filled.to_dict()))

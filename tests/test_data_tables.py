@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tfbert.data import tweets as dt
-from tfbert.data.classification import class_weights, load_dataset
+from tfbert.data.classification import AUTO_BALANCE_SKEW, class_weights, load_dataset, weighting
 from tfbert.data.tables import DataError, read_table
 from tfbert.data.tweets import load_tweets
 
@@ -391,6 +391,15 @@ def test_class_weights_balanced():
     assert w[0] == pytest.approx(8 / (2 * 6))
     assert w[1] == pytest.approx(8 / (2 * 2))
     assert w[2] == 1.0  # absent class
+
+
+def test_auto_class_weights_follow_the_skew_of_train():
+    near = pd.DataFrame({"label_id": [0] * 40 + [1] * 10 + [2] * 30})  # exactly 4:1
+    skewed = pd.DataFrame({"label_id": [0] * 41 + [1] * 10})
+    assert weighting(near, "auto")[0] == "none" and AUTO_BALANCE_SKEW == 4.0
+    chosen, why = weighting(skewed, "auto")
+    assert chosen == "balanced" and "4.1x" in why
+    assert weighting(skewed, "none")[0] == "none" and weighting(near, "balanced")[0] == "balanced"
 
 
 # --------------------------------------------------------------------------- built-in tweets

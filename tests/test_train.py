@@ -49,6 +49,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(trained):
     assert metrics["n"] == 45 and 0 <= metrics["accuracy"] <= 1
     # It learned something: its best validation macro-F1 is past the majority class's (no collapse warning).
     assert summary["constant_baseline"]["collapsed"] is False
+    assert json.loads((run / "metrics.json").read_text())["class_weights"] == "none"  # auto: 150 rows per class
     assert json.loads((run / "run.json").read_text())["labels"] == ["negative", "neutral", "positive"]
     assert json.loads((run / "config.json").read_text())["label_column"] == "mood"
     # The export serves the forward-only graph, checked against the trained model on the check texts + 45 tests.

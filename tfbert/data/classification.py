@@ -26,7 +26,7 @@ from tfbert.data.tables import (
 )
 from tfbert.data.tweets import load_tweets
 
-__all__ = ["TextDataset", "load_dataset", "class_weights"]
+__all__ = ["TextDataset", "load_dataset", "class_weights", "weighting"]
 
 _MAX_LISTED = 5  # how many row numbers / values to quote in a message
 
@@ -292,6 +292,24 @@ def _subsample(train: pd.DataFrame, size: int, labels: list[str], seed: int, not
     if absent:
         notes.append(f"After subsampling, train has no examples of: {', '.join(map(repr, absent))}.")
     return train
+
+
+# --class-weights auto weights the loss when the largest training class has more than this many times the rows of the
+# smallest: on the small-data panel (docs/pages/guides/small-data.md) weighting helped the sets at 6:1 and more and
+# cost the 2.4:1 tweets.
+AUTO_BALANCE_SKEW = 4.0
+
+
+def weighting(train: pd.DataFrame, mode: str) -> tuple[str, str]:
+    """The loss weighting a run uses, "none" or "balanced", and why: ``mode`` is --class-weights (auto decides by the
+    skew of ``train``'s label_id counts)."""
+    if mode != "auto":
+        return mode, f"--class-weights {mode}"
+    counts = train["label_id"].value_counts()
+    skew = counts.max() / counts.min()
+    chosen = "balanced" if skew > AUTO_BALANCE_SKEW else "none"
+    return chosen, (f"--class-weights auto: the largest class has {skew:.1f}x the rows of the smallest "
+                    f"({'more' if chosen == 'balanced' else 'not more'} than {AUTO_BALANCE_SKEW:g}x)")
 
 
 def class_weights(train: pd.DataFrame, n_classes: int) -> dict[int, float]:

@@ -69,8 +69,9 @@ POOLING = ("pooled", "cls", "mean")
 class ClassificationOptions:
     pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
                         choices=POOLING)
-    class_weights: str = flag("none", "balanced: weight the loss by inverse class frequency, for imbalanced labels",
-                              choices=("none", "balanced"))
+    class_weights: str = flag("auto", "balanced: weight the loss by inverse class frequency; auto: balanced when "
+                                      "the largest training class has more than 4x the rows of the smallest",
+                              choices=("auto", "none", "balanced"))
     calibrate: bool = flag(False, "temperature scaling: after training, fit T > 0 on the validation split (least "
                                   "log-loss); the export serves softmax(logits / T)")
     tune_threshold: str = flag("none", "f1: two labels only; choose the threshold on the second label's probability "

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfbert.data.classification import TextDataset, class_weights
+from tfbert.data.classification import TextDataset, class_weights, weighting
 from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import steps_per_epoch
 from tfbert.data.tweets import load_tweets
@@ -85,7 +85,9 @@ class ClassificationTask(ClassificationSpec, Task):
         pipe = inputs.pipeline(data.has_pairs)
         cut = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(cut, config.max_seq_length, data.notes, log)
-        weights = class_weights(data.train, len(data.labels)) if config.class_weights == "balanced" else None
+        self.weighting, why = weighting(data.train, config.class_weights)
+        log(f"Loss weighting: {self.weighting} ({why}).")
+        weights = class_weights(data.train, len(data.labels)) if self.weighting == "balanced" else None
         self.valid_items, self.valid_pipe = pipe.window_items(data.valid), pipe  # PooledValidation under windows
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
                                      augment=inputs.augment),
@@ -97,6 +99,9 @@ class ClassificationTask(ClassificationSpec, Task):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
                                 freeze_encoder=config.freeze_encoder,
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
+
+    def summary_extras(self, data: TextDataset) -> dict:
+        return {"class_weights": self.weighting}  # what --class-weights auto chose
 
     def constant_score(self, data: TextDataset) -> tuple[str, float]:
         from sklearn.metrics import f1_score
