@@ -1,16 +1,22 @@
 """Baselines a user would try before BERT, on the same NER split as `python -m tfbert.train --task ner`.
 
-    python benchmarks/ner_baseline.py [--train-file F --valid-file F --test-file F] [--seed 0] [--output JSON]
+    python benchmarks/ner_baseline.py [--train-file F --valid-file F --test-file F] [--seed 0] [--tfbert]
+                                      [--output JSON] [-- extra flags of tfbert.train]
 
 * logreg: per-token logistic regression (scikit-learn) over hand-made features of the word and its neighbours.
 * crf:    a linear-chain CRF (sklearn-crfsuite) over the same features, if that package is installed.
 Both are trained on train + valid (no early stopping to feed) and scored on test with the same seqeval metrics
-as the BERT run's metrics.json. Prints a table and writes JSON (default benchmarks/results/ner_baseline.json).
+as the BERT run's metrics.json.
+* tfbert (--tfbert): `python -m tfbert.train --task ner` with its defaults on the same files and seed (its own
+  validation split for early stopping); its test figures are those of its metrics.json. Prints a table and writes JSON (default benchmarks/results/ner_baseline.json).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,12 +74,29 @@ def run_crf(train, test):
     return [list(p) for p in crf.predict([sentence_features(s.tokens) for s in test])]
 
 
+def run_tfbert(a, extra: list[str]) -> dict:
+    """The default tagger through the CLI; its metrics.json test figures plus its epochs and fit time."""
+    given = [arg for split in ("train", "valid", "test") if getattr(a, f"{split}_file")
+             for arg in (f"--{split}-file", getattr(a, f"{split}_file"))]
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "tfbert.train", "--task", "ner", *given, "--seed", str(a.seed), "--output-dir",
+               out, "--verbose", "2", *extra]
+        subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1])
+        summary = json.loads(next(Path(out).glob("*/runs/*/metrics.json")).read_text())
+    return {**summary["test"], "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
+            "flags": extra}
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-file")
     ap.add_argument("--valid-file")
     ap.add_argument("--test-file")
     ap.add_argument("--seed", type=int, default=0, help="split seed; 0 = the split of the default NER run")
+    ap.add_argument("--tfbert", action="store_true", help="also run python -m tfbert.train --task ner (minutes)")
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "ner_baseline.json"))
     a = ap.parse_args(argv)
     data = load_ner_dataset(a.train_file, a.valid_file, a.test_file, seed=a.seed)
@@ -86,9 +109,11 @@ def main(argv=None) -> int:
         print("sklearn-crfsuite is not installed: skipping the CRF baseline (pip install sklearn-crfsuite)")
     results = {"split": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test), "seed": a.seed},
                "trained_on": "train + valid"}
+    if a.tfbert:
+        runners["tfbert"] = None
     for name, run in runners.items():
         t = time.time()
-        metrics = entity_metrics(gold, run(train, data.test))
+        metrics = run_tfbert(a, extra) if name == "tfbert" else entity_metrics(gold, run(train, data.test))
         metrics["seconds"] = round(time.time() - t, 1)
         results[name] = metrics
         print(f"== {name} ({metrics['seconds']}s)\n{format_ner_report(metrics)}\n")
