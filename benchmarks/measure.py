@@ -113,6 +113,22 @@ def cpu() -> dict:
             "flags": flags, "cpus": os.cpu_count(), **({"isa_cap": caps} if caps else {})}
 
 
+def train_cli(argv: list[str], folder: Path, log_file: Path | None = None) -> dict:
+    """One `python -m tfbert.train ARGV --output-dir FOLDER --verbose 2` from the repository root (its log in
+    log_file, else FOLDER.log): the run's metrics.json summary plus "wall_seconds"."""
+    import sys
+    folder, log_file = Path(folder), Path(log_file or Path(folder).with_suffix(".log"))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "tfbert.train", *argv, "--output-dir", str(folder), "--verbose", "2"]
+    t = time.time()
+    with open(log_file, "w") as log:
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+    if done.returncode:
+        raise SystemExit(f"run failed ({done.returncode}): {' '.join(cmd)}; see {log_file}")
+    summary = json.loads(next(folder.glob("*/runs/*/metrics.json")).read_text())
+    return {**summary, "wall_seconds": round(time.time() - t, 1)}
+
+
 def write_result(path, result: dict) -> Path:
     """Writes a benchmark's result JSON (strict: no NaN) with the CPU it was measured on, the date and the commit
     (unless the result records its own), and says where."""

@@ -13,8 +13,6 @@ as the BERT run's metrics.json.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from measure import write_result  # noqa: E402
+from measure import train_cli, write_result  # noqa: E402
 
 from tfbert.data.tagged import load_ner_dataset  # noqa: E402
 from tfbert.metrics.entities import entity_metrics, format_ner_report  # noqa: E402
@@ -78,11 +76,8 @@ def run_tfbert(a, extra: list[str]) -> dict:
     """The default tagger through the CLI; its metrics.json test figures plus its epochs and fit time."""
     given = [arg for split in ("train", "valid", "test") if getattr(a, f"{split}_file")
              for arg in (f"--{split}-file", getattr(a, f"{split}_file"))]
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "tfbert.train", "--task", "ner", *given, "--seed", str(a.seed), "--output-dir",
-               out, "--verbose", "2", *extra]
-        subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1])
-        summary = json.loads(next(Path(out).glob("*/runs/*/metrics.json")).read_text())
+    folder = Path(tempfile.mkdtemp(prefix="tfbert-ner-benchmark-")) / "run"  # kept, with run.log beside it
+    summary = train_cli(["--task", "ner", *given, "--seed", str(a.seed), *extra], folder)
     return {**summary["test"], "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
             "flags": extra}
 

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measure import mean_sd, write_result  # noqa: E402
+from measure import mean_sd, train_cli, write_result  # noqa: E402
 
 # name -> flags of `python -m tfbert.train` (on top of the sentiment task's defaults).
 TECHNIQUES = {
@@ -98,18 +96,12 @@ def train_run(files: dict, flags: list[str], seed: int, folder: Path, extra: lis
               task: str = "sentiment") -> dict:
     """One `python -m tfbert.train` on files {"train", "test"[, "valid"]}; its test figures and time."""
     given = [arg for split, path in files.items() for arg in (f"--{split}-file", str(path))]
-    cmd = [sys.executable, "-m", "tfbert.train", "--task", task, *given, "--seed", str(seed),
-           "--output-dir", str(folder), "--verbose", "2", *flags, *extra]
-    t = time.time()
-    with open(folder.with_suffix(".log"), "w") as log:
-        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parent)
-    if done.returncode:
-        raise SystemExit(f"run failed ({done.returncode}): {' '.join(cmd)}; see {folder.with_suffix('.log')}")
-    summary = json.loads(next(folder.glob("*/runs/*/metrics.json")).read_text())
+    summary = train_cli(["--task", task, *given, "--seed", str(seed), *flags, *extra], folder)
     return {"macro_f1": summary["test"]["macro_f1"], "accuracy": summary["test"]["accuracy"],
             "fit_seconds": summary["fit_seconds"], "epochs_run": summary["epochs_run"],
-            "wall_seconds": round(time.time() - t, 1),
-            **{k: summary[k] for k in ("constant_baseline", "best_val_macro_f1", "train_rows") if k in summary}}
+            "wall_seconds": summary["wall_seconds"],
+            **{k: summary[k] for k in ("constant_baseline", "best_val_macro_f1", "train_rows", "class_weights")
+               if k in summary}}
 
 
 def summarise(runs: dict) -> dict:
