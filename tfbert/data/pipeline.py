@@ -196,12 +196,18 @@ class TextPipeline:
         counts = window_count(self.lengths(texts)[0], self.window, self.stride, self.max_windows).numpy()
         return np.repeat(np.arange(len(counts)), counts)
 
-    def pool(self, values, texts) -> np.ndarray:
-        """Outputs of the examples of `texts` (model.predict over `dataset(texts)`) -> one per text, pooled as
-        the export pools (--window-pooling); unchanged unless --long-texts windows."""
+    def pooler(self, texts):
+        """values -> np.ndarray: the outputs of the examples of `texts` (model.predict over `dataset(texts)`) ->
+        one per text, pooled as the export pools (--window-pooling, its weights as they are at the call); unchanged
+        unless --long-texts windows. The windows are counted once, here, for a callback that pools every epoch."""
         if self.long_texts != "windows":
-            return np.asarray(values)
-        return self.pool_items(tf.constant(values), self.window_items(texts), len(texts)).numpy()
+            return np.asarray
+        items, n_texts = self.window_items(texts), len(texts)
+        return lambda values: self.pool_items(tf.constant(values), items, n_texts).numpy()
+
+    def pool(self, values, texts) -> np.ndarray:
+        """`pooler(texts)(values)`: one pass."""
+        return self.pooler(texts)(values)
 
     def truncation(self, texts) -> dict:
         """How much of `texts` (as in `lengths`) is never read: tfbert.data.long_texts.truncation_stats over the

@@ -60,19 +60,18 @@ def build_classifier(encoder_handle: str, num_classes: int, *, dropout: float = 
 
 class PooledValidation(keras.callbacks.Callback):
     """Under --long-texts windows, replaces Keras' window-level val_macro_f1 in the epoch logs by the macro-F1 of
-    the validation texts, their windows' logits pooled as the export pools them (TextPipeline.pool_items; attention
+    the validation texts, their windows' logits pooled as the export pools them (TextPipeline.pooler; attention
     pools by the mean until it is fitted, after training)."""
 
-    def __init__(self, dataset, y_true, items, pipe):
+    def __init__(self, dataset, y_true, pool):
         super().__init__()
-        self.dataset, self.y_true, self.items, self.pipe = dataset, np.asarray(y_true), items, pipe
+        self.dataset, self.y_true, self.pool = dataset, np.asarray(y_true), pool
 
     def on_epoch_end(self, epoch, logs=None):
         from sklearn.metrics import f1_score
         if logs is None:
             return
-        logits = tf.constant(self.model.predict(self.dataset, verbose=0), tf.float32)
-        y_pred = self.pipe.pool_items(logits, self.items, len(self.y_true)).numpy().argmax(-1)
+        y_pred = self.pool(np.asarray(self.model.predict(self.dataset, verbose=0), np.float32)).argmax(-1)
         present = sorted(set(self.y_true) | set(y_pred))  # as tfbert.metrics.classification's macro_f1
         logs["val_macro_f1"] = float(f1_score(self.y_true, y_pred, labels=present, average="macro", zero_division=0))
 
@@ -88,7 +87,7 @@ class ClassificationTask(ClassificationSpec, Task):
         self.weighting, why = weighting(data.train, config.class_weights)
         log(f"Loss weighting: {self.weighting} ({why}).")
         weights = class_weights(data.train, len(data.labels)) if self.weighting == "balanced" else None
-        self.valid_items, self.valid_pipe = pipe.window_items(data.valid), pipe  # PooledValidation under windows
+        self.valid_pool = pipe.pooler(data.valid)  # PooledValidation, under windows
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
                                      augment=inputs.augment),
                         pipe.dataset(data.valid, 2 * config.batch_size),
@@ -115,15 +114,12 @@ class ClassificationTask(ClassificationSpec, Task):
         # Windows: Keras' val_macro_f1 scores windows; early stopping should follow texts, pooled as served.
         if config.long_texts != "windows":
             return None
-        return PooledValidation(datasets.valid, data.valid["label_id"].to_numpy(), self.valid_items, self.valid_pipe)
+        return PooledValidation(datasets.valid, data.valid["label_id"].to_numpy(), self.valid_pool)
 
     def compile_args(self, data: TextDataset, config) -> dict:
         # macro_f1 is a compiled metric: Keras' validation pass yields val_macro_f1, the monitored value.
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "metrics": ["accuracy", MacroF1Score(len(data.labels))]}
-
-    def __init__(self):
-        self.valid_items = self.valid_pipe = None  # under --long-texts windows, each validation window's text
 
     def _logits(self, model, frame, inputs, config, has_pairs: bool) -> np.ndarray:
         pipe = inputs.pipeline(has_pairs)

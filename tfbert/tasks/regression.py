@@ -43,7 +43,7 @@ class RegressionValidation(keras.callbacks.Callback):
     def __init__(self, dataset, y_true, mean: float, std: float, pool=lambda scores: scores):
         super().__init__()
         self.dataset, self.y_true, self.mean, self.std = dataset, np.asarray(y_true, np.float64), mean, std
-        self.pool = pool  # per example -> per text (TextPipeline.pool under --long-texts windows)
+        self.pool = pool  # per example -> per text (TextPipeline.pooler under --long-texts windows)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:  # pooled as the export pools: the standardised scores
@@ -64,7 +64,7 @@ class RegressionTask(RegressionSpec, Task):
 
     def datasets(self, data: ScoredDataset, inputs, config, log=print) -> Datasets:
         pipe = inputs.pipeline(data.has_pairs)
-        self.valid_pool = lambda scores: pipe.pool(scores, data.valid)  # windows: the average per text
+        self.valid_pool = pipe.pooler(data.valid)  # windows: per text, as the export pools
         cut = pipe.truncation_report({"train": data.train, "valid": data.valid, "test": data.test})
         log_truncation(cut, config.max_seq_length, data.notes, log, "pairs" if data.has_pairs else "rows")
         return Datasets(self._dataset(data.train, pipe, config.batch_size, data, shuffle=True, seed=config.seed,
