@@ -14,7 +14,7 @@ and the ratios tfbert / reference-best go into the JSON (default benchmarks/resu
 
 The reference (reference.py) needs a Python with torch + transformers:
   --reference-python PATH or $TFBERT_REFERENCE_PYTHON   no default: without either the reference is skipped
-  --reference-script PATH or $TFBERT_REFERENCE_SCRIPT   default ../shared/bench/hf_reference.py from the repo root
+  --reference-script PATH or $TFBERT_REFERENCE_SCRIPT   default benchmarks/reference/hf_finetune.py
 
 The default variant is what `python -m tfbert.train` does (--precision auto: the bf16 encoder on a CPU with
 native bf16; the sentiment task's defaults). Other variants (levers.py): fp32 / bf16 (tfbert's converter at that
@@ -69,11 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-breakdown", action="store_true", help="skip the forward/backward/optimizer split")
     ap.add_argument("--no-default", action="store_true", help="run only the --variant runs")
     ap.add_argument("--export-splits", help="write train.csv/test.csv (text,label) here (default: a temp dir)")
-    ap.add_argument("--reference-json", help="an existing hf_reference.py --mode bench result to compare with")
+    ap.add_argument("--reference-json", help="an existing reference --mode bench result (JSON) to compare with")
     ap.add_argument("--no-reference", action="store_true", help="do not run the Hugging Face reference")
     ap.add_argument("--reference-script",
-                    help="hf_reference.py (default: $TFBERT_REFERENCE_SCRIPT, else ../shared/bench/hf_reference.py "
-                         "from the repository root)")
+                    help="the peer script (default: $TFBERT_REFERENCE_SCRIPT, else "
+                         "benchmarks/reference/hf_finetune.py)")
     ap.add_argument("--reference-python",
                     help="Python with torch + transformers for the reference (default: $TFBERT_REFERENCE_PYTHON; "
                          "without either the reference is skipped)")

@@ -1,9 +1,9 @@
 """The Hugging Face reference: finding its script and Python, running it on the benchmark's own splits, and the
 ratios tfbert / reference-best written into the report.
 
-The reference is hf_reference.py (transformers + PyTorch) run with `--mode bench` in its own venv:
-  script  --reference-script, else $TFBERT_REFERENCE_SCRIPT, else ../shared/bench/hf_reference.py relative to
-          the repository root
+The reference is benchmarks/reference/hf_finetune.py (transformers + PyTorch) run with `--mode bench` in its own
+venv (benchmarks/reference/requirements.txt):
+  script  --reference-script, else $TFBERT_REFERENCE_SCRIPT, else benchmarks/reference/hf_finetune.py
   python  --reference-python, else $TFBERT_REFERENCE_PYTHON (a venv with torch and transformers; the script's
           docstring says how to make one). There is no default: without either, the reference is skipped.
 --reference-json reuses an earlier result instead; --no-reference skips it.
@@ -18,7 +18,7 @@ from pathlib import Path
 from measure import describe_run, run_child
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SCRIPT = REPO.parent / "shared" / "bench" / "hf_reference.py"
+DEFAULT_SCRIPT = REPO / "benchmarks" / "reference" / "hf_finetune.py"
 SCRIPT_ENV = "TFBERT_REFERENCE_SCRIPT"
 PYTHON_ENV = "TFBERT_REFERENCE_PYTHON"
 
@@ -43,7 +43,7 @@ def locate(script: str | None, python: str | None) -> tuple[str, str] | None:
 
 def run_reference(python: str, script: str, checkpoint: str, train_csv: Path, test_csv: Path, work: Path, a,
                   out_copy: str) -> tuple[dict, dict]:
-    """hf_reference.py --mode bench on the same splits and settings; its result is also copied to out_copy."""
+    """The peer script with --mode bench on the same splits and settings; its result is also copied to out_copy."""
     from tfbert.encoders.registry import cpu_has_bf16
 
     out = work / "hf_reference.json"
@@ -53,7 +53,7 @@ def run_reference(python: str, script: str, checkpoint: str, train_csv: Path, te
            "--lr", str(a.learning_rate), "--out", str(out),
            # the script's own "auto" reads /proc/cpuinfo only; an ISA cap (bench.py --max-isa) rules bf16 out too
            "--precisions", "auto" if cpu_has_bf16() else "fp32"]
-    print("  [reference] hf_reference.py --mode bench ...", end=" ", flush=True)
+    print(f"  [reference] {Path(script).name} --mode bench ...", end=" ", flush=True)
     run = run_child(cmd, work / "reference.log", cwd=str(Path(script).parent))
     if run["code"] != 0:
         raise SystemExit(f"reference failed ({run['code']}); log:\n{(work / 'reference.log').read_text()[-4000:]}")

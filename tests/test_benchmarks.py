@@ -30,3 +30,33 @@ def test_results_record_the_cpu(tmp_path):
     assert cpu["cpus"] >= 1 and cpu["model"]
     flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
     assert cpu["flags"] == sorted({f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags})
+
+
+def test_the_peer_script_is_in_the_repository_and_takes_every_flag_bench_passes(monkeypatch, tmp_path):
+    """benchmarks/reference/hf_finetune.py (the Hugging Face peer) must accept what reference.run_reference passes;
+    its parser imports no torch, so this runs in tfbert's venv."""
+    reference = importlib.import_module("reference")
+    assert reference.DEFAULT_SCRIPT == BENCHMARKS / "reference" / "hf_finetune.py" and reference.DEFAULT_SCRIPT.is_file()
+    monkeypatch.syspath_prepend(str(BENCHMARKS / "reference"))
+    peer = importlib.import_module("hf_finetune")
+    passed = {}
+
+    def run_child(cmd, log, cwd=None):  # what run_reference would start: parse its flags instead
+        passed.update(vars(peer.build_parser().parse_args(cmd[2:])))
+        log.write_text("stopped by the test")
+        return {"code": 1}
+
+    monkeypatch.setattr(reference, "run_child", run_child)
+    args = type("A", (), {"steps": 7, "batch_size": 16, "max_seq_length": 64, "seed": 3, "learning_rate": 2e-5})()
+    with pytest.raises(SystemExit, match="reference failed"):
+        reference.run_reference("python", str(reference.DEFAULT_SCRIPT), "ckpt", tmp_path / "a.csv",
+                                tmp_path / "b.csv", tmp_path, args, str(tmp_path / "copy.json"))
+    assert passed["mode"] == "bench" and passed["bench_steps"] == 7 and passed["batch_size"] == 16
+    assert passed["max_length"] == 64 and passed["lr"] == 2e-5 and passed["model_dir"] == "ckpt"
+
+
+def test_ci_timing_reads_pytest_summary_line():
+    summary = importlib.import_module("ci_timing").pytest_summary
+    assert summary("x\n= 3 failed, 520 passed, 2 warnings in 1488.12s (0:24:48) =\n") == {
+        "counts": {"failed": 3, "passed": 520, "warnings": 2}, "seconds": 1488.12}
+    assert summary("no summary here") == {}
