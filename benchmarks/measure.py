@@ -113,6 +113,19 @@ def cpu() -> dict:
             "flags": flags, "cpus": os.cpu_count(), **({"isa_cap": caps} if caps else {})}
 
 
+def split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
+    """A benchmark's own arguments and, after "--", the extra flags it passes to `python -m tfbert.train`."""
+    if "--" not in argv:
+        return list(argv), []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
+def file_flags(files: dict) -> list[str]:
+    """{"train": path, "test": path, ...} (None: not given) -> ["--train-file", path, ...]."""
+    return [arg for split, path in files.items() if path for arg in (f"--{split}-file", str(path))]
+
+
 def train_cli(argv: list[str], folder: Path, log_file: Path | None = None) -> dict:
     """One `python -m tfbert.train ARGV --output-dir FOLDER --verbose 2` from the repository root (its log in
     log_file, else FOLDER.log): the run's metrics.json summary plus "wall_seconds"."""

@@ -8,7 +8,8 @@
 Both are trained on train + valid (no early stopping to feed) and scored on test with the same seqeval metrics
 as the BERT run's metrics.json.
 * tfbert (--tfbert): `python -m tfbert.train --task ner` with its defaults on the same files and seed (its own
-  validation split for early stopping); its test figures are those of its metrics.json. Prints a table and writes JSON (default benchmarks/results/ner_baseline.json).
+  validation split for early stopping); its test figures are those of its metrics.json.
+Prints a table and writes JSON (default benchmarks/results/ner_baseline.json).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from measure import train_cli, write_result  # noqa: E402
+from measure import file_flags, split_extra, train_cli, write_result  # noqa: E402
 
 from tfbert.data.tagged import load_ner_dataset  # noqa: E402
 from tfbert.metrics.entities import entity_metrics, format_ner_report  # noqa: E402
@@ -74,8 +75,7 @@ def run_crf(train, test):
 
 def run_tfbert(a, extra: list[str]) -> dict:
     """The default tagger through the CLI; its metrics.json test figures plus its epochs and fit time."""
-    given = [arg for split in ("train", "valid", "test") if getattr(a, f"{split}_file")
-             for arg in (f"--{split}-file", getattr(a, f"{split}_file"))]
+    given = file_flags({split: getattr(a, f"{split}_file") for split in ("train", "valid", "test")})
     folder = Path(tempfile.mkdtemp(prefix="tfbert-ner-benchmark-")) / "run"  # kept, with run.log beside it
     summary = train_cli(["--task", "ner", *given, "--seed", str(a.seed), *extra], folder)
     return {**summary["test"], "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
@@ -83,9 +83,7 @@ def run_tfbert(a, extra: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-file")
     ap.add_argument("--valid-file")
@@ -96,19 +94,19 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     data = load_ner_dataset(a.train_file, a.valid_file, a.test_file, seed=a.seed)
     train, gold = data.train + data.valid, [s.tags for s in data.test]
-    runners = {"logreg": run_logreg}
+    runners = {"logreg": lambda: entity_metrics(gold, run_logreg(train, data.test))}  # name -> test metrics
     try:
         import sklearn_crfsuite  # noqa: F401
-        runners["crf"] = run_crf
+        runners["crf"] = lambda: entity_metrics(gold, run_crf(train, data.test))
     except ImportError:
         print("sklearn-crfsuite is not installed: skipping the CRF baseline (pip install sklearn-crfsuite)")
+    if a.tfbert:
+        runners["tfbert"] = lambda: run_tfbert(a, extra)
     results = {"split": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test), "seed": a.seed},
                "trained_on": "train + valid"}
-    if a.tfbert:
-        runners["tfbert"] = None
     for name, run in runners.items():
         t = time.time()
-        metrics = run_tfbert(a, extra) if name == "tfbert" else entity_metrics(gold, run(train, data.test))
+        metrics = run()
         metrics["seconds"] = round(time.time() - t, 1)
         results[name] = metrics
         print(f"== {name} ({metrics['seconds']}s)\n{format_ner_report(metrics)}\n")

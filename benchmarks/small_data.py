@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measure import mean_sd, write_result  # noqa: E402
+from measure import mean_sd, split_extra, write_result  # noqa: E402
 from techniques import baseline, train_run  # noqa: E402
 
 TEST_ROWS = 1500
@@ -157,9 +157,7 @@ def markdown(summary: dict) -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default=",".join(SETS), help=f"of {', '.join(SETS)}")
     ap.add_argument("--seeds", default="0,1,2")

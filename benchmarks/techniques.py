@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measure import mean_sd, train_cli, write_result  # noqa: E402
+from measure import file_flags, mean_sd, split_extra, train_cli, write_result  # noqa: E402
 
 # name -> flags of `python -m tfbert.train` (on top of the sentiment task's defaults).
 TECHNIQUES = {
@@ -95,8 +95,7 @@ def baseline(files: dict) -> dict:
 def train_run(files: dict, flags: list[str], seed: int, folder: Path, extra: list[str],
               task: str = "sentiment") -> dict:
     """One `python -m tfbert.train` on files {"train", "test"[, "valid"]}; its test figures and time."""
-    given = [arg for split, path in files.items() for arg in (f"--{split}-file", str(path))]
-    summary = train_cli(["--task", task, *given, "--seed", str(seed), *flags, *extra], folder)
+    summary = train_cli(["--task", task, *file_flags(files), "--seed", str(seed), *flags, *extra], folder)
     return {"macro_f1": summary["test"]["macro_f1"], "accuracy": summary["test"]["accuracy"],
             "fit_seconds": summary["fit_seconds"], "epochs_run": summary["epochs_run"],
             "wall_seconds": summary["wall_seconds"],
@@ -124,9 +123,7 @@ def summarise(runs: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="500,2000", help="training rows per run, comma-separated; full: all of them")
     ap.add_argument("--seeds", default="0,1,2")

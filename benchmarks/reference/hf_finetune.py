@@ -151,17 +151,17 @@ def evaluate(model, test_features, collate, bf16: bool) -> dict:
     import torch
     from sklearn.metrics import accuracy_score, f1_score
     from torch.utils.data import DataLoader
-    batches = [{k: v for k, v in b.items() if k != "labels"} | {"_y": b["labels"]}
-               for b in DataLoader(test_features, batch_size=INFER_BATCH, shuffle=False, collate_fn=collate)]
+    batches = list(DataLoader(test_features, batch_size=INFER_BATCH, shuffle=False, collate_fn=collate))
+    inputs = [{k: v for k, v in b.items() if k != "labels"} for b in batches]
     model.eval()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for b in batches[:2]:
-            model(**{k: v for k, v in b.items() if k != "_y"})
+        for x in inputs[:2]:
+            model(**x)
         t = time.perf_counter()
-        predicted = [model(**{k: v for k, v in b.items() if k != "_y"}).logits.float().argmax(-1) for b in batches]
+        predicted = [model(**x).logits.float().argmax(-1) for x in inputs]
         elapsed = time.perf_counter() - t
     y_pred = torch.cat(predicted).numpy()
-    y_true = torch.cat([b["_y"] for b in batches]).numpy()
+    y_true = torch.cat([b["labels"] for b in batches]).numpy()
     return {"accuracy": float(accuracy_score(y_true, y_pred)),
             "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
             "infer_examples_per_sec_batch64": len(y_true) / elapsed,
