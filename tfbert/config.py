@@ -50,7 +50,7 @@ class RunConfig:
     task: str = flag("sentiment", "the job: see the task list above", "task", choices="tasks")
     # data
     train_file: str | None = flag(None, "CSV, TSV, JSONL or Parquet (CoNLL or JSONL for ner; SQuAD JSON or JSONL for "
-                                         "qa); default for sentiment, ner and qa: the built-in corpus", "data")
+                                         "qa); default: the task's built-in corpus (every task but classify has one)", "data")
     valid_file: str | None = flag(None, "validation file; default: a stratified split of the train file", "data")
     test_file: str | None = flag(None, "test file; default: a stratified split of the train file", "data")
     train_dir: str | None = flag(None, "instead of --train-file, for sentiment and classify: a folder with one "

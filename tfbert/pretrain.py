@@ -1,4 +1,5 @@
-"""Continued masked-language-model pre-training of an encoder on your own unlabelled text.
+"""Continued pre-training of an encoder on your own unlabelled text: masked LM, with next-sentence (NSP) or
+sentence-order (SOP) prediction.
 
     python -m tfbert.pretrain --train-file texts.txt --encoder minilm-l6 --output adapted
     python -m tfbert.train --encoder adapted ...          # then fine-tune its latest version
@@ -7,14 +8,23 @@
 The job is the task `mlm` of the one training loop (tfbert.tasks.mlm, tfbert.fit): an interrupted run resumes
 when started again with the same settings, --strategy distributes it, progress lines and TensorBoard logs are
 those of every task. Writes OUTPUT/<version>/ (preprocess/: the base encoder's, unchanged; encoder/: the adapted
-encoder with TF Hub's `mlm` sub-object, masked_lm_positions in, mlm_logits out; tfbert.json: base encoder, steps,
-masking settings, held-out masked-token accuracy before and after), published whole or not at all, and its run
-folder OUTPUT/runs/<version>/.
+encoder with TF Hub's `mlm` sub-object, masked_lm_positions in, mlm_logits (and next_sentence_logits) out;
+tfbert.json: base encoder, objectives, steps, masking and sequence settings, held-out masked-token and pair accuracy
+before and after), published whole or not at all, and its run folder OUTPUT/runs/<version>/.
+
+Documents: a line of a text file, or a table row (--document-column: consecutive rows with the same value are one
+document, a row one segment); a document's segments are its sentences (split after . ! ? before white space, and
+at line breaks). Objectives (--objectives): mlm, or mlm plus a pair objective on pooled_output: nsp (B is the
+segments after A, or from another document, even odds) or sop (A and B in order or swapped); auto picks mlm,nsp
+when at least half the training documents have two or more segments. Sequences (--packing): pairs are cut from
+one document (BERT's create_pretraining_data recipe); masked LM alone fills a sequence with a document's
+consecutive segments (document: a long document becomes several sequences, not cut), with several documents
+(full), or takes one document per sequence, cut (none).
 
 Masking: BERT's (--mask-share of the wordpieces chosen, of those 80% [MASK], 10% a random id, 10% kept; never
 [CLS], [SEP] or padding), or whole words with --whole-word-masking; drawn anew each epoch, repeatable for --seed.
-One text per sequence, cut to --max-seq-length. The held-out texts (--valid-file, else --valid-share of the train
-file) are masked once, the same for the before and after figures.
+Sequences are built once for --seed. The held-out documents (--valid-file, else --valid-share of the train file)
+are built and masked once, the same for the before and after figures.
 """
 from __future__ import annotations
 
@@ -66,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  argument_default=argparse.SUPPRESS)
     ap.add_argument("--config", metavar="FILE", help="JSON settings (a run folder's config.json reproduces that "
                                                      "run); flags given beside it override it")
-    ap.add_argument("--train-file", help="unlabelled texts: one per line (UTF-8; invalid bytes replaced), or a "
+    ap.add_argument("--train-file", help="unlabelled documents: one per line (UTF-8; invalid bytes replaced), or a "
                     ".csv/.tsv/.jsonl/.json/.parquet table with --text-column (required, unless in --config)")
     ap.add_argument("--valid-file", help="held-out texts for the before/after masked-token accuracy "
                     "(default: --valid-share of the train file, at most --max-valid texts)")
@@ -86,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
                     f"longer texts are cut (default: {DEFAULTS['max_seq_length']})")
     ap.add_argument("--mask-share", type=float, help="share of wordpieces predicted; of those 80%% [MASK], 10%% "
                     "random, 10%% kept (default: 0.15)")
+    ap.add_argument("--objectives", choices=("auto", "mlm", "mlm,nsp", "mlm,sop"),
+                    help="masked LM alone or with a pair objective on pooled_output: nsp (next sentence) or sop "
+                    "(sentence order); auto: mlm,nsp when at least half the training documents have two or more "
+                    "segments (default: auto)")
+    ap.add_argument("--packing", choices=("none", "document", "full"),
+                    help="how masked-LM sequences are filled: document (a document's consecutive segments, a long "
+                    "one split over several sequences), full (consecutive documents too, a [SEP] between them) or "
+                    "none (one document per sequence, cut); pairs always come from one document (default: document)")
+    ap.add_argument("--document-column", help="a table's document column: consecutive rows with the same value are "
+                    "one document, each row a segment (default: each text is a document, its sentences the segments)")
     ap.add_argument("--whole-word-masking", action="store_true",
                     help="choose whole words: all wordpieces of a chosen word are predicted (default: off)")
     ap.add_argument("--valid-share", type=float, help="(default: 0.1)")

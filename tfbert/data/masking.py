@@ -1,8 +1,8 @@
 """Masked-language-model examples in tf.data: BERT's 15% / 80-10-10 masking, optionally of whole words.
 
-Texts are tokenized once with the encoder's own preprocess model (`tokenize`: [batch, words, wordpieces]), kept as
-wordpiece ids plus the index of the word each piece belongs to, and packed per batch as [CLS] pieces [SEP] (one
-text per sequence, cut to max_seq_length). Masks are drawn per batch with stateless random ops: training batches
+Documents are tokenized once with the encoder's own preprocess model (`tokenize`: [batch, words, wordpieces]), kept
+as wordpiece ids plus the index of the word each piece belongs to, built once into sequences (tfbert.data.instances:
+one text per sequence, packed, or segment pairs) and padded per batch. Masks are drawn per batch with stateless random ops: training batches
 take their seeds from a random dataset re-seeded each time the data is iterated (each epoch masks differently, a
 seed repeats the whole run), held-out batches from (seed, batch index) (the same masks every time).
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from tfbert.data.instances import Segment
 from tfbert.data.pipeline import AUTOTUNE, length_grouped_batches
 
 MASK_TOKEN_SHARE = 0.8  # of the chosen pieces: [MASK]
@@ -64,17 +65,12 @@ def pieces_and_words(tokenized: tf.RaggedTensor, max_pieces: int) -> tuple[tf.Ra
     return ids[:, :max_pieces], words[:, :max_pieces]
 
 
-def pack(ids: tf.RaggedTensor, words: tf.RaggedTensor, m: Masking):
-    """-> ({input_word_ids, input_mask, input_type_ids}, word index per position: -1 at [CLS], [SEP], padding),
-    padded to the batch's longest."""
-    n = ids.nrows()
-    column = lambda v: tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.constant(v, tf.int32)))  # noqa: E731
-    packed = tf.concat([column(m.cls_id), tf.cast(ids, tf.int32), column(m.sep_id)], axis=1)
-    word_ids = tf.concat([column(-1), words, column(-1)], axis=1).to_tensor(-1)
-    word_ids_padded = packed.to_tensor(m.pad_id)
-    mask = tf.sequence_mask(packed.row_lengths(), tf.shape(word_ids_padded)[1], dtype=tf.int32)
-    return {"input_word_ids": word_ids_padded, "input_mask": mask,
-            "input_type_ids": tf.zeros_like(word_ids_padded)}, word_ids
+def pad(ids: tf.RaggedTensor, types: tf.RaggedTensor, words: tf.RaggedTensor, m: Masking):
+    """Built sequences ([CLS] ... [SEP], tfbert.data.instances) -> ({input_word_ids, input_mask, input_type_ids},
+    word index per position: -1 at [CLS], [SEP] and padding), padded to the batch's longest."""
+    word_ids = ids.to_tensor(m.pad_id)
+    mask = tf.sequence_mask(ids.row_lengths(), tf.shape(word_ids)[1], dtype=tf.int32)
+    return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": types.to_tensor(0)}, words.to_tensor(-1)
 
 
 def choose(word_of: tf.Tensor, share: float, whole_word: bool, seed) -> tf.Tensor:
@@ -119,48 +115,95 @@ def mask_batch(inputs: dict, word_of: tf.Tensor, m: Masking, seed):
             labels.to_tensor(0), weights.to_tensor(0.0))
 
 
-class MaskedTexts:
-    """Texts tokenized once (in memory), served as masked batches: `training()` (shuffled, grouped by length, masked
-    anew each epoch) or `fixed()` (in order, the same masks every time: held-out evaluation)."""
+PAIR_KEYS = ("next_sentence_labels", "next_sentence_weights")  # inputs of the pair objectives' loss
 
-    def __init__(self, texts, preprocess, masking: Masking, max_seq_length: int = 128, seed: int = 0):
-        self.masking, self.seed = masking, int(seed)
-        max_pieces = max_seq_length - 2  # [CLS] and [SEP]
-        ds = tf.data.Dataset.from_tensor_slices(tf.constant(np.asarray(list(texts), dtype=object), tf.string))
-        ds = ds.batch(512).map(lambda t: pieces_and_words(preprocess.tokenize(t), 1 << 30), num_parallel_calls=AUTOTUNE)
-        ids, words, lengths = [], [], []
-        for i, w in ds:  # in order: num_parallel_calls keeps it
-            lengths.append(i.row_lengths().numpy())
-            ids.append(i[:, :max_pieces])
-            words.append(w[:, :max_pieces])
-        self.ids = tf.concat(ids, 0) if ids else tf.ragged.constant([[]], tf.int32)[:0]
-        self.words = tf.concat(words, 0) if words else tf.ragged.constant([[]], tf.int32)[:0]
-        full = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-        self.n = len(full)
-        # What one text per sequence leaves out, for the log and the metadata.
-        self.cut = {"texts": self.n, "texts_cut": int((full > max_pieces).sum()), "wordpieces": int(full.sum()),
-                    "wordpieces_cut": int(np.maximum(full - max_pieces, 0).sum())}
-        self.empty = int((full == 0).sum())
+
+def tokenized_documents(documents, preprocess) -> list[list[Segment]]:
+    """Documents (each a list of segment strings, or a string: one segment) -> their segments' wordpiece ids and
+    word indices, tokenized once with the preprocess model; segments without a wordpiece are dropped."""
+    documents = [[d] if isinstance(d, str) else list(d) for d in documents]
+    flat = [s for d in documents for s in d]
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(np.asarray(flat, dtype=object), tf.string))
+    ds = ds.batch(512).map(lambda t: pieces_and_words(preprocess.tokenize(t), 1 << 30), num_parallel_calls=AUTOTUNE)
+    segments = []
+    for ids, words in ds:  # in order: num_parallel_calls keeps it
+        splits = ids.row_splits.numpy()
+        flat_ids, flat_words = ids.flat_values.numpy().astype(np.int32), words.flat_values.numpy().astype(np.int32)
+        segments += [Segment(flat_ids[a:b], flat_words[a:b]) for a, b in zip(splits[:-1], splits[1:])]
+    out, k = [], 0
+    for d in documents:
+        out.append([s for s in segments[k:k + len(d)] if len(s)])
+        k += len(d)
+    return out
+
+
+class MaskedTexts:
+    """Documents tokenized once (in memory), built into sequences (tfbert.data.instances: `packing`, and the pairs
+    of `objective` nsp or sop; mlm: none) once for the seed, served as masked batches: `training()` (shuffled,
+    grouped by length, masked anew each epoch) or `fixed()` (in order, the same masks every time: held-out
+    evaluation). Pair objectives add PAIR_KEYS to the inputs."""
+
+    def __init__(self, documents, preprocess, masking: Masking, max_seq_length: int = 128, seed: int = 0,
+                 objective: str = "mlm", packing: str = "none"):
+        from tfbert.data.instances import pair_sequences, single_sequences
+
+        self.masking, self.seed, self.objective = masking, int(seed), objective
+        docs = tokenized_documents(documents, preprocess)
+        m = masking
+        if objective == "mlm":
+            built = single_sequences(docs, max_seq_length, packing, m.cls_id, m.sep_id)
+        else:
+            built = pair_sequences(docs, max_seq_length, objective, m.cls_id, m.sep_id,
+                                   np.random.default_rng([self.seed, 104]))
+        self.n = len(built.lengths)
+        as_ragged = lambda v: tf.RaggedTensor.from_row_lengths(v, built.lengths)  # noqa: E731
+        self.ids, self.types, self.words = as_ragged(built.ids), as_ragged(built.types), as_ragged(built.words)
+        self.labels, self.weights = built.labels, built.weights
+        self.lengths = built.lengths
+        # What the sequences leave out and how full they are, for the log and the metadata.
+        self.cut = {**built.stats, "packing": packing if objective == "mlm" else "document"}
+        self.unpacked_lengths = np.array([min(sum(len(s) for s in d), max_seq_length - 2) + 2 for d in docs])
+
+    def _elements(self):
+        return tf.data.Dataset.from_tensor_slices((self.ids, self.types, self.words, self.labels, self.weights))
+
+    def _apply(self, batch, seed):
+        m = self.masking
+        ids, types, words, labels, weights = batch
+        inputs, word_of = pad(ids, types, words, m)
+        masked, mlm_labels, mlm_weights = mask_batch(inputs, word_of, m, seed)
+        if self.objective != "mlm":
+            masked = {**masked, PAIR_KEYS[0]: labels, PAIR_KEYS[1]: weights}
+        return masked, mlm_labels, mlm_weights
 
     def training(self, batch_size: int) -> tf.data.Dataset:
         """Shuffled, length-grouped batches (exactly ceil(n / batch_size)), masked anew each time the dataset is
         iterated (each epoch of model.fit, each pass of a repeat): per-batch seeds come from a random dataset
         re-seeded per iteration, as the shuffles are, so a --seed repeats the whole run."""
-        m = self.masking
-        ds = tf.data.Dataset.from_tensor_slices((self.ids, self.words))
-        ds = length_grouped_batches(ds, self.n, batch_size, lambda ids, _: ids.row_lengths(), seed=self.seed * 7919)
+        ds = length_grouped_batches(self._elements(), self.n, batch_size, lambda ids, *_: ids.row_lengths(),
+                                    seed=self.seed * 7919)
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).batch(2)
-
-        def apply(batch, seed):
-            inputs, word_of = pack(*batch, m)
-            return mask_batch(inputs, word_of, m, seed)
-        return tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        return tf.data.Dataset.zip((ds, seeds)).map(self._apply, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
     def fixed(self, batch_size: int) -> tf.data.Dataset:
-        m, seed = self.masking, self.seed
+        seed = self.seed
 
         def apply(i, batch):
-            inputs, word_of = pack(*batch, m)
-            return mask_batch(inputs, word_of, m, tf.stack([tf.constant(seed, tf.int64), i]))
-        ds = tf.data.Dataset.from_tensor_slices((self.ids, self.words)).ragged_batch(batch_size)
+            return self._apply(batch, tf.stack([tf.constant(seed, tf.int64), i]))
+        ds = self._elements().ragged_batch(batch_size)
         return ds.enumerate().map(apply, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+    def real_token_share(self, batch_size: int) -> dict:
+        """Real positions over all positions of one epoch's training batches (each padded to its longest), of
+        these sequences and of one document per sequence cut to the window (the recipe without packing)."""
+        def share(lengths):
+            lengths = np.asarray(lengths, np.int64)
+            rows = tf.RaggedTensor.from_row_lengths(tf.zeros(int(lengths.sum()), tf.int8), lengths)
+            ds = tf.data.Dataset.from_tensor_slices(rows)
+            ds = length_grouped_batches(ds, len(lengths), batch_size, lambda r: r.row_lengths(), seed=self.seed)
+            real = padded = 0
+            for batch in ds:
+                n = batch.row_lengths().numpy()
+                real, padded = real + int(n.sum()), padded + int(n.max()) * len(n)
+            return round(real / padded, 4) if padded else None
+        return {"sequences": share(self.lengths), "one_document_per_sequence": share(self.unpacked_lengths)}

@@ -1,6 +1,9 @@
-"""Unlabelled texts for continued pre-training: a plain text file (one text per line) or a table's text column."""
+"""Unlabelled texts for continued pre-training: a plain text file (one document per line) or a table's text column,
+and the documents' segments (sentences, or a table's rows grouped by a document column) that pair objectives need.
+"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tfbert.data.tables import SUPPORTED_EXTENSIONS, DataError, joined_text, read_table, refuse_binary
@@ -33,6 +36,49 @@ def read_texts(path, text_column: str | None = None) -> tuple[list[str], list[st
     kept = [t.strip() for t in texts if t.strip()]
     if len(kept) < len(texts):
         notes.append(f"{path.name}: dropped {len(texts) - len(kept)} blank text(s)")
+    if not kept:
+        raise DataError(f"{path}: no non-blank text to pre-train on")
+    return kept, notes
+
+
+# A sentence ends at ., ! or ? (optionally followed by one closing quote or bracket) before white space; a line break
+# inside a text (a table cell) also ends one. Abbreviations ("e.g. this") split too: for pair objectives a split
+# inside a sentence only makes an easier "is next" pair, never a wrong label.
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+|\s*\n\s*")
+
+
+def sentences(text: str) -> list[str]:
+    """A text's sentences by SENTENCE_BREAK, blank ones dropped."""
+    return [s for s in (part.strip() for part in SENTENCE_BREAK.split(text)) if s]
+
+
+def read_documents(path, text_column: str | None = None, document_column: str | None = None) \
+        -> tuple[list[list[str]], list[str]]:
+    """-> (documents, notes), each document its segments in order. Without `document_column` each text (a line of
+    a text file, a row of a table) is a document and its segments are its sentences; with it (tables only),
+    consecutive rows with the same value of that column are one document and each row's text is one segment."""
+    if document_column is None:
+        texts, notes = read_texts(path, text_column)
+        return [sentences(t) for t in texts], notes
+    path = Path(path)
+    if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        raise DataError(f"{path}: --document-column {document_column!r} needs a table "
+                        f"({', '.join(SUPPORTED_EXTENSIONS)})")
+    df = read_table(path)
+    texts = joined_text(df, text_column or "text", path.name).str.strip()
+    keys = joined_text(df, document_column, path.name, option="document_column")
+    documents, previous = [], None
+    for key, text in zip(keys, texts):
+        if key != previous:
+            documents.append([])
+            previous = key
+        if text:
+            documents[-1].append(text)
+    kept = [d for d in documents if d]
+    notes = [*df.attrs.get("notes", []), f"{path.name}: {len(texts)} rows in {len(kept)} documents "
+                                         f"(consecutive rows with the same {document_column!r})"]
+    if (texts == "").any():
+        notes.append(f"{path.name}: dropped {int((texts == '').sum())} blank text(s)")
     if not kept:
         raise DataError(f"{path}: no non-blank text to pre-train on")
     return kept, notes

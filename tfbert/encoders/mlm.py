@@ -21,6 +21,8 @@ from tfbert.encoders.checkpoint import BertConfig, CheckpointError
 
 POSITIONS_KEY = "masked_lm_positions"
 HF_PREFIX = "cls.predictions."  # BertForMaskedLM / BertForPreTraining checkpoints' head
+HF_PAIR_PREFIX = "cls.seq_relationship."  # BertForPreTraining's next-sentence head
+PAIR_OUTPUT = "next_sentence_logits"
 
 
 class MaskedLMHead(keras.layers.Layer):
@@ -53,13 +55,29 @@ class MaskedLMHead(keras.layers.Layer):
                 "output_bias": self.output_bias}
 
 
-def build_mlm_model(encoder: keras.Model, config: BertConfig, seed: int = 0) -> keras.Model:
-    """{input_word_ids, input_mask, input_type_ids, masked_lm_positions} -> the encoder's outputs + mlm_logits."""
+def next_sentence_head(config: BertConfig, seed: int = 0) -> keras.layers.Dense:
+    """BERT's pair head (next-sentence or sentence-order prediction): pooled_output -> 2 logits, float32."""
+    init = keras.initializers.TruncatedNormal(stddev=config.initializer_range, seed=seed + 1)
+    return keras.layers.Dense(2, kernel_initializer=init, name="next_sentence", dtype="float32")
+
+
+def build_mlm_model(encoder: keras.Model, config: BertConfig, seed: int = 0, pair_head: bool = False) -> keras.Model:
+    """{input_word_ids, input_mask, input_type_ids, masked_lm_positions} -> the encoder's outputs + mlm_logits (and
+    next_sentence_logits with `pair_head`)."""
     inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in (*INPUT_KEYS, POSITIONS_KEY)}
     outputs = dict(encoder({k: inputs[k] for k in INPUT_KEYS}))
     head = MaskedLMHead(config, encoder.get_layer("word_embeddings"), seed=seed, name="mlm_head")
     outputs["mlm_logits"] = head(outputs["sequence_output"], inputs[POSITIONS_KEY])
+    if pair_head:
+        outputs[PAIR_OUTPUT] = next_sentence_head(config, seed)(tf.cast(outputs["pooled_output"], tf.float32))
     return keras.Model(inputs, outputs, name="mlm")
+
+
+def pair_head_layer(model: keras.Model) -> keras.layers.Dense | None:
+    try:
+        return model.get_layer("next_sentence")
+    except ValueError:
+        return None
 
 
 def mlm_head(model: keras.Model) -> MaskedLMHead:
@@ -85,6 +103,28 @@ def hf_head_weights(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray] | N
                 "output_bias": weights[p + "bias"] if p + "bias" in weights else weights[p + "decoder.bias"]}
     except KeyError as e:
         raise CheckpointError(f"the checkpoint's MLM head is incomplete: missing {e.args[0]!r}") from None
+
+
+def hf_pair_head_weights(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """The next-sentence head's arrays from a Hugging Face checkpoint (cls.seq_relationship.*), or None."""
+    if HF_PAIR_PREFIX + "weight" not in weights:
+        return None
+    return {"kernel": weights[HF_PAIR_PREFIX + "weight"].T, "bias": weights[HF_PAIR_PREFIX + "bias"]}
+
+
+def set_pair_head_weights(layer: keras.layers.Dense, arrays: dict[str, np.ndarray], source: str) -> None:
+    for var, key in ((layer.kernel, "kernel"), (layer.bias, "bias")):
+        if tuple(arrays[key].shape) != tuple(var.shape):
+            raise CheckpointError(f"{source}: next-sentence head {key} has shape {arrays[key].shape}, expected "
+                                  f"{tuple(var.shape)}")
+        var.assign(arrays[key])
+
+
+def saved_pair_head_weights(loaded_mlm) -> dict[str, np.ndarray] | None:
+    """The pair head's arrays from a loaded encoder's `mlm` sub-object, or None when it was saved without one."""
+    found = {v.name.rsplit(":", 1)[0].rsplit("/", 1)[-1]: v.numpy() for v in loaded_mlm.variables
+             if "next_sentence/" in v.name}
+    return found if set(found) == {"kernel", "bias"} else None
 
 
 def set_head_weights(head: MaskedLMHead, arrays: dict[str, np.ndarray], source: str) -> None:

@@ -359,20 +359,44 @@ class MlmOptions:
     max_valid: int = flag(DEFAULT_MAX_VALID, "without --valid-file: at most this many held-out texts")
     max_steps: int | None = flag(None, "stop after about this many steps: epochs of at most one pass each, "
                                        "ceil(max_steps / epochs) steps long (default: --epochs full passes)")
+    objectives: str = flag("auto", "mlm, mlm,nsp or mlm,sop; auto: mlm,nsp when at least half the training "
+                                   "documents have two or more segments, else mlm")
+    packing: str = flag("document", "none: one document per sequence, cut; document: a document's consecutive "
+                                    "segments fill a sequence, never crossing documents; full (mlm only): "
+                                    "consecutive documents share a sequence, a [SEP] between them")
+    document_column: str | None = flag(None, "a table's document column: consecutive rows with the same value are "
+                                             "one document, a row one segment (default: each text is a document, "
+                                             "its sentences the segments)")
 
 
 @dataclass
 class TextCorpus:
-    train: list[str]
-    valid: list[str]
-    test: list[str]  # the held-out texts again: the before/after figures
+    train: list[list[str]]  # documents, each its segments
+    valid: list[list[str]]
+    test: list[list[str]]  # the held-out documents again: the before/after figures
     notes: list[str] = field(default_factory=list)
+    objective: str = "mlm"  # besides the masked LM: nsp, sop, or mlm (none)
+
+
+OBJECTIVES = {"mlm": "mlm", "mlm,nsp": "nsp", "mlm,sop": "sop"}
+AUTO_PAIR_SHARE = 0.5  # objectives auto: a pair objective when this share of documents has a segment boundary
+
+
+def pair_objective(setting: str, documents: list[list[str]]) -> tuple[str, str]:
+    """--objectives -> (nsp, sop or mlm, the reason for the log)."""
+    share = sum(len(d) > 1 for d in documents) / max(len(documents), 1)
+    if setting != "auto":
+        return OBJECTIVES[setting], f"--objectives {setting}; {share:.0%} of the documents have two or more segments"
+    chosen = "nsp" if share >= AUTO_PAIR_SHARE else "mlm"
+    return chosen, (f"--objectives auto: {'mlm,nsp' if chosen == 'nsp' else 'mlm'}, as {share:.0%} of the training "
+                    f"documents have two or more segments ({'at least' if chosen == 'nsp' else 'under'} "
+                    f"{AUTO_PAIR_SHARE:.0%})")
 
 
 def split_held_out(texts: list[str], share: float, limit: int, seed: int) -> tuple[list[str], list[str]]:
     import numpy as np
     if len(texts) < 2:
-        raise PretrainError(f"{len(texts)} text: give at least 2 (one is held out) or a --valid-file")
+        raise PretrainError(f"{len(texts)} document: give at least 2 (one is held out) or a --valid-file")
     n_valid = min(max(1, round(share * len(texts))), limit, len(texts) - 1)
     order = np.random.default_rng(seed).permutation(len(texts))
     return [texts[i] for i in order[n_valid:]], [texts[i] for i in order[:n_valid]]
@@ -385,7 +409,7 @@ class MlmSpec(TaskSpec):
     defaults = {"epochs": 1, "learning_rate": 5e-5, "patience": 3, "precision": "fp32",
                 "freeze_word_embeddings": False}
     monitor = "val_neg_mlm_loss"
-    unit = "texts"
+    unit = "documents"
     options = MlmOptions
     serves_text = False
 
@@ -398,7 +422,14 @@ class MlmSpec(TaskSpec):
                                                     "--long-texts at truncate"),
                   (not (config.freeze_layers is not None or config.unfreeze or config.layer_lr_decay is not None
                         or config.freeze_encoder), "--freeze-encoder, --freeze-layers, --unfreeze and "
-                                                   "--layer-lr-decay are for fine-tuning, not pre-training")]
+                                                   "--layer-lr-decay are for fine-tuning, not pre-training"),
+                  (config.objectives in (*OBJECTIVES, "auto"), f"--objectives {config.objectives!r}: choose auto, "
+                                                                f"{', '.join(OBJECTIVES)}"),
+                  (config.packing in ("none", "document", "full"), f"--packing {config.packing!r}: choose none, "
+                                                                   "document or full"),
+                  (config.packing == "document" or config.objectives in ("mlm", "auto"),
+                   f"--packing {config.packing} with --objectives {config.objectives}: a pair is cut from one "
+                   "document; use --packing document")]
         for ok, message in checks:
             if not ok:
                 raise PretrainError(message)
@@ -406,25 +437,28 @@ class MlmSpec(TaskSpec):
             log("warning: --test-file and --text-b-column do not apply to pre-training; ignored")
 
     def load_data(self, config) -> TextCorpus:
-        from tfbert.data.texts import read_texts
+        from tfbert.data.texts import read_documents, sentences
         column = None if config.text_column == "text" else config.text_column  # a .txt file has no columns
         if config.train_file is None:
             from tfbert.data.tweets import load_tweets
             tweets, notes = load_tweets()
-            texts, notes = tweets["text"].tolist(), [*notes, "the built-in tweets' texts, labels unused"]
+            texts = [sentences(t) for t in tweets["text"]]
+            texts, notes = [d for d in texts if d], [*notes, "the built-in tweets' texts, labels unused"]
         else:
-            texts, notes = read_texts(config.train_file, column)
+            texts, notes = read_documents(config.train_file, column, config.document_column)
         if config.valid_file:
-            valid, valid_notes = read_texts(config.valid_file, column)
+            valid, valid_notes = read_documents(config.valid_file, column, config.document_column)
             train, notes = texts, notes + valid_notes
         else:
             train, valid = split_held_out(texts, config.valid_share, config.max_valid, config.seed)
-            notes.append(f"held out {len(valid)} of the {len(texts)} texts for the before/after accuracy "
+            notes.append(f"held out {len(valid)} of the {len(texts)} documents for the before/after accuracy "
                          "(--valid-file to give your own)")
-        return TextCorpus(train, valid, valid, notes)
+        objective, why = pair_objective(config.objectives, train)
+        return TextCorpus(train, valid, valid, [*notes, why], objective)
 
     def describe(self, data) -> str:
-        return f"{len(data.train)} train / {len(data.valid)} held-out texts"
+        segments = sum(len(d) for d in data.train)
+        return f"{len(data.train)} train documents ({segments} segments) / {len(data.valid)} held-out documents"
 
 
 # The tasks of `python -m tfbert.train --task`: each exports a model that serves text.

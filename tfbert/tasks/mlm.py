@@ -1,17 +1,21 @@
-"""Continued masked-LM pre-training as a task of the one loop (tfbert/fit.py); `python -m tfbert.pretrain` is its CLI.
+"""Continued pre-training (masked LM, and NSP or SOP) as a task of the one loop (tfbert/fit.py); `python -m
+tfbert.pretrain` is its CLI.
 
 The run resumes after a kill, takes --strategy and --config, logs progress and TensorBoard, stops early on the
-held-out masked-LM loss (val_neg_mlm_loss, minus the loss) and publishes <output-dir>/<model-name>/<version>/ like every
-task, with its run folder in runs/<version>/. The version folder is an encoder pair: preprocess/ (the base
-encoder's, unchanged), encoder/ (the adapted encoder, with TF Hub's `mlm` sub-object: masked_lm_positions in,
-mlm_logits out) and tfbert.json (the base's config plus `pretraining`: base encoder, steps, masking, held-out
-masked-token accuracy before and after); `--encoder <output-dir>/<model-name>` fine-tunes its latest version.
+held-out masked-LM loss (val_neg_mlm_loss, minus the loss; for every objective: the pair head's accuracy saturates
+early) and publishes <output-dir>/<model-name>/<version>/ like every task, with its run folder in runs/<version>/.
+The version folder is an encoder pair: preprocess/ (the base encoder's, unchanged), encoder/ (the adapted encoder,
+with TF Hub's `mlm` sub-object: masked_lm_positions in, mlm_logits out, and next_sentence_logits when a pair
+objective trained the pair head) and tfbert.json (the base's config plus `pretraining`: base encoder, objectives,
+steps, masking, sequences, held-out masked-token and pair accuracy before and after); `--encoder
+<output-dir>/<model-name>` fine-tunes its latest version.
 
-Masking: tfbert.data.masking (BERT's 80/10/10 of --mask-share of the wordpieces, or whole words), drawn anew each
-epoch, repeatable for --seed. One text per sequence, cut to --max-seq-length. The held-out texts (--valid-file,
-else --valid-share of the train file, at most --max-valid) are masked once: the same masks for every epoch's
-validation and for the before and after figures, which are therefore also the texts that choose the best epoch.
-The pooler gets no gradient from this task (there is no next-sentence task): it is not trained.
+Sequences: tfbert.data.instances (documents of segments: packed, or BERT's segment pairs), built once for the
+seed. Masking: tfbert.data.masking (BERT's 80/10/10 of --mask-share of the wordpieces, or whole words), drawn anew
+each epoch, repeatable for --seed. The held-out documents (--valid-file, else --valid-share of the train file, at
+most --max-valid) are built and masked once: the same sequences and masks for every epoch's validation and for the
+before and after figures, which are therefore also the documents that choose the best epoch. With a pair
+objective the pooler trains (the pair head reads pooled_output); without one it gets no gradient and is frozen.
 
 Not a `--task` of tfbert.train: its export is an encoder for later fine-tuning, not a model that serves text.
 """
@@ -46,12 +50,20 @@ def converted_pair_metadata(name: str, encoder_handle: str) -> dict:
 
 
 def load_base(name: str, precision: str = "fp32", log=print):
-    """The base encoder as a Keras model with its weights, its MLM head's arrays (or None) and where they come
-    from: the base's own `mlm` sub-object (an earlier pre-training's output), else the Hugging Face checkpoint's
-    cls.predictions.* (when it was converted with its weights), else None (the head is initialised)."""
+    """The base encoder as a Keras model with its weights, its heads' arrays ({"mlm": ..., "pair": ...}, each None
+    when absent) and where the MLM head's come from: the base's own `mlm` sub-object (an earlier pre-training's
+    output), else the Hugging Face checkpoint's cls.predictions.* and cls.seq_relationship.* (when it was
+    converted with its weights), else none (the heads are initialised)."""
     from tfbert.encoders.bert import build_encoder
     from tfbert.encoders.checkpoint import BertConfig
-    from tfbert.encoders.mlm import HF_PREFIX, hf_head_weights, saved_head_weights
+    from tfbert.encoders.mlm import (
+        HF_PAIR_PREFIX,
+        HF_PREFIX,
+        hf_head_weights,
+        hf_pair_head_weights,
+        saved_head_weights,
+        saved_pair_head_weights,
+    )
     from tfbert.encoders.registry import resolve_encoder
 
     handles = resolve_encoder(name, log=log, precision=precision)
@@ -66,36 +78,51 @@ def load_base(name: str, precision: str = "fp32", log=print):
             raise PretrainError(f"{handles.encoder}: no saved variable {var.name} of shape {tuple(var.shape)}: "
                                 "not an encoder tfbert converted")
         var.assign(saved[var.name])
-    head, head_source = None, "initialised: the base encoder has no MLM head"
+    heads, head_source = {"mlm": None, "pair": None}, "initialised: the base encoder has no MLM head"
     if hasattr(loaded, "mlm"):
-        head, head_source = saved_head_weights(loaded.mlm), f"from the base encoder's mlm sub-object ({pair})"
+        heads = {"mlm": saved_head_weights(loaded.mlm), "pair": saved_pair_head_weights(loaded.mlm)}
+        head_source = f"from the base encoder's mlm sub-object ({pair})"
     elif meta.get("weights") == "checkpoint" and meta.get("source"):
         weights_file = Path(meta["source"]) / "model.safetensors"
         if weights_file.is_file():
             from safetensors import safe_open
-            with safe_open(str(weights_file), "np") as f:
-                keys = [k for k in f.keys() if k.startswith(HF_PREFIX)]  # read only the head's arrays
+            with safe_open(str(weights_file), "np") as f:  # read only the heads' arrays
+                keys = [k for k in f.keys() if k.startswith((HF_PREFIX, HF_PAIR_PREFIX))]
                 arrays = {k: f.get_tensor(k) for k in keys}
-            head = hf_head_weights(arrays)
-            if head is not None:
+            heads = {"mlm": hf_head_weights(arrays), "pair": hf_pair_head_weights(arrays)}
+            if heads["mlm"] is not None:
                 head_source = f"from the checkpoint's cls.predictions.* ({weights_file})"
             else:
                 head_source = f"initialised: the checkpoint {meta['source']} has no MLM head (cls.predictions.*)"
-    return handles, meta, config, encoder, head, head_source
+    return handles, meta, config, encoder, heads, head_source
 
 
 def evaluate(model, dataset) -> dict:
-    """Masked-token accuracy and loss over all predicted positions of `dataset` (masked once, in order)."""
-    correct = total = loss = 0.0
+    """Masked-token accuracy and loss over all predicted positions of `dataset` (masked once, in order); with pair
+    labels in the inputs (nsp, sop), also the pair head's accuracy over its pairs ("pair")."""
+    from tfbert.data.masking import PAIR_KEYS
+    from tfbert.encoders.bert import INPUT_KEYS
+    from tfbert.encoders.mlm import PAIR_OUTPUT, POSITIONS_KEY
+
+    correct = total = loss = pair_hits = pairs = 0.0
     for inputs, labels, weights in dataset:
-        logits = model(inputs, training=False)["mlm_logits"]
+        outputs = model({k: inputs[k] for k in (*INPUT_KEYS, POSITIONS_KEY)}, training=False)
+        logits = outputs["mlm_logits"]
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         hit = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
         correct += float(tf.reduce_sum(hit * weights))
         loss += float(tf.reduce_sum(ce * weights))
         total += float(tf.reduce_sum(weights))
-    return {"accuracy": correct / total if total else None, "loss": loss / total if total else None,
-            "predictions": int(total)}
+        if PAIR_KEYS[0] in inputs:
+            guess = tf.argmax(outputs[PAIR_OUTPUT], -1, output_type=tf.int32)
+            pair_weights = inputs[PAIR_KEYS[1]]
+            pair_hits += float(tf.reduce_sum(tf.cast(guess == inputs[PAIR_KEYS[0]], tf.float32) * pair_weights))
+            pairs += float(tf.reduce_sum(pair_weights))
+    result = {"accuracy": correct / total if total else None, "loss": loss / total if total else None,
+              "predictions": int(total)}
+    if pairs:
+        result["pair"] = {"accuracy": pair_hits / pairs, "pairs": int(pairs)}
+    return result
 
 
 def as_targets(inputs, labels, weights):
@@ -108,6 +135,25 @@ def masked_lm_loss(targets, logits):
     labels, weights = tf.cast(targets[..., 0], tf.int32), targets[..., 1]
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
     return tf.reduce_sum(ce * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+class PairLoss(keras.layers.Layer):
+    """Adds the pair objective's loss (mean cross-entropy over the sequences that are pairs, weight 1) to the
+    model's and logs its accuracy (pair_accuracy); passes the MLM logits through, so that it lies on the path to
+    the training model's output."""
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        # A Mean over the pairs, not over batches: length grouping makes some batches all masked-LM-only rows.
+        self.accuracy = keras.metrics.Mean(name="pair_accuracy")
+
+    def call(self, mlm_logits, pair_logits, labels, weights):
+        n = tf.maximum(tf.reduce_sum(weights), 1.0)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, pair_logits)
+        self.add_loss(tf.reduce_sum(ce * weights) / n)
+        hit = tf.cast(tf.equal(tf.argmax(pair_logits, -1, output_type=tf.int32), labels), tf.float32)
+        self.add_metric(self.accuracy(hit, sample_weight=weights))
+        return mlm_logits
 
 
 class NegMaskedLoss(keras.metrics.Mean):
@@ -136,7 +182,7 @@ class MaskedAccuracy(keras.metrics.Mean):
 
 
 class MlmTask(MlmSpec, Task):
-    """Continued masked-LM pre-training of a tfbert-converted encoder on unlabelled texts."""
+    """Continued pre-training of a tfbert-converted encoder on unlabelled documents."""
 
 
     def __init__(self):
@@ -150,13 +196,24 @@ class MlmTask(MlmSpec, Task):
 
     def datasets(self, data: TextCorpus, inputs, config, log=print) -> Datasets:
         masking = Masking.of(inputs.preprocess, share=config.mask_share, whole_word=config.whole_word_masking)
-        train = MaskedTexts(data.train, inputs.preprocess, masking, config.max_seq_length, seed=config.seed)
-        valid = MaskedTexts(data.valid, inputs.preprocess, masking, config.max_seq_length, seed=config.seed + 1)
+        built = dict(objective=data.objective, packing=config.packing)
+        train = MaskedTexts(data.train, inputs.preprocess, masking, config.max_seq_length, seed=config.seed, **built)
+        valid = MaskedTexts(data.valid, inputs.preprocess, masking, config.max_seq_length, seed=config.seed + 1,
+                            **built)
         self.masked = {"train": train, "valid": valid}
-        if train.cut["texts_cut"]:
-            log(f"data: {train.cut['texts_cut']} of {train.n} training texts are longer than "
-                f"{config.max_seq_length - 2} wordpieces and were cut ({train.cut['wordpieces_cut']} of "
-                f"{train.cut['wordpieces']} wordpieces)")
+        stats = train.cut
+        if stats["wordpieces_cut"]:
+            log(f"data: {stats['wordpieces_cut']} of {stats['wordpieces']} training wordpieces were cut to fit "
+                f"--max-seq-length {config.max_seq_length} (--packing {stats['packing']})")
+        if data.objective != "mlm":
+            log(f"data: {stats['sequences']} training sequences from {stats['documents']} documents, {stats['pairs']} "
+                f"of them {data.objective} pairs (the others masked LM only: a document part of one segment)")
+        else:
+            log(f"data: {stats['sequences']} training sequences from {stats['documents']} documents "
+                f"(--packing {stats['packing']})")
+        self.filled = train.real_token_share(config.batch_size)
+        log(f"data: real tokens per padded batch position {self.filled['sequences']:.1%} (one document per sequence: "
+            f"{self.filled['one_document_per_sequence']:.1%})")
         per_epoch = steps_per_epoch(train.n, config.batch_size)
         ds = train.training(config.batch_size).map(as_targets)
         valid_ds = valid.fixed(config.batch_size).map(as_targets)  # the before/after figures' masks and batches
@@ -168,21 +225,41 @@ class MlmTask(MlmSpec, Task):
         return Datasets(ds.repeat(), valid_ds, steps, {"steps_per_epoch": steps}, truncation=cut, epochs=epochs)
 
     def build_model(self, encoder_handle: str, data: TextCorpus, config):
-        from tfbert.encoders.mlm import build_mlm_model, mlm_head, set_head_weights
+        from tfbert.data.masking import PAIR_KEYS
+        from tfbert.encoders.mlm import (
+            PAIR_OUTPUT,
+            build_mlm_model,
+            mlm_head,
+            pair_head_layer,
+            set_head_weights,
+            set_pair_head_weights,
+        )
 
-        _, meta, bert_config, encoder, head, head_source = load_base(str(Path(encoder_handle).parent),
-                                                                     config.precision, log=lambda *_: None)
+        _, meta, bert_config, encoder, heads, head_source = load_base(str(Path(encoder_handle).parent),
+                                                                      config.precision, log=lambda *_: None)
         limit = bert_config.max_position_embeddings
         if config.max_seq_length > limit:
             raise PretrainError(f"--max-seq-length {config.max_seq_length}: above the encoder's {limit} positions")
-        mlm = build_mlm_model(encoder, bert_config, seed=config.seed)
-        if head is not None:
-            set_head_weights(mlm_head(mlm), head, head_source)
-        encoder.get_layer("pooler_transform").trainable = False  # no gradient reaches it without a pair task
+        pairs = data.objective != "mlm"
+        mlm = build_mlm_model(encoder, bert_config, seed=config.seed, pair_head=pairs)
+        if heads["mlm"] is not None:
+            set_head_weights(mlm_head(mlm), heads["mlm"], head_source)
+        pair_source = None
+        if pairs:
+            pair_source = "initialised"
+            if heads["pair"] is not None:
+                set_pair_head_weights(pair_head_layer(mlm), heads["pair"], head_source)
+                pair_source = head_source.replace("cls.predictions.*", "cls.seq_relationship.*")
+        encoder.get_layer("pooler_transform").trainable = pairs  # only a pair objective's gradient reaches it
         encoder.get_layer("word_embeddings").trainable = not config.freeze_word_embeddings
-        self.base = (meta, bert_config, encoder, mlm, head_source)
+        self.base = (meta, bert_config, encoder, mlm, head_source, pair_source)
         self.before = evaluate(mlm, self.masked["valid"].fixed(config.batch_size))
-        return keras.Model(mlm.input, mlm.output["mlm_logits"], name="mlm_training")
+        if not pairs:
+            return keras.Model(mlm.input, mlm.output["mlm_logits"], name="mlm_training")
+        labels = keras.Input(shape=(), dtype=tf.int32, name=PAIR_KEYS[0])
+        weights = keras.Input(shape=(), dtype=tf.float32, name=PAIR_KEYS[1])
+        logits = PairLoss(name="pair_loss")(mlm.output["mlm_logits"], mlm.output[PAIR_OUTPUT], labels, weights)
+        return keras.Model({**mlm.input, PAIR_KEYS[0]: labels, PAIR_KEYS[1]: weights}, logits, name="mlm_training")
 
     def compile_args(self, data: TextCorpus, config) -> dict:
         return {"loss": masked_lm_loss, "metrics": [NegMaskedLoss(), MaskedAccuracy()]}
@@ -192,8 +269,14 @@ class MlmTask(MlmSpec, Task):
         before = self.before
         log(f"held-out masked-token accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}, loss "
             f"{before['loss']:.4f} -> {after['loss']:.4f} ({after['predictions']} predictions)")
-        return {"held_out_masked_token": {"before": before, "after": after},
-                "steps": int(model.optimizer.iterations.numpy())}
+        fitted = {"held_out_masked_token": {k: {n: v for n, v in r.items() if n != "pair"}
+                                            for k, r in (("before", before), ("after", after))},
+                  "steps": int(model.optimizer.iterations.numpy())}
+        if "pair" in after:
+            fitted["held_out_pair"] = {"before": before.get("pair"), "after": after["pair"]}
+            log(f"held-out {data.objective} accuracy {before['pair']['accuracy']:.4f} -> "
+                f"{after['pair']['accuracy']:.4f} ({after['pair']['pairs']} pairs)")
+        return fitted
 
     def test_metrics(self, directory: Path, written: dict, data: TextCorpus) -> tuple[dict, None]:
         """The held-out masked-token figures of the written encoder's `mlm` sub-object, as a user loads it."""
@@ -202,8 +285,9 @@ class MlmTask(MlmSpec, Task):
         return evaluate(loaded.mlm, self.masked["valid"].fixed(written["settings"]["batch_size"])), None
 
     def report(self, metrics: dict) -> str:
+        pair = f", pair accuracy {metrics['pair']['accuracy']:.4f}" if "pair" in metrics else ""
         return (f"held-out masked-token accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f} "
-                f"({metrics['predictions']} predictions)")
+                f"({metrics['predictions']} predictions){pair}")
 
     def headline(self, metrics: dict) -> str:
         return f"held-out masked-token accuracy {metrics['accuracy']:.4f}"
@@ -215,17 +299,24 @@ class MlmTask(MlmSpec, Task):
         from tfbert.export.publish import publish_next_version
         from tfbert.files import write_json
 
-        meta, _, encoder, mlm, head_source = self.base
+        meta, _, encoder, mlm, head_source, pair_source = self.base
+        objectives = ["mlm"] + ([data.objective] if data.objective != "mlm" else [])
         pretraining = {
             "base_encoder": config.encoder, "base_encoder_dir": str(Path(handles.encoder).parent),
-            "base_weights": meta.get("weights"), "mlm_head": head_source,
+            "base_weights": meta.get("weights"), "objectives": objectives, "mlm_head": head_source,
             "mlm_output_layer": "tied to the word embeddings, plus a bias per vocabulary entry",
-            "train_file": config.train_file, "valid_file": config.valid_file,
-            "texts": {"train": len(data.train), "held_out": len(data.valid)}, "truncation": self.masked["train"].cut,
+            "train_file": config.train_file, "valid_file": config.valid_file, "document_column": config.document_column,
+            "documents": {"train": len(data.train), "held_out": len(data.valid)},
+            "sequences": {"train": self.masked["train"].cut, "held_out": self.masked["valid"].cut},
+            "real_token_share": self.filled,
             "steps": fitted["steps"], "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "warmup": config.warmup_fraction, "max_seq_length": config.max_seq_length, "seed": config.seed,
             "masking": self.masked["train"].masking.settings(),
             "held_out_masked_token": fitted["held_out_masked_token"]}
+        if pair_source:
+            pretraining.update({"pair_head": f"{pair_source}; pooled_output -> 2 logits, exported as the mlm "
+                                             "sub-object's next_sentence_logits (0: next / in order)",
+                                "held_out_pair": fitted["held_out_pair"]})
         pair_metadata = {**meta, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                          "weights": "continued pre-training", "pretraining": pretraining}
         vocab = Path(handles.encoder) / "assets" / "vocab.txt"
@@ -258,8 +349,8 @@ def verify_pair(directory: Path, model) -> None:
     expected = model({**inputs, "masked_lm_positions": positions}, training=False)
     got = enc.mlm({**inputs, "masked_lm_positions": positions}, training=False)
     plain = enc(inputs, training=False)
-    for key, a, b in (("mlm_logits", expected["mlm_logits"], got["mlm_logits"]),
-                      ("sequence_output", expected["sequence_output"], plain["sequence_output"])):
+    pairs = [(k, expected[k], got[k]) for k in ("mlm_logits", "next_sentence_logits") if k in expected]
+    for key, a, b in (*pairs, ("sequence_output", expected["sequence_output"], plain["sequence_output"])):
         diff = float(np.max(np.abs(a.numpy() - b.numpy())))
         bound = 1e-4 * max(1.0, float(np.max(np.abs(a.numpy()))))
         if not diff <= bound:
