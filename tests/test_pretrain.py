@@ -166,6 +166,7 @@ def test_documents_segments_and_the_objective_they_choose(tmp_path):
     assert pair_objective("auto", [["a", "b"], ["c"]])[0] == "nsp"
     assert pair_objective("auto", [["a", "b"], ["c"], ["d"]])[0] == "mlm"
     assert pair_objective("mlm,sop", [["c"]])[0] == "sop"
+    assert pair_objective("auto", [["a", "b"], ["c"]], packing="full")[0] == "mlm"  # full packing holds no pairs
 
 
 def test_hf_mlm_head_weights_are_loaded():

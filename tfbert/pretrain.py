@@ -68,8 +68,9 @@ def _output_settings(output) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     from tfbert.cli import positive_int
     from tfbert.config import CommandParser
+    from tfbert.data.instances import PACKING
     from tfbert.distribute import STRATEGIES
-    from tfbert.tasks.catalog import DEFAULT_MAX_VALID
+    from tfbert.tasks.catalog import DEFAULT_MAX_VALID, OBJECTIVES
 
     ap = CommandParser(prog="python -m tfbert.pretrain", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -78,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "run); flags given beside it override it")
     ap.add_argument("--train-file", help="unlabelled documents: one per line (UTF-8; invalid bytes replaced), or a "
                     ".csv/.tsv/.jsonl/.json/.parquet table with --text-column (required, unless in --config)")
-    ap.add_argument("--valid-file", help="held-out texts for the before/after masked-token accuracy "
-                    "(default: --valid-share of the train file, at most --max-valid texts)")
+    ap.add_argument("--valid-file", help="held-out documents for the before/after masked-token and pair accuracy "
+                    "(default: --valid-share of the train file, at most --max-valid documents)")
     ap.add_argument("--text-column", help="a table's text column, or columns joined: title,body (default: text)")
     ap.add_argument("--encoder", help="base encoder: a registered embedded name, a converted pair directory (also "
                     "an earlier pretrain output) or a Hugging Face BERT checkpoint directory (default: minilm-l6)")
@@ -93,14 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
                     f"the steps, then linear decay (default: {DEFAULTS['learning_rate']})")
     ap.add_argument("--warmup", type=float, help=f"(default: {DEFAULTS['warmup_fraction']})")
     ap.add_argument("--max-seq-length", type=positive_int, help="wordpieces per sequence with [CLS] and [SEP]; "
-                    f"longer texts are cut (default: {DEFAULTS['max_seq_length']})")
+                    f"pairs and --packing none cut what does not fit (default: {DEFAULTS['max_seq_length']})")
     ap.add_argument("--mask-share", type=float, help="share of wordpieces predicted; of those 80%% [MASK], 10%% "
                     "random, 10%% kept (default: 0.15)")
-    ap.add_argument("--objectives", choices=("auto", "mlm", "mlm,nsp", "mlm,sop"),
+    ap.add_argument("--objectives", choices=("auto", *OBJECTIVES),
                     help="masked LM alone or with a pair objective on pooled_output: nsp (next sentence) or sop "
                     "(sentence order); auto: mlm,nsp when at least half the training documents have two or more "
                     "segments (default: auto)")
-    ap.add_argument("--packing", choices=("none", "document", "full"),
+    ap.add_argument("--packing", choices=PACKING,
                     help="how masked-LM sequences are filled: document (a document's consecutive segments, a long "
                     "one split over several sequences), full (consecutive documents too, a [SEP] between them) or "
                     "none (one document per sequence, cut); pairs always come from one document (default: document)")

@@ -92,7 +92,7 @@ def _pieces(segments) -> int:
 
 def _windows(segment: Segment, cap: int) -> list[Segment]:
     """A segment longer than `cap` pieces as consecutive cuts of at most `cap`."""
-    return [segment.cut(i, i + cap) for i in range(0, max(len(segment), 1), cap)] if len(segment) > cap else [segment]
+    return [segment.cut(i, i + cap) for i in range(0, len(segment), cap)] if len(segment) > cap else [segment]
 
 
 def single_sequences(documents: list[list[Segment]], max_seq_length: int, packing: str, cls_id: int,
@@ -181,9 +181,12 @@ def pair_sequences(documents: list[list[Segment]], max_seq_length: int, objectiv
         raise ValueError(f"objective {objective!r}: choose one of {', '.join(PAIR_OBJECTIVES)}")
     limit = max_seq_length - 3  # [CLS] A [SEP] B [SEP]
     b = _Builder(cls_id, sep_id)
+
+    def draw_target() -> int:
+        return int(rng.integers(2, limit + 1)) if rng.random() < SHORT_SEQUENCE_SHARE else limit
     cut = 0
     for d, doc in enumerate(documents):
-        target = int(rng.integers(2, limit + 1)) if rng.random() < SHORT_SEQUENCE_SHARE else limit
+        target = draw_target()
         chunk: list[Segment] = []
         i = 0
         while i < len(doc):
@@ -213,7 +216,7 @@ def pair_sequences(documents: list[list[Segment]], max_seq_length: int, objectiv
                     cut += _truncate_pair(a, second, limit, rng)
                     b.add([a, second], label=label, weight=1.0)
                 chunk = []
-                target = int(rng.integers(2, limit + 1)) if rng.random() < SHORT_SEQUENCE_SHARE else limit
+                target = draw_target()
             i += 1
     total = _pieces(s for d in documents for s in d)
     return b.result({"documents": len(documents), "wordpieces": total, "wordpieces_cut": cut})

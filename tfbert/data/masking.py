@@ -55,14 +55,13 @@ class Masking:
                 "random_token": RANDOM_TOKEN_SHARE, "kept": round(1 - MASK_TOKEN_SHARE - RANDOM_TOKEN_SHARE, 6)}
 
 
-def pieces_and_words(tokenized: tf.RaggedTensor, max_pieces: int) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-    """[batch, (words), (pieces)] -> (ids, word index of each piece within its text), both [batch, (pieces)],
-    cut to max_pieces."""
+def pieces_and_words(tokenized: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    """[batch, (words), (pieces)] -> (ids, word index of each piece within its text), both [batch, (pieces)]."""
     ids = tokenized.merge_dims(1, 2)
     word = tokenized.values.value_rowids()  # of each piece, over all the batch's words
     first = tf.gather(tokenized.row_splits, ids.value_rowids())  # each piece's text's first word
     words = ids.with_flat_values(tf.cast(word - first, tf.int32))
-    return ids[:, :max_pieces], words[:, :max_pieces]
+    return ids, words
 
 
 def pad(ids: tf.RaggedTensor, types: tf.RaggedTensor, words: tf.RaggedTensor, m: Masking):
@@ -124,7 +123,7 @@ def tokenized_documents(documents, preprocess) -> list[list[Segment]]:
     documents = [[d] if isinstance(d, str) else list(d) for d in documents]
     flat = [s for d in documents for s in d]
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(np.asarray(flat, dtype=object), tf.string))
-    ds = ds.batch(512).map(lambda t: pieces_and_words(preprocess.tokenize(t), 1 << 30), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(512).map(lambda t: pieces_and_words(preprocess.tokenize(t)), num_parallel_calls=AUTOTUNE)
     segments = []
     for ids, words in ds:  # in order: num_parallel_calls keeps it
         splits = ids.row_splits.numpy()

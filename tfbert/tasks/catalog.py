@@ -355,8 +355,8 @@ class PretrainError(ConfigError):
 class MlmOptions:
     mask_share: float = flag(0.15, "share of wordpieces predicted; of those 80% [MASK], 10% a random id, 10% kept")
     whole_word_masking: bool = flag(False, "choose whole words: all wordpieces of a chosen word are predicted")
-    valid_share: float = flag(0.1, "without --valid-file: the share of the train texts held out")
-    max_valid: int = flag(DEFAULT_MAX_VALID, "without --valid-file: at most this many held-out texts")
+    valid_share: float = flag(0.1, "without --valid-file: the share of the train documents held out")
+    max_valid: int = flag(DEFAULT_MAX_VALID, "without --valid-file: at most this many held-out documents")
     max_steps: int | None = flag(None, "stop after about this many steps: epochs of at most one pass each, "
                                        "ceil(max_steps / epochs) steps long (default: --epochs full passes)")
     objectives: str = flag("auto", "mlm, mlm,nsp or mlm,sop; auto: mlm,nsp when at least half the training "
@@ -382,11 +382,14 @@ OBJECTIVES = {"mlm": "mlm", "mlm,nsp": "nsp", "mlm,sop": "sop"}
 AUTO_PAIR_SHARE = 0.5  # objectives auto: a pair objective when this share of documents has a segment boundary
 
 
-def pair_objective(setting: str, documents: list[list[str]]) -> tuple[str, str]:
-    """--objectives -> (nsp, sop or mlm, the reason for the log)."""
+def pair_objective(setting: str, documents: list[list[str]], packing: str = "document") -> tuple[str, str]:
+    """--objectives -> (nsp, sop or mlm, the reason for the log). auto stays mlm under a --packing other than
+    document, which pairs cannot use."""
     share = sum(len(d) > 1 for d in documents) / max(len(documents), 1)
     if setting != "auto":
         return OBJECTIVES[setting], f"--objectives {setting}; {share:.0%} of the documents have two or more segments"
+    if packing != "document":
+        return "mlm", f"--objectives auto: mlm, as --packing {packing} holds no pairs"
     chosen = "nsp" if share >= AUTO_PAIR_SHARE else "mlm"
     return chosen, (f"--objectives auto: {'mlm,nsp' if chosen == 'nsp' else 'mlm'}, as {share:.0%} of the training "
                     f"documents have two or more segments ({'at least' if chosen == 'nsp' else 'under'} "
@@ -414,6 +417,7 @@ class MlmSpec(TaskSpec):
     serves_text = False
 
     def check_config(self, config, log=print) -> None:
+        from tfbert.data.instances import PACKING
         checks = [(0 < config.mask_share < 1, f"--mask-share {config.mask_share}: must lie between 0 and 1"),
                   (0 < config.valid_share < 1, f"--valid-share {config.valid_share}: must lie in (0, 1)"),
                   (config.max_valid >= 1, "--max-valid must be at least 1"),
@@ -425,8 +429,7 @@ class MlmSpec(TaskSpec):
                                                    "--layer-lr-decay are for fine-tuning, not pre-training"),
                   (config.objectives in (*OBJECTIVES, "auto"), f"--objectives {config.objectives!r}: choose auto, "
                                                                 f"{', '.join(OBJECTIVES)}"),
-                  (config.packing in ("none", "document", "full"), f"--packing {config.packing!r}: choose none, "
-                                                                   "document or full"),
+                  (config.packing in PACKING, f"--packing {config.packing!r}: choose {', '.join(PACKING)}"),
                   (config.packing == "document" or config.objectives in ("mlm", "auto"),
                    f"--packing {config.packing} with --objectives {config.objectives}: a pair is cut from one "
                    "document; use --packing document")]
@@ -453,7 +456,7 @@ class MlmSpec(TaskSpec):
             train, valid = split_held_out(texts, config.valid_share, config.max_valid, config.seed)
             notes.append(f"held out {len(valid)} of the {len(texts)} documents for the before/after accuracy "
                          "(--valid-file to give your own)")
-        objective, why = pair_objective(config.objectives, train)
+        objective, why = pair_objective(config.objectives, train, config.packing)
         return TextCorpus(train, valid, valid, [*notes, why], objective)
 
     def describe(self, data) -> str:
