@@ -195,3 +195,45 @@ def test_exact_gelu_matches_the_erf_definition_in_both_precisions():
     y = exact_gelu(tf.cast(x, tf.bfloat16))
     assert y.dtype == tf.bfloat16
     np.testing.assert_allclose(tf.cast(y, tf.float32).numpy(), reference.numpy(), atol=0.04, rtol=0.01)
+
+
+def test_kept_layers_are_the_checkpoints_own(tmp_path, checkpoint_dir):
+    """An encoder of layers 1 and 3 of a 4-layer checkpoint computes what a 2-layer checkpoint made of exactly those
+    layers computes (same embeddings and pooler), so no other layer's weight leaked in and the order is kept."""
+    from safetensors.numpy import load_file, save_file
+    src = write_hf_checkpoint(tmp_path / "four", checkpoint_dir / "vocab.txt", layers=4)
+    out = convert(src, tmp_path / "kept", layers=(1, 3), log=lambda *_: None)
+    meta = read_metadata(out)
+    assert meta["config"]["num_layers"] == 2 and meta["source_layers"] == [1, 3] and meta["source_num_layers"] == 4
+
+    two = tmp_path / "two"
+    write_hf_checkpoint(two, checkpoint_dir / "vocab.txt", layers=2)
+    weights = load_file(str(src / "model.safetensors"))
+    renamed = {k.replace("encoder.layer.1.", "encoder.layer.0.").replace("encoder.layer.3.", "encoder.layer.1."): v
+               for k, v in weights.items() if not k.startswith(("encoder.layer.0.", "encoder.layer.2."))}
+    save_file(renamed, str(two / "model.safetensors"))
+    reference = convert(two, tmp_path / "reference", log=lambda *_: None)
+
+    x = hub.load(str(out / "preprocess"))(tf.constant(["which layers were kept", "a second text"]))
+    got = hub.load(str(out / "encoder"))(x, training=False)
+    want = hub.load(str(reference / "encoder"))(x, training=False)
+    for key in ("sequence_output", "pooled_output"):
+        np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("layers, message", [((2, 1), "increasing"), ((0, 4), "0 to 3"), ((), "increasing")])
+def test_bad_kept_layers_are_refused_before_anything_is_written(tmp_path, checkpoint_dir, layers, message):
+    src = write_hf_checkpoint(tmp_path / "four", checkpoint_dir / "vocab.txt", layers=4)
+    with pytest.raises(CheckpointError, match=message):
+        convert(src, tmp_path / "out", layers=layers, log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_layer_selection_rules():
+    from tfbert.encoders.checkpoint import select_layers
+    assert select_layers(6, 3, "bottom") == (0, 1, 2)
+    assert select_layers(6, 3, "spread") == (0, 2, 4)  # DistilBERT's every other layer
+    assert select_layers(12, 4, "spread") == (0, 3, 6, 9)
+    assert select_layers(6, 6, "spread") == tuple(range(6))
+    with pytest.raises(CheckpointError, match="has 6 transformer layers"):
+        select_layers(6, 7)

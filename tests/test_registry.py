@@ -87,3 +87,27 @@ def test_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch, tmp_path, c
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert registry.cpu_has_bf16() is native
     assert registry.resolve_precision("auto", "minilm-l6") == ("bf16" if native else "fp32")
+
+
+def test_encoder_layers_reach_the_run_and_are_refused_where_they_cannot_apply(tmp_path, monkeypatch, checkpoint_dir,
+                                                                              tiny_pair):
+    """--encoder-layers N converts the kept layers into their own cache entry through the run's encoder resolution;
+    an encoder tfbert cannot rebuild (a saved pair) is refused with the reason."""
+    from conftest import write_hf_checkpoint
+
+    from tfbert.config import make_config
+    from tfbert.encoders.convert import read_metadata
+    from tfbert.encoders.registry import EncoderError
+    from tfbert.fit import resolve_run_encoder
+    monkeypatch.setenv("TFBERT_CACHE", str(tmp_path / "cache"))
+    src = write_hf_checkpoint(tmp_path / "ckpt", checkpoint_dir / "vocab.txt", layers=3)
+    logs = []
+    h = resolve_run_encoder(make_config({"encoder": str(src), "encoder_layers": 2, "layer_selection": "spread",
+                                         "precision": "fp32", "max_seq_length": 64}), log=logs.append)
+    meta = read_metadata(Path(h.encoder).parent)
+    assert meta["config"]["num_layers"] == 2 and meta["source_layers"] == [0, 1]
+    assert any("transformer layers [0, 1] of 3" in line for line in logs)
+    every = resolve_encoder(str(src), log=logs.append)
+    assert read_metadata(Path(every.encoder).parent)["config"]["num_layers"] == 3  # a separate entry
+    with pytest.raises(EncoderError, match="cannot drop layers"):
+        resolve_encoder(str(tiny_pair), layers=1)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tfbert.distribute import STRATEGIES
+from tfbert.encoders.checkpoint import LAYER_SELECTIONS
 from tfbert.encoders.registry import DEFAULT_ENCODER
 
 # Settings that do not change what is trained: a resumed run may differ in these.
@@ -72,6 +73,13 @@ class RunConfig:
                                         "natively (AMX or AVX512-BF16) and tfbert builds the encoder (embedded or "
                                         "Hugging Face checkpoint), else fp32", "model",
                                   choices=("auto", "fp32", "bf16"), per_task=True)
+    encoder_layers: int | None = flag(None, "keep N of the encoder's transformer layers (with its embeddings and "
+                                            "pooler): a smaller, faster model from the encoder's own weights, for "
+                                            "encoders tfbert converts (embedded or Hugging Face checkpoint); default "
+                                            "all", "model")
+    layer_selection: str = flag("bottom", "--encoder-layers: which layers are kept. bottom: the first N; spread: "
+                                          "evenly spaced from the bottom one up (0, 2, 4 of 6, as DistilBERT takes "
+                                          "every other layer)", "model", choices=LAYER_SELECTIONS)
     max_seq_length: int = flag(128, "longest packed input; batches pad to their own longest", "model")
     long_texts: str = flag("truncate", "which wordpieces of a text longer than the window (--max-seq-length less "
                                        "[CLS]/[SEP]) are kept, in training and in the export. truncate: the first "
@@ -186,7 +194,11 @@ class RunConfig:
 
     def _layer_checks(self) -> list[tuple[bool, str]]:
         frozen = "with --freeze-encoder the encoder does not train"
-        return [(self.freeze_layers is None or self.freeze_layers >= 0,
+        return [(self.encoder_layers is None or self.encoder_layers >= 1,
+                 f"--encoder-layers must be at least 1, not {self.encoder_layers}"),
+                (self.encoder_layers is not None or self.layer_selection == "bottom",
+                 "--layer-selection chooses the layers --encoder-layers keeps: give --encoder-layers N"),
+                (self.freeze_layers is None or self.freeze_layers >= 0,
                  f"--freeze-layers must be >= 0, not {self.freeze_layers}"),
                 (self.unfreeze_every is None or self.unfreeze_every >= 1,
                  f"--unfreeze-every must be at least 1, not {self.unfreeze_every}"),

@@ -239,9 +239,13 @@ def resolve_run_encoder(config: RunConfig, log=print):
     from tfbert.encoders.convert import encoder_metadata
     from tfbert.encoders.registry import resolve_encoder
 
-    handles = resolve_encoder(config.encoder, config.preprocess, log=log, precision=config.precision)
-    log(f"encoder: {handles.encoder} ({handles.precision})")
-    limit = encoder_metadata(handles.encoder).get("config", {}).get("max_position_embeddings")
+    handles = resolve_encoder(config.encoder, config.preprocess, log=log, precision=config.precision,
+                              layers=config.encoder_layers, layer_selection=config.layer_selection)
+    meta = encoder_metadata(handles.encoder)
+    kept = (f", transformer layers {meta['source_layers']} of {meta['source_num_layers']}"
+            if "source_layers" in meta else "")
+    log(f"encoder: {handles.encoder} ({handles.precision}{kept})")
+    limit = meta.get("config", {}).get("max_position_embeddings")
     if limit and config.max_seq_length > limit:
         raise ConfigError(f"--max-seq-length {config.max_seq_length} is above the encoder's maximum of {limit} "
                           "positions")

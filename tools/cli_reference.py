@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "pages" / "reference" / "cli.md"
 # The commands in the order of the page: the module run with `python -m`, and where its parser comes from.
-COMMANDS = ["tfbert.train", "tfbert.predict", "tfbert.evaluate", "tfbert.embed", "tfbert.tune", "tfbert.pretrain",
+COMMANDS = ["tfbert.train", "tfbert.distill", "tfbert.predict", "tfbert.evaluate", "tfbert.embed", "tfbert.tune", "tfbert.pretrain",
             "tfbert.convert", "tfbert.encoders.registry"]
 USAGE_WIDTH = 100  # fixed, so the page does not depend on the terminal that generated it
 

@@ -163,12 +163,13 @@ class TextPipeline:
         pieces = keep_segments(pieces, self.max_seq_length, self.long_texts)
         return tuple(augment.pieces(p, fold(seed, self.n_segments + i)) for i, p in enumerate(pieces))
 
-    def tokenized(self, df: pd.DataFrame, words: bool = False) -> tf.data.Dataset:
-        """Unbatched (segments tuple, label_id) with ragged token ids, tokenized in chunks (words: uncut, with the
-        word level, for augmentation)."""
+    def tokenized(self, df: pd.DataFrame, words: bool = False, targets: np.ndarray | None = None) -> tf.data.Dataset:
+        """Unbatched (segments tuple, target) with ragged token ids, tokenized in chunks (words: uncut, with the
+        word level, for augmentation); the target is the row's label_id, or its row of `targets`."""
         cols = ["text", "text_b"][: self.n_segments]
         texts = tuple(df[c].astype(str).to_numpy(dtype=object) for c in cols)
         labels = df["label_id"].to_numpy(np.int32) if "label_id" in df else np.zeros(len(df), np.int32)
+        labels = labels if targets is None else targets
         ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(512)
         if words:  # augmentation cuts (and refuses windows) after it has changed the words
             ds = ds.map(lambda t, y: (tuple(self.words(*t)), y), num_parallel_calls=AUTOTUNE)
@@ -221,10 +222,11 @@ class TextPipeline:
                 "splits": {name: self.truncation(texts) for name, texts in splits.items()}}
 
     def dataset(self, df: pd.DataFrame, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                augment=None) -> tf.data.Dataset:
+                augment=None, targets: np.ndarray | None = None) -> tf.data.Dataset:
         """Training (shuffle=True: reshuffled each epoch and grouped by length; `augment`: a
-        tfbert.data.augment.Augmentation, a new copy each epoch) or evaluation batches (in order)."""
-        return self.batches(self.tokenized(df, words=augment is not None), self.count(df), batch_size,
+        tfbert.data.augment.Augmentation, a new copy each epoch) or evaluation batches (in order); targets: the
+        rows' label_id, or their rows of `targets`."""
+        return self.batches(self.tokenized(df, words=augment is not None, targets=targets), self.count(df), batch_size,
                             shuffle=shuffle, seed=seed, augment=augment)
 
     def batches(self, ds: tf.data.Dataset, n: int, batch_size: int, *, shuffle: bool = False, seed: int = 0,

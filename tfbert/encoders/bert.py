@@ -130,16 +130,18 @@ def _layer_norm(weights, key):
     return [weights[key + ".gamma"], weights[key + ".beta"]]
 
 
-def hf_weight_map(config: BertConfig, weights: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """Keras layer name -> list of arrays for layer.set_weights(), from HF BertModel parameter names."""
+def hf_weight_map(config: BertConfig, weights: dict[str, np.ndarray], layers: tuple[int, ...] | None = None) \
+        -> dict[str, list[np.ndarray]]:
+    """Keras layer name -> list of arrays for layer.set_weights(), from HF BertModel parameter names. `layers`: the
+    checkpoint's transformer layers that become the encoder's layers 0, 1, ... (default: all, in order)."""
     n, d, h = config.num_heads, config.hidden_size // config.num_heads, config.hidden_size
     e = "embeddings."
     out = {"word_embeddings": [weights[e + "word_embeddings.weight"]],
            "position_embedding": [weights[e + "position_embeddings.weight"]],
            "type_embeddings": [weights[e + "token_type_embeddings.weight"]],
            "embeddings_layer_norm": _layer_norm(weights, e + "LayerNorm")}
-    for i in range(config.num_layers):
-        src, p = f"encoder.layer.{i}.", f"layer_{i}_"
+    for j, i in enumerate(layers if layers is not None else range(config.num_layers)):
+        src, p = f"encoder.layer.{i}.", f"layer_{j}_"
         attn = []
         for proj in ("query", "key", "value"):  # torch Linear [out, in] -> einsum kernel [in, heads, head_size]
             w, b = _dense(weights, src + "attention.self." + proj)
@@ -156,10 +158,12 @@ def hf_weight_map(config: BertConfig, weights: dict[str, np.ndarray]) -> dict[st
     return out
 
 
-def load_hf_weights(model: keras.Model, config: BertConfig, weights: dict[str, np.ndarray], source: str) -> bool:
-    """Copies HF weights into `model`; returns whether the checkpoint had pooler weights."""
+def load_hf_weights(model: keras.Model, config: BertConfig, weights: dict[str, np.ndarray], source: str,
+                    layers: tuple[int, ...] | None = None) -> bool:
+    """Copies HF weights into `model` (of the checkpoint's `layers` only, see hf_weight_map); returns whether the
+    checkpoint had pooler weights."""
     try:
-        mapping = hf_weight_map(config, weights)
+        mapping = hf_weight_map(config, weights, layers)
     except KeyError as e:
         raise CheckpointError(f"{source}: missing weight {e.args[0]!r} (is this a BERT checkpoint?)") from None
     for layer_name, arrays in mapping.items():

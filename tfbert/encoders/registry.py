@@ -64,17 +64,20 @@ def registered_names() -> list[str]:
     return sorted(EMBEDDED) + sorted(REMOTE)
 
 
-def ensure_converted(source: str | Path, name: str, log=print, precision: str = "fp32") -> Path:
-    """The converted pair for `source` in the cache, converting it once. Safe when processes race:
-    each converts into its own temp dir and the first rename wins; the others use the winner's copy."""
+def ensure_converted(source: str | Path, name: str, log=print, precision: str = "fp32",
+                     layers: tuple[int, ...] | None = None) -> Path:
+    """The converted pair for `source` in the cache (of its transformer `layers` only, when given), converting it
+    once. Safe when processes race: each converts into its own temp dir and the first rename wins; the others use
+    the winner's copy."""
     from tfbert.encoders.convert import CONVERTER_VERSION, convert
 
-    target = cache_dir() / f"{name}{'-bf16' if precision == 'bf16' else ''}-v{CONVERTER_VERSION}"
+    kept = f"-layers-{'-'.join(map(str, layers))}" if layers is not None else ""
+    target = cache_dir() / f"{name}{kept}{'-bf16' if precision == 'bf16' else ''}-v{CONVERTER_VERSION}"
     if (target / "encoder" / "saved_model.pb").is_file():
         return target
     log(f"first use of encoder {name!r}: converting {source} into {target} (once; set ${CACHE_ENV} to move the cache)")
     try:
-        convert(source, target, log=log, precision=precision)
+        convert(source, target, log=log, precision=precision, layers=layers)
     except FileExistsError:
         pass  # another process published it first; its copy is complete because publishing is one rename
     return target
@@ -148,11 +151,24 @@ def latest_pair_version(path: str) -> Path | None:
     return max(pairs, key=lambda d: int(d.name), default=None)
 
 
+def kept_layers(source: str | Path, keep: int | None, how: str = "bottom") -> tuple[int, ...] | None:
+    """The checkpoint layers an encoder of `keep` layers is converted from (tfbert.encoders.checkpoint.select_layers);
+    None for all of them."""
+    from tfbert.encoders.checkpoint import read_checkpoint, select_layers
+    if keep is None:
+        return None
+    total = read_checkpoint(source).config.num_layers
+    return None if keep == total else select_layers(total, keep, how)
+
+
 def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None = None, log=print,
-                    precision: str = "fp32") -> EncoderHandles:
+                    precision: str = "fp32", layers: int | None = None, layer_selection: str = "bottom") \
+        -> EncoderHandles:
     """(preprocess, encoder) handles for a registered name, directory or URL; converts embedded ones on first use.
 
     precision: "fp32", "bf16" or "auto" (see resolve_precision); bf16 applies to encoders tfbert converts.
+    layers: keep this many of the encoder's transformer layers, chosen by `layer_selection` ("bottom" or "spread":
+    tfbert.encoders.checkpoint.select_layers), from the weights of an encoder tfbert converts; default all.
     """
     handle = str(name_or_path)
     latest = latest_pair_version(handle)
@@ -160,8 +176,13 @@ def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None 
         log(f"encoder: {handle} -> its latest version {latest}")
         handle = str(latest)
     precision = resolve_precision(precision, handle)
+    if layers is not None and not convertible(handle):
+        raise EncoderError(f"--encoder-layers {layers} needs an encoder that tfbert converts itself (a registered "
+                           f"embedded name such as {DEFAULT_ENCODER}, or a Hugging Face checkpoint directory), not "
+                           f"{handle!r}: a saved TF Hub model cannot drop layers")
     if handle in EMBEDDED:
-        pair = ensure_converted(EMBEDDED[handle], handle, log=log, precision=precision)
+        pair = ensure_converted(EMBEDDED[handle], handle, log=log, precision=precision,
+                                layers=kept_layers(EMBEDDED[handle], layers, layer_selection))
         return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"), precision)
     if handle in REMOTE:
         pre, enc = REMOTE[handle]
@@ -171,7 +192,7 @@ def resolve_encoder(name_or_path: str = DEFAULT_ENCODER, preprocess: str | None 
     elif Path(handle).is_dir() and (Path(handle) / "config.json").is_file():
         key = Path(handle).resolve()
         pair = ensure_converted(key, f"{key.name}-{hashlib.sha1(str(key).encode()).hexdigest()[:8]}", log=log,
-                                precision=precision)
+                                precision=precision, layers=kept_layers(key, layers, layer_selection))
         return EncoderHandles(handle, preprocess or str(pair / "preprocess"), str(pair / "encoder"), precision)
     elif _is_url(handle) or Path(handle).is_dir():
         if preprocess is None:

@@ -9,7 +9,7 @@ imported when the run needs it (tfbert.tasks.create).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from tfbert.config import ConfigError, flag, register_options
@@ -77,6 +77,29 @@ class ClassificationOptions:
     tune_threshold: str = flag("none", "f1: two labels only; choose the threshold on the second label's probability "
                                        "with the best validation F1; the export's label follows it",
                                choices=("none", "f1"))
+    teacher: str | None = flag(None, "distillation: a classifier export (or model directory: its latest version) "
+                                     "whose answers on the training texts the model learns besides the labels, e.g. "
+                                     "a smaller student (--encoder-layers) of it; python -m tfbert.distill sets it")
+    distill_temperature: float = flag(2.0, "--teacher: the temperature tau softening the teacher's probabilities "
+                                           "(softmax(log p / tau)) and the student's in the soft term")
+    distill_weight: float = flag(0.5, "--teacher: the soft term's share alpha of the loss; 1 - alpha is the "
+                                      "labels' (0: labels only, 1: the teacher only)")
+
+
+def check_distillation(config) -> None:
+    from tfbert.distillation import check_teacher
+    if config.teacher is None:
+        defaults = {f.name: f.default for f in fields(ClassificationOptions)}
+        changed = [f"--{n.replace('_', '-')}" for n in ("distill_temperature", "distill_weight")
+                   if getattr(config, n) != defaults[n]]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)}: distillation settings need --teacher EXPORT")
+        return
+    if not config.distill_temperature > 0:
+        raise ConfigError(f"--distill-temperature must be > 0, not {config.distill_temperature}")
+    if not 0 <= config.distill_weight <= 1:
+        raise ConfigError(f"--distill-weight must be in [0, 1], not {config.distill_weight}")
+    check_teacher(config.teacher)
 
 
 def refuse_windowed_pairs(config) -> None:
@@ -100,6 +123,7 @@ class ClassificationSpec(TaskSpec):
         if self.name == "classify" and not config.train_file and not config.train_dir:
             raise ConfigError("--task classify needs --train-file or --train-dir")
         refuse_windowed_pairs(config)
+        check_distillation(config)
 
     def load_data(self, config):
         from tfbert.data.classification import load_dataset

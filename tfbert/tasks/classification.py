@@ -88,11 +88,31 @@ class ClassificationTask(ClassificationSpec, Task):
         log(f"Loss weighting: {self.weighting} ({why}).")
         weights = class_weights(data.train, len(data.labels)) if self.weighting == "balanced" else None
         self.valid_pool = pipe.pooler(data.valid)  # PooledValidation, under windows
+        targets = {"train": None, "valid": None}
+        if config.teacher is not None:  # the label and the teacher's soft targets per row; class weights in the loss
+            targets = self._distillation_targets(data, config, log)
+            self.distill_class_weights, weights = weights, None
         return Datasets(pipe.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
-                                     augment=inputs.augment),
-                        pipe.dataset(data.valid, 2 * config.batch_size),
+                                     augment=inputs.augment, targets=targets["train"]),
+                        pipe.dataset(data.valid, 2 * config.batch_size, targets=targets["valid"]),
                         steps_per_epoch(pipe.count(data.train), config.batch_size), {"class_weight": weights},
                         truncation=cut)
+
+    def _distillation_targets(self, data: TextDataset, config, log=print) -> dict:
+        from tfbert.distillation import Teacher, soft_targets, targets
+        self.teacher = Teacher(config.teacher)
+        log(f"distillation: teacher {self.teacher.path} scores the {len(data.train)} training and {len(data.valid)} "
+            f"validation texts (temperature {config.distill_temperature}, soft share {config.distill_weight})")
+        out = {}
+        for split in ("train", "valid"):
+            frame = getattr(data, split)
+            probs = self.teacher.probabilities(frame, data.labels, data.has_pairs)
+            out[split] = targets(frame["label_id"].to_numpy(), soft_targets(probs, config.distill_temperature))
+            if split == "valid":
+                agree = float((probs.argmax(1) == frame["label_id"].to_numpy()).mean())
+                log(f"distillation: the teacher's validation accuracy {agree:.4f}")
+                self.teacher_valid_accuracy = agree
+        return out
 
     def build_model(self, encoder_handle: str, data: TextDataset, config):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
@@ -100,7 +120,12 @@ class ClassificationTask(ClassificationSpec, Task):
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
 
     def summary_extras(self, data: TextDataset) -> dict:
-        return {"class_weights": self.weighting}  # what --class-weights auto chose
+        return {"class_weights": self.weighting, **self._teacher_facts()}  # what --class-weights auto chose
+
+    def _teacher_facts(self) -> dict:
+        if getattr(self, "teacher", None) is None:
+            return {}
+        return {"teacher": {**self.teacher.facts(), "valid_accuracy": self.teacher_valid_accuracy}}
 
     def constant_score(self, data: TextDataset) -> tuple[str, float]:
         from sklearn.metrics import f1_score
@@ -118,8 +143,13 @@ class ClassificationTask(ClassificationSpec, Task):
 
     def compile_args(self, data: TextDataset, config) -> dict:
         # macro_f1 is a compiled metric: Keras' validation pass yields val_macro_f1, the monitored value.
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                "metrics": ["accuracy", MacroF1Score(len(data.labels))]}
+        metrics = ["accuracy", MacroF1Score(len(data.labels))]
+        if config.teacher is not None:  # targets: [label id, soft targets...] (tfbert.distillation)
+            from tfbert.distillation import distillation_loss, on_labels
+            return {"loss": distillation_loss(config.distill_temperature, config.distill_weight,
+                                              self.distill_class_weights),
+                    "metrics": [on_labels(m) for m in metrics]}
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "metrics": metrics}
 
     def _logits(self, model, frame, inputs, config, has_pairs: bool) -> np.ndarray:
         pipe = inputs.pipeline(has_pairs)
@@ -174,7 +204,7 @@ class ClassificationTask(ClassificationSpec, Task):
         version = export_classifier(model, handles.preprocess, data.labels, base, inputs=inputs.settings,
                                     has_pairs=data.has_pairs, encoder_handle=handles.encoder, pooling=config.pooling,
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
-                                    info=facts, metadata={**metadata, **fitted},
+                                    info=facts, metadata={**metadata, **fitted, **self._teacher_facts()},
                                     temperature=fitted.get("calibration", {}).get("temperature", 1.0),
                                     threshold=fitted.get("decision_threshold", {}).get("value"), log=log)
         return version, {"serving_graph": facts}
