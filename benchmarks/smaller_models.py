@@ -5,8 +5,9 @@
                                         [--rounds 5] [-- extra tfbert.train flags]
 
 The teacher is `python -m tfbert.train --task sentiment` (the built-in tweets, the default recipe, every layer);
-each student is the same command with --encoder-layers N --layer-selection S, once on the labels alone (layer
-dropping) and once with --teacher (distillation from the teacher's export; not with --no-distill). Resumable: a variant
+each student is the same command with --encoder-layers N --layer-selection S on the labels alone (layer dropping),
+and with --teacher, the teacher's export, and the spread layers tfbert.distill picks (distillation; not with
+--no-distill). Resumable: a variant
 whose run folder in --work holds a finished run is not trained again. Then every export serves the tweets' test
 texts side by side in one process, rounds alternating the order (after a warm-up on every shape): batches of 64
 (examples/s, raw strings in, tokenization included) and single texts (p50/p99 latency per call). Writes --out with
@@ -28,14 +29,15 @@ from measure import percentile, split_extra, train_cli, write_result  # noqa: E4
 
 def variants(layers: list[int], selections: list[str], teacher: str | None = None) -> dict[str, list[str]]:
     """name -> the tfbert.train flags that make it: the teacher first (the students' --teacher), then each layer
-    count and selection, dropped only and (with `teacher`, its export) distilled."""
+    count and selection dropped, and (with `teacher`, its export) distilled into the layers python -m tfbert.distill
+    keeps by default (spread)."""
     out = {"teacher": []}
     for n in layers:
         for how in selections:
-            smaller = ["--encoder-layers", str(n), "--layer-selection", how]
-            out[f"{how}-{n}"] = smaller
-            if teacher:
-                out[f"distilled-{how}-{n}"] = [*smaller, "--teacher", teacher]
+            out[f"{how}-{n}"] = ["--encoder-layers", str(n), "--layer-selection", how]
+        if teacher:
+            out[f"distilled-spread-{n}"] = ["--encoder-layers", str(n), "--layer-selection", "spread",
+                                            "--teacher", teacher]
     return out
 
 
