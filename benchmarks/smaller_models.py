@@ -2,7 +2,7 @@
 """Smaller encoders by layer dropping: what --encoder-layers costs in macro-F1 and gains in serving speed.
 
     python benchmarks/smaller_models.py [--layers 3] [--selections bottom spread] [--work DIR] [--out JSON]
-                                        [--rounds 5] [-- extra tfbert.train flags]
+                                        [--rounds 5] [--peer-python VENV/bin/python] [-- extra tfbert.train flags]
 
 The teacher is `python -m tfbert.train --task sentiment` (the built-in tweets, the default recipe, every layer);
 each student is the same command with --encoder-layers N --layer-selection S on the labels alone (layer dropping),
@@ -12,7 +12,8 @@ whose run folder in --work holds a finished run is not trained again. Then every
 texts side by side in one process, rounds alternating the order (after a warm-up on every shape): batches of 64
 (examples/s, raw strings in, tokenization included) and single texts (p50/p99 latency per call). Writes --out with
 each variant's test macro-F1 and accuracy, training time, export size on disk, speed, and its ratios to the
-teacher, with the CPU.
+teacher, with the CPU. With --peer-python, the ONNX Runtime peer (benchmarks/reference/onnx_peer.py: the same
+checkpoint, fp32 and int8) then serves the same texts, and the JSON holds issue 30's goal ratios.
 """
 from __future__ import annotations
 
@@ -85,6 +86,35 @@ def serving(exports: dict[str, str], texts: list[str], rounds: int, batches: int
             for k in serves}
 
 
+def onnx_peer(a, texts: list[str], work: Path) -> dict:
+    """benchmarks/reference/onnx_peer.py in its venv on the same test texts (one per line), after tfbert's serving."""
+    import json
+    import subprocess
+    if a.peer_model_dir is None:
+        from tfbert.encoders.checkpoint import resolve_source
+        from tfbert.encoders.registry import EMBEDDED
+        a.peer_model_dir = str(resolve_source(EMBEDDED["minilm-l6"]))
+    texts_file, out = work / "test_texts.txt", work / "onnx_peer.json"
+    texts_file.write_text("\n".join(" ".join(t.split()) for t in texts), encoding="utf-8")
+    cmd = [a.peer_python, str(HERE / "reference" / "onnx_peer.py"), "--model-dir", a.peer_model_dir, "--texts-file",
+           str(texts_file), "--rounds", str(a.rounds), "--batches", str(a.batches), "--singles", str(a.singles),
+           "--work", str(work / "onnx"), "--out", str(out)]
+    print("peer: " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=HERE / "reference")
+    return json.loads(out.read_text())
+
+
+def goal(rows: dict, peers: dict) -> dict:
+    """Issue 30's two ratios: the fastest export within 1.0 macro-F1 point of the teacher against the fastest peer,
+    in examples/s (at least 2x) and single-text p50 (at most 1x)."""
+    eligible = {k: r for k, r in rows.items() if r["macro_f1_points_vs_teacher"] >= -1.0}
+    name = max(eligible, key=lambda k: eligible[k]["examples_per_s"])
+    best = max(peers, key=lambda k: peers[k]["examples_per_s"])
+    return {"export": name, "peer": best,
+            "examples_per_s_ratio": round(eligible[name]["examples_per_s"] / peers[best]["examples_per_s"], 2),
+            "p50_ratio": round(eligible[name]["p50_ms"] / peers[best]["p50_ms"], 2)}
+
+
 def main(argv=None) -> int:
     own, extra = split_extra(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,6 +125,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batches", type=int, default=16, help="batch-64 requests per round")
     ap.add_argument("--singles", type=int, default=64, help="single-text requests per round")
+    ap.add_argument("--peer-python", help="the ONNX Runtime peer's venv python (benchmarks/reference/onnx_peer.py); "
+                                          "default: no peer")
+    ap.add_argument("--peer-model-dir", help="the peer's Hugging Face checkpoint (default: the embedded MiniLM's)")
     ap.add_argument("--out", default=str(HERE / "results" / "smaller_models.json"))
     a = ap.parse_args(own)
 
@@ -121,10 +154,13 @@ def main(argv=None) -> int:
               f"points), {s['examples_per_s']:.0f} examples/s ({rows[name]['speed_vs_teacher']:.2f}x), p50 "
               f"{s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, {rows[name]['export_mb']} MB, trained "
               f"{r['fit_seconds'] / 60:.1f} min")
-    write_result(a.out, {"what": "layer dropping (--encoder-layers) against the full encoder on the built-in tweets: "
-                                 "test macro-F1 and raw-string serving speed, side by side in one process",
+    peer = onnx_peer(a, test, work) if a.peer_python else None
+    write_result(a.out, {"what": "layer dropping (--encoder-layers) and distillation (--teacher) against the full "
+                                 "encoder on the built-in tweets: test macro-F1 and raw-string serving speed, side by "
+                                 "side in one process, then the ONNX Runtime peer",
                          "extra_train_flags": extra, "rounds": a.rounds, "batch_64_requests": a.batches,
-                         "single_requests": a.singles, "variants": rows})
+                         "single_requests": a.singles, "variants": rows,
+                         **({"peer": peer, "goal": goal(rows, peer["models"])} if peer else {})})
     return 0
 
 

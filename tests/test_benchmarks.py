@@ -60,3 +60,31 @@ def test_ci_timing_reads_pytest_summary_line():
     assert summary("x\n= 3 failed, 520 passed, 2 warnings in 1488.12s (0:24:48) =\n") == {
         "counts": {"failed": 3, "passed": 520, "warnings": 2}, "seconds": 1488.12}
     assert summary("no summary here") == {}
+
+
+def test_the_onnx_peer_takes_every_flag_smaller_models_passes_and_the_goal_picks_the_fastest_close_export(
+        monkeypatch, tmp_path):
+    """benchmarks/reference/onnx_peer.py parses what smaller_models.onnx_peer starts it with (without onnxruntime);
+    the goal compares the fastest export within 1.0 macro-F1 point of the teacher with the fastest peer."""
+    import argparse
+    import subprocess
+    smaller = importlib.import_module("smaller_models")
+    monkeypatch.syspath_prepend(str(BENCHMARKS / "reference"))
+    peer = importlib.import_module("onnx_peer")
+    passed = {}
+
+    def run(cmd, check, cwd):
+        passed.update(vars(peer.build_parser().parse_args(cmd[2:])))
+        Path(passed["out"]).write_text(json.dumps({"models": {}}))
+
+    monkeypatch.setattr(subprocess, "run", run)
+    a = argparse.Namespace(peer_python="python", peer_model_dir="ckpt", rounds=3, batches=4, singles=8)
+    smaller.onnx_peer(a, ["a text", "another\ntext"], tmp_path)
+    assert passed["model_dir"] == "ckpt" and passed["rounds"] == 3 and passed["batches"] == 4
+    assert (tmp_path / "test_texts.txt").read_text().split("\n") == ["a text", "another text"]
+    rows = {"teacher": {"macro_f1_points_vs_teacher": 0.0, "examples_per_s": 100.0, "p50_ms": 10.0},
+            "fast-but-worse": {"macro_f1_points_vs_teacher": -1.5, "examples_per_s": 900.0, "p50_ms": 2.0},
+            "student": {"macro_f1_points_vs_teacher": -0.8, "examples_per_s": 300.0, "p50_ms": 5.0}}
+    peers = {"int8": {"examples_per_s": 150.0, "p50_ms": 4.0}, "fp32": {"examples_per_s": 75.0, "p50_ms": 8.0}}
+    assert smaller.goal(rows, peers) == {"export": "student", "peer": "int8", "examples_per_s_ratio": 2.0,
+                                         "p50_ratio": 1.25}
