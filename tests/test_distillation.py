@@ -72,14 +72,15 @@ def test_distill_trains_a_smaller_student_that_names_its_teacher(trained, tmp_pa
     from tfbert.encoders.convert import read_metadata as encoder_metadata
     from tfbert.serving import load, read_metadata
     monkeypatch.setenv("TFBERT_CACHE", str(tmp_path / "cache"))
-    base, summary = trained
+    _, summary = trained
     hf = write_hf_checkpoint(tmp_path / "hf", checkpoint_dir / "vocab.txt", layers=2, hidden=32, inter=64)
-    rc = main(["--teacher", str(base / "moods"), "--encoder", str(hf), "--max-seq-length", "64", "--epochs", "1",
+    # The version itself: other tests publish later versions into the shared teacher's model folder.
+    rc = main(["--teacher", summary["export"], "--encoder", str(hf), "--max-seq-length", "64", "--epochs", "1",
                "--min-steps", "10", "--batch-size", "16", "--output-dir", str(tmp_path / "out"), "--verbose", "0"])
     assert rc == 0
     student = tmp_path / "out" / "moods-student" / "1"
     meta = read_metadata(student)
-    assert meta["teacher"]["export"] == summary["export"] and meta["settings"]["teacher"] == str(base / "moods")
+    assert meta["teacher"]["export"] == summary["export"] and meta["settings"]["teacher"] == summary["export"]
     taught = read_metadata(summary["export"])["settings"]
     assert all(meta["settings"][k] == taught[k] for k in ("train_file", "text_column", "label_column", "seed"))
     assert encoder_metadata(Path(meta["encoder"]).parent)["source_layers"] == [0]  # 1 of 2 layers, spread
