@@ -79,6 +79,8 @@ class PooledValidation(keras.callbacks.Callback):
 class ClassificationTask(ClassificationSpec, Task):
     """Single-text or sentence-pair classification: softmax head, cross-entropy, macro-F1 on validation."""
 
+    teacher_facts: dict = {}  # {"teacher": ...} for the metadata and metrics.json of a --teacher run (datasets)
+
 
     def datasets(self, data: TextDataset, inputs, config, log=print) -> Datasets:
         pipe = inputs.pipeline(data.has_pairs)
@@ -100,19 +102,16 @@ class ClassificationTask(ClassificationSpec, Task):
 
     def _distillation_targets(self, data: TextDataset, config, log=print) -> dict:
         from tfbert.distillation import Teacher, soft_targets, targets
-        self.teacher = Teacher(config.teacher)
-        log(f"distillation: teacher {self.teacher.path} scores the {len(data.train)} training and {len(data.valid)} "
+        teacher = Teacher(config.teacher)
+        log(f"distillation: teacher {teacher.path} scores the {len(data.train)} training and {len(data.valid)} "
             f"validation texts (temperature {config.distill_temperature}, soft share {config.distill_weight})")
-        out = {}
-        for split in ("train", "valid"):
-            frame = getattr(data, split)
-            probs = self.teacher.probabilities(frame, data.labels, data.has_pairs)
-            out[split] = targets(frame["label_id"].to_numpy(), soft_targets(probs, config.distill_temperature))
-            if split == "valid":
-                agree = float((probs.argmax(1) == frame["label_id"].to_numpy()).mean())
-                log(f"distillation: the teacher's validation accuracy {agree:.4f}")
-                self.teacher_valid_accuracy = agree
-        return out
+        probs = {split: teacher.probabilities(getattr(data, split), data.labels, data.has_pairs)
+                 for split in ("train", "valid")}
+        agree = float((probs["valid"].argmax(1) == data.valid["label_id"].to_numpy()).mean())
+        log(f"distillation: the teacher's validation accuracy {agree:.4f}")
+        self.teacher_facts = {"teacher": {**teacher.facts(), "valid_accuracy": agree}}
+        return {split: targets(getattr(data, split)["label_id"].to_numpy(),
+                               soft_targets(p, config.distill_temperature)) for split, p in probs.items()}
 
     def build_model(self, encoder_handle: str, data: TextDataset, config):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
@@ -120,12 +119,7 @@ class ClassificationTask(ClassificationSpec, Task):
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
 
     def summary_extras(self, data: TextDataset) -> dict:
-        return {"class_weights": self.weighting, **self._teacher_facts()}  # what --class-weights auto chose
-
-    def _teacher_facts(self) -> dict:
-        if getattr(self, "teacher", None) is None:
-            return {}
-        return {"teacher": {**self.teacher.facts(), "valid_accuracy": self.teacher_valid_accuracy}}
+        return {"class_weights": self.weighting, **self.teacher_facts}  # what --class-weights auto chose
 
     def constant_score(self, data: TextDataset) -> tuple[str, float]:
         from sklearn.metrics import f1_score
@@ -204,7 +198,7 @@ class ClassificationTask(ClassificationSpec, Task):
         version = export_classifier(model, handles.preprocess, data.labels, base, inputs=inputs.settings,
                                     has_pairs=data.has_pairs, encoder_handle=handles.encoder, pooling=config.pooling,
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
-                                    info=facts, metadata={**metadata, **fitted, **self._teacher_facts()},
+                                    info=facts, metadata={**metadata, **fitted, **self.teacher_facts},
                                     temperature=fitted.get("calibration", {}).get("temperature", 1.0),
                                     threshold=fitted.get("decision_threshold", {}).get("value"), log=log)
         return version, {"serving_graph": facts}
