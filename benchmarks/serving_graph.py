@@ -3,10 +3,11 @@
 
     python benchmarks/serving_graph.py [--precision auto] [--rounds 4]
 
-Builds the default classifier (head untrained: speed does not depend on the weights), exports it twice with
-tfbert.export.export_classifier (once with encoder_handle, which selects the inference graph, once without),
-loads both SavedModels and times raw-string calls of serving_default in one process, interleaved round by
-round: batch 64 over the tweet test split in file order, and batch 1. Prints a table and writes
+Builds the default classifier (head untrained: speed does not depend on the weights), exports it three times
+with tfbert.export.export_classifier (without encoder_handle: the trained graph; with it: the inference graph;
+and with every LayerNorm in the fused form: "fused-ln", the inference graph before a few rows took the
+elementwise form), loads the SavedModels and times raw-string calls of serving_default in one process,
+interleaved round by round: batch 64 over the tweet test split in file order, and batch 1. Prints a table and writes
 benchmarks/results/serving_graph.json. Ratios within one run are what to quote.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from tfbert.data.inputs import InputSettings
+    from tfbert.encoders import inference_graph
     from tfbert.export.classifier import export_classifier
     from tfbert.tasks.classification import SERVING_CHECK_TEXTS
 
@@ -32,10 +34,13 @@ def main(argv=None) -> int:
     texts = data.test["text"].tolist()
     work = Path(tempfile.mkdtemp(prefix="tfbert-serving-graph-"))
     info, exports = {}, {}
-    for graph, handle in (("trained", None), ("inference", handles.encoder)):
+    default_rows = inference_graph.SMALL_LAYER_NORM_ROWS
+    for graph, handle in (("trained", None), ("inference", handles.encoder), ("fused-ln", handles.encoder)):
+        inference_graph.SMALL_LAYER_NORM_ROWS = 0 if graph == "fused-ln" else default_rows
         exports[graph] = export_classifier(model, handles.preprocess, data.labels, work / graph, inputs=InputSettings(128),
                                            encoder_handle=handle, check_texts=texts[:SERVING_CHECK_TEXTS],
                                            info=info.setdefault(graph, {}), log=lambda *_: None)
+    inference_graph.SMALL_LAYER_NORM_ROWS = default_rows
     del model
     fns = {g: tf.saved_model.load(str(p)).signatures["serving_default"] for g, p in exports.items()}
     batches, singles = serving_ab.requests(texts, a)

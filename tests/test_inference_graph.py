@@ -9,7 +9,7 @@ import tensorflow_hub as hub
 from conftest import TINY
 
 from tfbert.data.inputs import InputSettings
-from tfbert.encoders.inference_graph import inference_classifier
+from tfbert.encoders.inference_graph import SMALL_LAYER_NORM_ROWS, inference_classifier
 from tfbert.export.classifier import export_classifier
 from tfbert.tasks.classification import build_classifier
 
@@ -33,11 +33,11 @@ def _trained_like(pair, pooling, seed=1):
     return model
 
 
-def _inputs(pair, pairs=False):
+def _inputs(pair, pairs=False, texts=TEXTS):
     pre = hub.load(str(pair / "preprocess"))
-    segments = [pre.tokenize(tf.constant(TEXTS)).merge_dims(-2, -1)]
+    segments = [pre.tokenize(tf.constant(texts)).merge_dims(-2, -1)]
     if pairs:
-        segments.append(pre.tokenize(tf.constant(TEXTS[::-1])).merge_dims(-2, -1))
+        segments.append(pre.tokenize(tf.constant(texts[::-1])).merge_dims(-2, -1))
     return pre.bert_pack_inputs(segments, seq_length=40)
 
 
@@ -45,14 +45,19 @@ def _inputs(pair, pairs=False):
 @pytest.mark.parametrize("pairs", [False, True])
 def test_fp32_inference_graph_equals_the_trained_core(tiny_pair, pooling, pairs):
     """Same logits as the Keras core: fused QKV, folded scale, fused LayerNorm and the [CLS]-only last layer
-    change the arithmetic, not the answer (padding, segment ids and every pooling included)."""
+    change the arithmetic, not the answer (padding, segment ids and every pooling included), on a batch small
+    enough for the elementwise LayerNorm and on one large enough for the fused one."""
     core = _trained_like(tiny_pair, pooling)
     graph, why = inference_classifier(core, str(tiny_pair / "encoder"), pooling)
     assert graph is not None, why
     assert graph.compute_dtype == tf.float32 and graph.pooling == pooling
+    for texts in (TEXTS, TEXTS * 2):
+        batch = _inputs(tiny_pair, pairs, texts)
+        assert (np.prod(batch["input_mask"].shape) > SMALL_LAYER_NORM_ROWS) == (texts is not TEXTS)
+        expected = core(batch, training=False).numpy()
+        np.testing.assert_allclose(graph(batch).numpy(), expected, atol=2e-5 * max(1, np.abs(expected).max()))
     inputs = _inputs(tiny_pair, pairs)
     expected = core(inputs, training=False).numpy()
-    np.testing.assert_allclose(graph(inputs).numpy(), expected, atol=2e-5 * max(1, np.abs(expected).max()))
     # The pooling is what the exporter is told, not read from the core: another one answers differently, which the
     # export's comparison with the core catches (the trained graph is served then).
     other, _ = inference_classifier(core, str(tiny_pair / "encoder"), "mean" if pooling != "mean" else "cls")

@@ -7,8 +7,8 @@ last layer for every token. The export instead lays the same trained weights out
   oneDNN reorders a constant kernel into its blocked layout once instead of on every call;
 - query/key/value as one [hidden, 3 hidden] matmul, with the 1/sqrt(head size) scale folded into the query;
 - 2-D [tokens, hidden] MatMul + BiasAdd (+ GELU), which grappler's oneDNN remapper fuses into one op;
-- LayerNorm written as Keras' fused form (FusedBatchNormV3 over [1, tokens, hidden, 1]), which the remapper
-  turns into oneDNN's layer norm;
+- LayerNorm as Keras' fused form (FusedBatchNormV3 over [1, tokens, hidden, 1]), which the remapper turns into
+  oneDNN's layer norm, except for a few rows (a single text), where the two-pass elementwise form is faster;
 - in the last layer, only the [CLS] rows go through the attention output and feed-forward when the head reads
   the pooled output or [CLS] alone.
 LayerNorm, softmax and the residual stream stay float32. The mixed policy rounds residual sums, LayerNorm outputs
@@ -30,6 +30,9 @@ from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.convert import encoder_metadata
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu")
+# At or below this many token rows LayerNorm takes the elementwise form: the crossover lies between 165 rows
+# (faster elementwise) and 379 (faster fused), see docs/pages/benchmarks.md.
+SMALL_LAYER_NORM_ROWS = 256
 
 
 @dataclass
@@ -108,15 +111,27 @@ class InferenceClassifier(tf.Module):
                               tf.constant(params.bias, self.compute_dtype))
 
     def _layer_norm(self, x, params):
-        """LayerNorm over the last axis of a 2-D float32 tensor, as one FusedBatchNormV3 (Keras' fused form).
+        """LayerNorm over the last axis of a 2-D float32 tensor.
 
-        The raw op keeps the encoder's own epsilon (tf.nn.fused_batch_norm raises it to at least 1.001e-5)."""
+        A few rows (one text, a small batch) take the two-pass elementwise form: oneDNN's layer norm has a fixed
+        cost per call that dominates there. Many rows take one FusedBatchNormV3 (Keras' fused form), which the
+        remapper turns into oneDNN's layer norm, faster once there is work to spread. The raw op keeps the
+        encoder's own epsilon (tf.nn.fused_batch_norm raises it to at least 1.001e-5)."""
         rows = tf.shape(x)[0]
-        y = tf.raw_ops.FusedBatchNormV3(
-            x=tf.reshape(x, [1, rows, -1, 1]), scale=tf.ones([rows]), offset=tf.zeros([rows]),
-            mean=tf.constant([], tf.float32), variance=tf.constant([], tf.float32), epsilon=self.eps,
-            data_format="NCHW", is_training=True).y
-        return tf.reshape(y, tf.shape(x)) * tf.constant(params[0]) + tf.constant(params[1])
+        gamma, beta = tf.constant(params[0]), tf.constant(params[1])
+
+        def two_pass():
+            d = x - tf.reduce_mean(x, -1, keepdims=True)
+            return d * tf.math.rsqrt(tf.reduce_mean(tf.square(d), -1, keepdims=True) + self.eps) * gamma + beta
+
+        def fused():
+            y = tf.raw_ops.FusedBatchNormV3(
+                x=tf.reshape(x, [1, rows, -1, 1]), scale=tf.ones([rows]), offset=tf.zeros([rows]),
+                mean=tf.constant([], tf.float32), variance=tf.constant([], tf.float32), epsilon=self.eps,
+                data_format="NCHW", is_training=True).y
+            return tf.reshape(y, tf.shape(x)) * gamma + beta
+
+        return tf.cond(rows <= SMALL_LAYER_NORM_ROWS, two_pass, fused)
 
     def _activate(self, x):
         if self.activation == "relu":
