@@ -25,7 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from measure import percentile, split_extra, train_cli, write_result  # noqa: E402  (benchmarks/ is not a package)
+import serving_ab  # noqa: E402  (benchmarks/ is not a package)
+from measure import percentile, split_extra, train_cli, write_result  # noqa: E402
 
 
 def variants(layers: list[int], selections: list[str], teacher: str | None = None) -> dict[str, list[str]]:
@@ -86,24 +87,6 @@ def serving(exports: dict[str, str], texts: list[str], rounds: int, batches: int
             for k in serves}
 
 
-def onnx_peer(a, texts: list[str], work: Path) -> dict:
-    """benchmarks/reference/onnx_peer.py in its venv on the same test texts (one per line), after tfbert's serving."""
-    import json
-    import subprocess
-    if a.peer_model_dir is None:
-        from tfbert.encoders.checkpoint import resolve_source
-        from tfbert.encoders.registry import EMBEDDED
-        a.peer_model_dir = str(resolve_source(EMBEDDED["minilm-l6"]))
-    texts_file, out = work / "test_texts.txt", work / "onnx_peer.json"
-    texts_file.write_text("\n".join(" ".join(t.split()) for t in texts), encoding="utf-8")
-    cmd = [a.peer_python, str(HERE / "reference" / "onnx_peer.py"), "--model-dir", a.peer_model_dir, "--texts-file",
-           str(texts_file), "--rounds", str(a.rounds), "--batches", str(a.batches), "--singles", str(a.singles),
-           "--work", str(work / "onnx"), "--out", str(out)]
-    print("peer: " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=HERE / "reference")
-    return json.loads(out.read_text())
-
-
 def goal(rows: dict, peers: dict) -> dict:
     """Issue 30's two ratios: the fastest export within 1.0 macro-F1 point of the teacher against the fastest peer,
     in examples/s (at least 2x) and single-text p50 (at most 1x)."""
@@ -125,9 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batches", type=int, default=16, help="batch-64 requests per round")
     ap.add_argument("--singles", type=int, default=64, help="single-text requests per round")
-    ap.add_argument("--peer-python", help="the ONNX Runtime peer's venv python (benchmarks/reference/onnx_peer.py); "
-                                          "default: no peer")
-    ap.add_argument("--peer-model-dir", help="the peer's Hugging Face checkpoint (default: the embedded MiniLM's)")
+    serving_ab.peer_flags(ap)
     ap.add_argument("--out", default=str(HERE / "results" / "smaller_models.json"))
     a = ap.parse_args(own)
 
@@ -154,7 +135,7 @@ def main(argv=None) -> int:
               f"points), {s['examples_per_s']:.0f} examples/s ({rows[name]['speed_vs_teacher']:.2f}x), p50 "
               f"{s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, {rows[name]['export_mb']} MB, trained "
               f"{r['fit_seconds'] / 60:.1f} min")
-    peer = onnx_peer(a, test, work) if a.peer_python else None
+    peer = serving_ab.onnx_peer(a, test, work) if a.peer_python else None
     write_result(a.out, {"what": "layer dropping (--encoder-layers) and distillation (--teacher) against the full "
                                  "encoder on the built-in tweets: test macro-F1 and raw-string serving speed, side by "
                                  "side in one process, then the ONNX Runtime peer",
