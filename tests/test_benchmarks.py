@@ -64,11 +64,13 @@ def test_ci_timing_reads_pytest_summary_line():
 
 def test_the_onnx_peer_takes_every_flag_smaller_models_passes_and_the_goal_picks_the_fastest_close_export(
         monkeypatch, tmp_path):
-    """benchmarks/reference/onnx_peer.py parses what smaller_models.onnx_peer starts it with (without onnxruntime);
-    the goal compares the fastest export within 1.0 macro-F1 point of the teacher with the fastest peer."""
+    """benchmarks/reference/onnx_peer.py parses what serving_ab.onnx_peer (smaller_models.py, serving_graph.py)
+    starts it with (without onnxruntime); the goal compares the fastest export within 1.0 macro-F1 point of the
+    teacher with the fastest peer."""
     import argparse
     import subprocess
     smaller = importlib.import_module("smaller_models")
+    serving_ab = importlib.import_module("serving_ab")
     monkeypatch.syspath_prepend(str(BENCHMARKS / "reference"))
     peer = importlib.import_module("onnx_peer")
     passed = {}
@@ -79,12 +81,30 @@ def test_the_onnx_peer_takes_every_flag_smaller_models_passes_and_the_goal_picks
 
     monkeypatch.setattr(subprocess, "run", run)
     a = argparse.Namespace(peer_python="python", peer_model_dir="ckpt", rounds=3, batches=4, singles=8)
-    smaller.onnx_peer(a, ["a text", "another\ntext"], tmp_path)
+    serving_ab.onnx_peer(a, ["a text", "another\ntext"], tmp_path / "work")
     assert passed["model_dir"] == "ckpt" and passed["rounds"] == 3 and passed["batches"] == 4
-    assert (tmp_path / "test_texts.txt").read_text().split("\n") == ["a text", "another text"]
+    assert (tmp_path / "work" / "test_texts.txt").read_text().split("\n") == ["a text", "another text"]
     rows = {"teacher": {"macro_f1_points_vs_teacher": 0.0, "examples_per_s": 100.0, "p50_ms": 10.0},
             "fast-but-worse": {"macro_f1_points_vs_teacher": -1.5, "examples_per_s": 900.0, "p50_ms": 2.0},
             "student": {"macro_f1_points_vs_teacher": -0.8, "examples_per_s": 300.0, "p50_ms": 5.0}}
     peers = {"int8": {"examples_per_s": 150.0, "p50_ms": 4.0}, "fp32": {"examples_per_s": 75.0, "p50_ms": 8.0}}
     assert smaller.goal(rows, peers) == {"export": "student", "peer": "int8", "examples_per_s_ratio": 2.0,
                                          "p50_ratio": 1.25}
+
+
+def test_interleaved_serving_times_every_single_call_of_every_round():
+    """serving_ab.interleaved hands back one time per batch-1 call and round (the p50/p99), round totals beside."""
+    serving_ab = importlib.import_module("serving_ab")
+
+    class Out:
+        def numpy(self):
+            return 0
+
+    calls = []
+    serves = {"a": lambda x: calls.append(("a", x)) or {"label_id": Out()},
+              "b": lambda x: calls.append(("b", x)) or {"label_id": Out()}}
+    single_ms = {}
+    b64, b1 = serving_ab.interleaved(serves, ["B1", "B2"], ["s1", "s2", "s3"], 2, single_ms)
+    assert {k: len(v) for k, v in single_ms.items()} == {"a": 6, "b": 6}
+    assert all(t >= 0 for t in single_ms["a"]) and len(b64["a"]) == len(b1["b"]) == 2
+    assert len(calls) == 2 * 5 + 2 * 2 * 5  # warm-up on every shape, then 2 rounds of both serves
