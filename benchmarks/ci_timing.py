@@ -3,10 +3,14 @@
 
     python3 benchmarks/ci_timing.py [--repo .] [--ref HEAD] [--work /tmp/tfbert-ci] [--out JSON]
 
+    python3 benchmarks/ci_timing.py --table-only       # only rewrite the docs table from the JSON
+
 Clones --repo at --ref into --work (removed first), runs `CI=true bash .ci/run` there with its log in
 WORK.log, and appends one row to --out (default benchmarks/results/ci_timing.json): commit, exit code, whole
 wall time, pytest's own count and time from its summary line, and how many CPUs other processes kept busy
-meanwhile (a suite timed beside a benchmark is slower). Standard library only: it runs before any venv exists.
+meanwhile (a suite timed beside a benchmark is slower). Then it rewrites the table of docs/pages/tests.md from
+all the rows (tests/test_benchmarks.py checks that the page shows the JSON). Standard library only: it runs
+before any venv exists.
 """
 from __future__ import annotations
 
@@ -38,13 +42,46 @@ def pytest_summary(log: str) -> dict:
     return {"counts": counts, "seconds": float(last["seconds"])}
 
 
+DOCS_PAGE = HERE.parent / "docs" / "pages" / "tests.md"
+TABLE_HEADER = ("| commit | tests | time of tests | whole `.ci/run` | CPU | other processes (CPUs busy) |\n"
+                "| --- | --- | --- | --- | --- | --- |\n")
+
+
+def table(rows: list[dict]) -> str:
+    """The docs' markdown table of the timing rows, oldest first."""
+    def line(r):
+        counts = ", ".join(f"{n} {word}" for word, n in sorted(r["pytest"].get("counts", {}).items()))
+        seconds = r["pytest"].get("seconds")
+        tests = "-" if seconds is None else f"{seconds / 60:.1f} min"
+        cpu = f"{r['cpu']['model']} ({', '.join(r['cpu']['flags'])})"
+        return (f"| {r['commit'][:7]} | {counts or 'no summary (exit ' + str(r['exit_code']) + ')'} | {tests} | "
+                f"{r['ci_minutes']:.1f} min | {cpu} | {r['other_cpus']:.2f} |\n")
+    return TABLE_HEADER + "".join(line(r) for r in rows)
+
+
+def rewrite_table(page: Path, rows: list[dict]) -> None:
+    """Replace the table that starts with TABLE_HEADER in `page` (ValueError if it has none)."""
+    text = page.read_text()
+    start = text.find(TABLE_HEADER)
+    if start < 0:
+        raise ValueError(f"{page}: no CI timing table (a line starting {TABLE_HEADER.splitlines()[0]!r})")
+    end = text.find("\n\n", start)
+    page.write_text(text[:start] + table(rows).rstrip("\n") + text[end if end >= 0 else len(text):])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repo", default=str(HERE.parent))
     ap.add_argument("--ref", default="HEAD")
     ap.add_argument("--work", default="/tmp/tfbert-ci")
     ap.add_argument("--out", default=str(HERE / "results" / "ci_timing.json"))
+    ap.add_argument("--page", default=str(DOCS_PAGE), help="the docs page whose table is rewritten")
+    ap.add_argument("--table-only", action="store_true", help="rewrite --page's table from --out; run nothing")
     a = ap.parse_args(argv)
+    out = Path(a.out)
+    if a.table_only:
+        rewrite_table(Path(a.page), json.loads(out.read_text())["runs"])
+        return 0
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
     subprocess.run(["git", "clone", "-q", a.repo, str(work)], check=True)
@@ -58,9 +95,9 @@ def main(argv=None) -> int:
            "other_cpus": round(run["other_cpus"], 2), "pytest": pytest_summary(log.read_text(errors="replace")),
            "cpu": cpu()}
     print(json.dumps(row))
-    out = Path(a.out)
-    rows = json.loads(out.read_text())["runs"] if out.is_file() else []
-    write_result(out, {"runs": [*rows, row]})
+    rows = [*(json.loads(out.read_text())["runs"] if out.is_file() else []), row]
+    write_result(out, {"runs": rows})
+    rewrite_table(Path(a.page), rows)
     return run["code"]
 
 

@@ -62,6 +62,19 @@ def test_ci_timing_reads_pytest_summary_line():
     assert summary("no summary here") == {}
 
 
+def test_the_docs_ci_timing_table_shows_every_row_of_the_json(tmp_path):
+    """docs/pages/tests.md's table is what ci_timing.py writes from benchmarks/results/ci_timing.json."""
+    ci_timing = importlib.import_module("ci_timing")
+    rows = json.loads((BENCHMARKS / "results" / "ci_timing.json").read_text())["runs"]
+    page = ci_timing.DOCS_PAGE.read_text()
+    assert ci_timing.table(rows) in page + "\n"
+    copy = tmp_path / "tests.md"
+    copy.write_text(page)
+    ci_timing.rewrite_table(copy, rows[:-1])  # the table alone is replaced; the text around it stays
+    before, after = page.split(ci_timing.table(rows).rstrip("\n"))
+    assert copy.read_text() == before + ci_timing.table(rows[:-1]).rstrip("\n") + after
+
+
 def test_the_onnx_peer_takes_every_flag_smaller_models_passes_and_the_goal_picks_the_fastest_close_export(
         monkeypatch, tmp_path):
     """benchmarks/reference/onnx_peer.py parses what serving_ab.onnx_peer (smaller_models.py, serving_graph.py)
