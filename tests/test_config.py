@@ -109,10 +109,15 @@ def test_setting_and_data_errors_come_before_tensorflow_loads(tmp_path):
     """A mistyped task or a file without the label column is reported from the task catalog and the data loader
     alone (tfbert.tasks.catalog): TensorFlow (7-12 s to load) is never imported."""
     (tmp_path / "t.csv").write_text("text,lable\nhi,a\n")
+    (tmp_path / "tasks.json").write_text(json.dumps([{"task": "sentiment"}, {"task": "classify", "train_file":
+                                                                            str(tmp_path / "t.csv")}]))
     for args, error in ((["--task", "sentimnt"], "invalid choice: 'sentimnt' (choose from 'classify', 'multilabel', "
-                                                 "'ner', 'qa', 'regression', 'sentiment') (did you mean 'sentiment'?)"),
+                                                 "'multitask', 'ner', 'qa', 'regression', 'sentiment') (did you mean "
+                                                 "'sentiment'?)"),
                         (["--task", "classify", "--train-file", str(tmp_path / "t.csv")],
-                         "no column 'label' (did you mean 'lable'?) (--label-column)")):
+                         "no column 'label' (did you mean 'lable'?) (--label-column)"),
+                        (["--task", "multitask", "--tasks-file", str(tmp_path / "tasks.json")],
+                         "no column 'label' (did you mean 'lable'?)")):
         done = subprocess.run([sys.executable, "-c", _LOADED_TF, *args], capture_output=True, text=True)
         assert done.returncode == 2 and error in done.stderr, done.stderr
         assert done.stderr.splitlines()[-1] == "tensorflow loaded: False", done.stderr

@@ -332,9 +332,9 @@ def test_ctrl_c_and_a_full_disk_end_in_one_line_and_other_failures_keep_their_tr
 
 @pytest.mark.parametrize("module, flags", [
     (evaluate, ["--model", "--test-file", "--text-column", "--label-column", "--text-b-column", "--output",
-                "--plots", "--batch-size", "--debug", "--quiet"]),
+                "--plots", "--head", "--batch-size", "--debug", "--quiet"]),
     (predict, ["--model", "--input-file", "--text-column", "--text-b-column", "--text-b", "--output",
-               "--batch-size", "--debug", "--quiet"]),
+               "--head", "--batch-size", "--debug", "--quiet"]),
 ])
 def test_help_documents_every_flag_and_default(module, flags, capsys):
     with pytest.raises(SystemExit) as e:

@@ -15,6 +15,7 @@ import pytest
 from tfbert.config import RunConfig, make_config
 from tfbert.export.publish import fresh_process_env
 from tfbert.fit import fit
+from tfbert.run_folder import read_history
 from tfbert.tasks import TASKS
 
 HOSTILE = ["", "   ", "\x00\x07\x1b", "Zoë 👍🏽 日本語 \u200b\u202e", "word " * 3000,
@@ -65,7 +66,8 @@ for i, raw in enumerate(tf.data.TFRecordDataset(str(warmup))):
 print("RESULT" + json.dumps(out))
 """
 # A batch of empty texts gets each task's empty answer (classifiers and scorers: a valid output per row).
-EMPTY_ANSWERS = {"ner": {"num_entities": 0}, "qa": {"answer": ""}}
+EMPTY_ANSWERS = {"ner": {"num_entities": 0}, "qa": {"answer": ""},
+                 "multitask": {"ner_num_entities": 0, "num_entities": 0}}  # its ner head, in both signatures
 
 
 @pytest.fixture(scope="module", params=sorted(TASKS))
@@ -73,8 +75,8 @@ def trained_task(request, tmp_path_factory, tiny_pair):
     name = request.param
     directory = tmp_path_factory.mktemp(name)
     settings = TASKS[name]().example_data(directory)
-    config = RunConfig(task=name, encoder=str(tiny_pair), epochs=1, min_steps=0, batch_size=8, verbose=0,
-                       output_dir=str(directory / "out"), **settings)
+    config = make_config(dict(task=name, encoder=str(tiny_pair), epochs=1, min_steps=0, batch_size=8, verbose=0,
+                              output_dir=str(directory / "out"), **settings))  # settings may be task options
     return name, settings, fit(config, log=lambda *_: None)
 
 
@@ -83,8 +85,10 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     task = TASKS[name]
     run = Path(summary["run_dir"])
     assert summary["task"] == name and summary["epochs_run"] == 1
-    # One training example per row; QA: per window of a question's context (train_windows).
-    assert summary["planned_steps_per_epoch"] == -(-summary.get("train_windows", summary["train_rows"]) // 8)
+    # One training example per row; QA: per window of a question's context (train_windows); multitask: each
+    # member's batches, summed (proportional sampling draws each member's own count).
+    members = summary.get("members", {"": {"train_rows": summary.get("train_windows", summary["train_rows"])}})
+    assert summary["planned_steps_per_epoch"] == sum(-(-m["train_rows"] // 8) for m in members.values())
     assert math.isfinite(summary[f"best_{task.monitor}"])  # the monitored value was logged (F1 or a correlation)
     for f in ("config.json", "run.json", "metrics.json", "history.csv", "training_curves.png",
               *TASK_PLOTS.get(name, [])):
@@ -98,7 +102,15 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     cut = json.loads((run / "metrics.json").read_text())["truncation"]
     assert set(cut["splits"]) == {"train", "valid", "test"} and cut["splits"]["train"]["rows"] == summary["train_rows"]
     assert cut["long_texts"] == ("windows" if name == "qa" else "truncate")
-    assert any(n.startswith(f"Long texts ({cut['long_texts']})") for n in summary["data_notes"])
+    if name == "multitask":  # early stopping follows the mean of the heads' own monitors, each logged
+        history = read_history(run / "history.csv")
+        monitors = [f"val_mood_{TASKS['sentiment'].monitor[4:]}", f"val_ner_{TASKS['ner'].monitor[4:]}",
+                    f"val_multilabel_{TASKS['multilabel'].monitor[4:]}"]
+        assert math.isclose(history["val_multitask_score"][0], sum(history[m][0] for m in monitors) / 3,
+                            rel_tol=1e-6), history
+    for head in members:  # a multitask run's notes name the member they are about
+        assert any(n.startswith(f"{head + ': ' if head else ''}Long texts ({cut['long_texts']})")
+                   for n in summary["data_notes"]), (head, summary["data_notes"])
     meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
     assert meta["task"] == name and meta["settings"]["task"] == name and meta["test_metrics"] == summary["test"]
     assert meta["versions"]["tensorflow"].startswith("2.") and (meta.get("labels") or meta.get("tags")
@@ -137,17 +149,26 @@ def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_tas
     assert [x["text"] for x in lines] == ["first text", "", "John Smith flew to Paris"]
     assert all(len(x) > 1 for x in lines)  # the text and the task's answer
 
-    columns = {k: v for k, v in settings.items() if k.endswith("_column")}
-    flags = [f for k, v in columns.items() for f in (f"--{k.replace('_', '-')}", v)]
-    out = tmp_path / "metrics.json"
-    code = evaluate.main([str(a) for a in ("--model", summary["export"], "--test-file", settings["test_file"],
-                                           "--output", out, *flags)])
-    assert code == 0, capsys.readouterr().err[-3000:]
-    metrics = json.loads(out.read_text())
-    # What the run reports is what it ships: its metrics.json's test scores are the export's, as evaluate finds them.
     reported = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())["test"]
-    assert set(reported) <= set(metrics), (sorted(reported), sorted(metrics))
-    assert _same({k: metrics[k] for k in reported}, reported), (name, reported, metrics)
+    if "tasks_file" in settings:  # multitask: every head alone, on its member's test file
+        heads = {m["name"]: ({k: v for k, v in m.items() if k != "name"}, reported[m["name"]], ["--head", m["name"]])
+                 for m in json.loads(Path(settings["tasks_file"]).read_text())}
+        assert {x for line in lines for x in line} == {"text", *heads}  # without --head: every head's answer
+        assert evaluate.main(["--model", summary["export"], "--test-file", settings["tasks_file"]]) == 2
+        assert "--head NAME" in capsys.readouterr().err
+    else:
+        heads = {name: (settings, reported, [])}
+    for head, (member, scores, head_flags) in heads.items():
+        columns = {k: v for k, v in member.items() if k.endswith("_column")}
+        flags = [f for k, v in columns.items() for f in (f"--{k.replace('_', '-')}", v)]
+        out = tmp_path / f"{head}.json"
+        code = evaluate.main([str(a) for a in ("--model", summary["export"], "--test-file", member["test_file"],
+                                               "--output", out, *flags, *head_flags)])
+        assert code == 0, capsys.readouterr().err[-3000:]
+        metrics = json.loads(out.read_text())
+        # What the run reports is what it ships: its metrics.json's test scores are the export's, as evaluate finds.
+        assert set(scores) <= set(metrics), (sorted(scores), sorted(metrics))
+        assert _same({k: metrics[k] for k in scores}, scores), (name, head, scores, metrics)
 
 
 def _same(a, b) -> bool:

@@ -63,6 +63,7 @@ _API = {
     "load": "tfbert.serving", "ExportedClassifier": "tfbert.serving.classifier",
     "ExportedTagger": "tfbert.serving.tagger", "ExportedRegressor": "tfbert.serving.regressor",
     "ExportedEmbedder": "tfbert.serving.embedder", "ExportedMultilabel": "tfbert.serving.multilabel",
+    "ExportedMultitask": "tfbert.serving.multitask",
     "export_embeddings": "tfbert.embed",
     "ExportedQa": "tfbert.serving.qa", "load_qa_dataset": "tfbert.data.qa", "qa_metrics": "tfbert.metrics.qa",
     "classification_metrics": "tfbert.metrics.classification", "entity_metrics": "tfbert.metrics.entities",

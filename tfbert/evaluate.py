@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="also draw the task's plots as PNGs into DIR (classifiers: confusion_matrix.png, "
                         "reliability.png) (default: none)")
+    p.add_argument("--head", default=None, metavar="NAME",
+                   help="a multitask model's head (its task's name, or the name its --tasks-file gave it) to "
+                        "evaluate on --test-file; required for a multitask model (default: none)")
     add_common_arguments(p)
     return p
 
@@ -53,7 +56,7 @@ def _run(args) -> int:
     from tfbert.files import write_json
     from tfbert.serving import load
 
-    model = load(args.model)  # reads the export's metadata; TensorFlow loads on the first prediction
+    model = load(args.model, head=args.head)  # reads the export's metadata; TensorFlow loads on first use
     metrics, report = model.evaluate_file(args.test_file, text_column=args.text_column,
                                           label_column=args.label_column, text_b_column=args.text_b_column,
                                           batch_size=args.batch_size, note=note)

@@ -146,12 +146,12 @@ def _run(config: RunConfig, task, data, strategy, base: Path, t_start: float, lo
     constant = constant_baseline(task, data, monitor, best_value, log)
     if not export:
         return finish_unexported(run_dir, base, monitor, history, {
-            "task": task.name, "train_rows": len(data.train), "planned_steps_per_epoch": ds.steps_per_epoch,
+            "task": task.name, "train_rows": task.rows(data, "train"), "planned_steps_per_epoch": ds.steps_per_epoch,
             "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1), **constant})
     tested = {}
 
     def test_metrics(directory: Path, written: dict) -> dict:  # the written export's answers, before publishing
-        log(f"test: the export's answers on the {len(data.test)} test {task.unit}")
+        log(f"test: the export's answers on the {task.rows(data, 'test')} test {task.unit}")
         tested["metrics"], tested["predictions"] = task.test_metrics(directory, written, data)
         return tested["metrics"]
 
@@ -178,7 +178,7 @@ def _run(config: RunConfig, task, data, strategy, base: Path, t_start: float, lo
         plot_history(history, run_dir / "training_curves.png")
     task.plots(metrics, tested["predictions"], data, run_dir)
     summary = {"export": str(version), "task": task.name, "test": metrics, "epochs_run": len(history.get("loss", [])),
-               f"best_{monitor}": best_value, "train_rows": len(data.train), "planned_steps_per_epoch":
+               f"best_{monitor}": best_value, "train_rows": task.rows(data, "train"), "planned_steps_per_epoch":
                ds.steps_per_epoch, "fit_seconds": round(fit_seconds, 1), "total_seconds": round(time.time() - t_start, 1),
                "data_notes": data.notes, "replicas_in_sync": strategy.num_replicas_in_sync,
                **({"worker_valid_batch": local_batch_sizes(strategy, ds.valid)} if multi_worker else {}),

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "to FILE: .csv, .tsv or .jsonl (JSON lines). If the input "
                         f"already has such columns, the new ones are prefixed '{PREFIX}'. (default: none, print JSON "
                         "lines to stdout)")
+    p.add_argument("--head", default=None, metavar="NAME",
+                   help="a multitask model's head (its task's name, or the name its --tasks-file gave it) to "
+                        "run alone (default: none; a multitask model answers with every head, keyed by head name)")
     add_common_arguments(p)
     return p
 
@@ -108,7 +111,7 @@ def _run(args) -> int:
     if args.output and Path(args.output).suffix.lower() not in OUTPUT_EXTENSIONS:
         raise ValueError(f"--output {args.output}: unsupported extension; use one of {', '.join(OUTPUT_EXTENSIONS)}.")
 
-    model = load(args.model)  # reads the export's metadata; TensorFlow loads on the first prediction
+    model = load(args.model, head=args.head)  # reads the export's metadata; TensorFlow loads on first use
     if args.input_file:
         rows = read_table(args.input_file)
         for n in rows.attrs.get("notes", []):

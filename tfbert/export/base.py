@@ -46,6 +46,34 @@ def sorted_chunks(core, pipeline: TextPipeline, segments, chunk: int, width: int
     return tf.gather(chunks.concat(), tf.argsort(order))  # back to request order
 
 
+def window_chunks(core, pipeline: TextPipeline, windows: tf.RaggedTensor, chunk: int, pooled_width: int,
+                  token_width: int):
+    """`core` (encoder inputs -> (pooled float [b, pooled_width] or None, per position float [b, seq, token_width]
+    or None)) over the rows of `windows` (wordpieces, [n, (pieces)]) in length-sorted chunks of `chunk`, each padded
+    only to its own longest, as sorted_chunks does. Returns (pooled [n, pooled_width], the positions' values
+    [pieces of all windows, token_width], less [CLS], [SEP] and padding), both in the windows' order: the tagger's
+    windows (tfbert.export.tagger) and a multitask export's heads, pooled and per token, from one encoder pass."""
+    lengths = windows.row_lengths()
+    order = tf.argsort(lengths, stable=True)
+    pooled = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
+                            element_shape=tf.TensorShape([None, pooled_width]))
+    tokens = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
+                            element_shape=tf.TensorShape([None, token_width]))
+    for start in tf.range(0, tf.size(order), chunk):
+        rows = tf.gather(windows, order[start:start + chunk])
+        per_window, per_token = core(pipeline.pack([rows]))
+        n = tf.shape(rows.row_lengths())[0]
+        pooled = pooled.write(start // chunk, tf.zeros([n, 0]) if per_window is None
+                              else tf.cast(per_window, tf.float32))
+        values = tf.zeros([n, tf.reduce_max(rows.row_lengths()) + 2, 0]) if per_token is None \
+            else tf.cast(per_token, tf.float32)
+        kept = tf.RaggedTensor.from_tensor(values[:, 1:], lengths=rows.row_lengths())
+        tokens = tokens.write(start // chunk, kept.flat_values)
+    back = tf.argsort(order)
+    sorted_rows = tf.RaggedTensor.from_row_lengths(tokens.concat(), tf.gather(lengths, order), validate=False)
+    return tf.gather(pooled.concat(), back), tf.gather(sorted_rows, back).flat_values
+
+
 def require_offsets(preprocess, handle: str) -> None:
     from tfbert.encoders.registry import EncoderError
     if not hasattr(preprocess, "tokenize_with_offsets"):

@@ -69,13 +69,7 @@ class ClassifierServer(tf.Module):
                                  segments)
 
     def _outputs(self, logits):
-        probabilities = tf.nn.softmax(logits / self.temperature, axis=-1)
-        if self.threshold is None:
-            label_id = tf.argmax(probabilities, axis=-1)
-        else:  # two labels: the second one exactly when its probability reaches the threshold
-            label_id = tf.cast(probabilities[:, 1] >= self.threshold, tf.int64)
-        return {"probabilities": probabilities, "label_id": label_id,
-                "label": tf.gather(tf.constant(self._labels), label_id)}
+        return classifier_outputs(logits, self._labels, self.temperature, self.threshold)
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
@@ -86,6 +80,16 @@ class ClassifierServer(tf.Module):
     def serve_pairs(self, text, text_b):
         text, text_b = text_batches(text, text_b)
         return self._outputs(self._logits(self.pairs, self.pairs.segments(text, text_b)))
+
+
+def classifier_outputs(logits, labels: list[str], temperature, threshold=None) -> dict:
+    """The classifier's answers from its logits (also a multitask export's classifier heads)."""
+    probabilities = tf.nn.softmax(logits / temperature, axis=-1)
+    if threshold is None:
+        label_id = tf.argmax(probabilities, axis=-1)
+    else:  # two labels: the second one exactly when its probability reaches the threshold
+        label_id = tf.cast(probabilities[:, 1] >= threshold, tf.int64)
+    return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(tf.constant(labels), label_id)}
 
 
 def check_decision(labels: list[str], temperature: float, threshold: float | None) -> None:

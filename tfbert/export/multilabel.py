@@ -43,14 +43,18 @@ class MultilabelServer(ClassifierServer):
         del self.temperature  # the classifier's softmax temperature: sigmoid scores here are not scaled
 
     def _outputs(self, logits):
-        probabilities = tf.sigmoid(logits)
-        chosen = probabilities >= tf.constant(self._thresholds)[None, :]
-        where = tf.where(chosen)  # [k, 2] (row, label), row-major: each row's labels in label order
-        batch = tf.shape(probabilities, out_type=tf.int64)[0]
-        names = tf.RaggedTensor.from_value_rowids(tf.gather(tf.constant(self._labels), where[:, 1]), where[:, 0],
-                                                  nrows=batch)
-        return {"probabilities": probabilities, "labels": names.to_tensor(""),
-                "num_labels": tf.reduce_sum(tf.cast(chosen, tf.int32), axis=1)}
+        return multilabel_outputs(logits, self._labels, self._thresholds)
+
+
+def multilabel_outputs(logits, labels: list[str], thresholds) -> dict:
+    """Sigmoid scores and the thresholded label sets (also a multitask export's multi-label heads)."""
+    probabilities = tf.sigmoid(logits)
+    chosen = probabilities >= tf.constant(np.asarray(thresholds, np.float32))[None, :]
+    where = tf.where(chosen)  # [k, 2] (row, label), row-major: each row's labels in label order
+    batch = tf.shape(probabilities, out_type=tf.int64)[0]
+    names = tf.RaggedTensor.from_value_rowids(tf.gather(tf.constant(labels), where[:, 1]), where[:, 0], nrows=batch)
+    return {"probabilities": probabilities, "labels": names.to_tensor(""),
+            "num_labels": tf.reduce_sum(tf.cast(chosen, tf.int32), axis=1)}
 
 
 def export_multilabel(core, preprocess_handle: str, labels: list[str], thresholds, base: str | Path, *,

@@ -43,7 +43,7 @@ class RegressorServer(tf.Module):
     def _scores(self, pipeline: TextPipeline, segments):
         standardised = pipeline.per_text(lambda s: sorted_chunks(self.core, pipeline, s, self.chunk, 1),
                                          segments)[:, 0]
-        return {OUTPUT: standardised * tf.constant(self.std, tf.float32) + tf.constant(self.mean, tf.float32)}
+        return regressor_outputs(standardised, self.mean, self.std)
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
@@ -54,6 +54,11 @@ class RegressorServer(tf.Module):
     def serve_pairs(self, text, text_b):
         text, text_b = text_batches(text, text_b)
         return self._scores(self.pairs, self.pairs.segments(text, text_b))
+
+
+def regressor_outputs(standardised, mean: float, std: float) -> dict:
+    """Standardised values [batch] -> scores in label units (also a multitask export's regression heads)."""
+    return {OUTPUT: standardised * tf.constant(std, tf.float32) + tf.constant(mean, tf.float32)}
 
 
 def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,

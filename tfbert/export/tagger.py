@@ -29,7 +29,7 @@ from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import TextPipeline
 from tfbert.data.tagged import entity_types
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
-from tfbert.export.base import SERVE_CHUNK, char_offsets, require_offsets, text_batches
+from tfbert.export.base import SERVE_CHUNK, char_offsets, require_offsets, text_batches, window_chunks
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 from tfbert.tasks.catalog import TAGGER_LONG_TEXTS
 
@@ -43,21 +43,24 @@ _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
 def window_probs(core, pipe: TextPipeline, windows: tf.RaggedTensor, chunk: int, n_tags: int):
-    """Tag probabilities of every position of every window: float32 [window pieces, n_tags], window after window.
+    """Tag probabilities of every position of every window: float32 [window pieces, n_tags], window after window,
+    the windows run in length-sorted chunks (tfbert.export.base.window_chunks)."""
+    _, logits = window_chunks(lambda x: (None, core(x, training=False)), pipe, windows, chunk, 0, n_tags)
+    return tf.nn.softmax(logits, axis=-1)
 
-    The windows run in length-sorted chunks of `chunk`, each padded only to its own longest (as
-    tfbert.export.base.sorted_chunks does), and go back to the windows' order."""
-    lengths = windows.row_lengths()
-    order = tf.argsort(lengths, stable=True)
-    parts = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False,
-                           element_shape=tf.TensorShape([None, n_tags]))
-    for start in tf.range(0, tf.size(order), chunk):
-        rows = tf.gather(windows, order[start:start + chunk])
-        probs = tf.nn.softmax(tf.cast(core(pipe.pack([rows]), training=False), tf.float32), axis=-1)
-        kept = tf.RaggedTensor.from_tensor(probs[:, 1:], lengths=rows.row_lengths())  # less [CLS], [SEP], padding
-        parts = parts.write(start // chunk, kept.flat_values)
-    sorted_rows = tf.RaggedTensor.from_row_lengths(parts.concat(), tf.gather(lengths, order), validate=False)
-    return tf.gather(sorted_rows, tf.argsort(order)).flat_values
+
+def tag_windows(preprocess, pipe: TextPipeline, text):
+    """The texts' wordpieces with byte offsets, and the windows the tagger reads them in: (ids [batch, words,
+    pieces], starts, limits, pieces [batch, pieces] within reach, windows, window -> text, window start)."""
+    ids, starts, limits = preprocess.tokenize_with_offsets(text)  # [batch, words, pieces], byte offsets
+    pieces = ids.merge_dims(-2, -1)
+    if pipe.long_texts == "windows":  # the pieces within the reach, cut into windows
+        pieces = pieces[:, :pipe.reach]
+        windows, item, start = cut_windows(pieces, pipe.window, pipe.stride, pipe.max_windows)
+    else:  # each text is one window: its first pieces
+        pieces = pieces[:, :pipe.window]
+        windows, item, start = pieces, tf.range(pieces.nrows()), tf.zeros_like(pieces.row_lengths())
+    return ids, starts, limits, pieces, windows, item, start
 
 
 class TaggerServer(tf.Module):
@@ -75,67 +78,65 @@ class TaggerServer(tf.Module):
             raise ValueError(f"a tagger reads every word: long_texts truncate or windows, not {inputs.long_texts!r}")
         self._pipe = inputs.pipeline(self.preprocess)
         self._n_tags = len(tags)
-        types = entity_types(tags)
-        self._types = types
-        # Per tag id: its entity type id (-1 for O) and whether it is a B- tag.
-        self._type_of = [types.index(t[2:]) if t != "O" else -1 for t in tags]
-        self._begins = [t.startswith("B-") for t in tags]
+        self._tags = list(tags)
 
     @tf.function(input_signature=[_TEXT])
     def serve(self, text):
         text = text_batches(text)
-        ids, starts, limits = self.preprocess.tokenize_with_offsets(text)  # [batch, words, pieces], byte offsets
-        pieces = ids.merge_dims(-2, -1)
-        pipe = self._pipe
-        if pipe.long_texts == "windows":  # the pieces within the reach, cut into windows
-            pieces = pieces[:, :pipe.reach]
-            windows, item, start = cut_windows(pieces, pipe.window, pipe.stride, pipe.max_windows)
-        else:  # each text is one window: its first pieces
-            pieces = pieces[:, :pipe.window]
-            windows, item, start = pieces, tf.range(pieces.nrows()), tf.zeros_like(pieces.row_lengths())
-        probs = window_probs(self.core, pipe, windows, self.chunk, self._n_tags)
+        ids, starts, limits, pieces, windows, item, start = tag_windows(self.preprocess, self._pipe, text)
+        probs = window_probs(self.core, self._pipe, windows, self.chunk, self._n_tags)
         read_at = best_context(pieces, item, start, windows.row_lengths())  # [batch, (pieces)] -> probs row
+        return entities(text, ids, starts, limits, pieces, probs, read_at, self._tags)
 
-        # Words (flattened over the batch) whose first piece is read by a window.
-        words = ids.values  # [words, pieces]
-        row = ids.value_rowids()
-        first = words.row_starts() - tf.gather(ids.merge_dims(-2, -1).row_splits, row)  # piece index in its text
-        kept = first < tf.gather(pieces.row_lengths(), row)
-        row, first = tf.boolean_mask(row, kept), tf.boolean_mask(first, kept)
-        word_start = tf.boolean_mask(tf.gather(starts.flat_values, words.row_starts()), kept)
-        word_end = tf.boolean_mask(tf.gather(limits.flat_values, words.row_limits() - 1), kept)
-        word_probs = tf.gather(probs, tf.gather(read_at.flat_values, tf.gather(pieces.row_starts(), row) + first))
-        tag = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
-        score = tf.reduce_max(word_probs, axis=-1)
 
-        # seqeval's reading: a tagged word starts an entity if it is B-, or follows O or another type or row.
-        type_of = tf.gather(tf.constant(self._type_of, tf.int32), tag)
-        same_row = (tf.range(tf.size(row)) > 0) & (row == tf.roll(row, 1, axis=0))
-        prev_type = tf.where(same_row, tf.roll(type_of, 1, axis=0), -1)
-        inside = type_of >= 0
-        starts_entity = inside & (tf.gather(tf.constant(self._begins), tag) | (prev_type != type_of))
-        entity_of_word = tf.cumsum(tf.cast(starts_entity, tf.int32)) - 1
-        n = tf.reduce_sum(tf.cast(starts_entity, tf.int32))
-        segment = tf.boolean_mask(entity_of_word, inside)
-        byte_start = tf.math.unsorted_segment_min(tf.boolean_mask(word_start, inside), segment, n)
-        byte_end = tf.math.unsorted_segment_max(tf.boolean_mask(word_end, inside), segment, n)
-        entity_score = tf.math.unsorted_segment_mean(tf.boolean_mask(score, inside), segment, n)
-        entity_row = tf.boolean_mask(row, starts_entity)
-        entity_type = tf.gather(tf.constant(self._types), tf.boolean_mask(type_of, starts_entity))
-        entity_text = tf.strings.substr(tf.gather(text, entity_row), byte_start, byte_end - byte_start)
+def entities(text, ids, starts, limits, pieces, probs, read_at, tags: list[str]) -> dict:
+    """The serving outputs (OUTPUTS) from the windows' tag probabilities `probs` [window pieces, tags]: each word
+    tagged by its first wordpiece, read at `read_at`, and the tags read into entities as seqeval reads them (also a
+    multitask export's tagger heads, tfbert.export.multitask)."""
+    types = entity_types(tags)
+    # Per tag id: its entity type id (-1 for O) and whether it is a B- tag.
+    type_ids = [types.index(t[2:]) if t != "O" else -1 for t in tags]
+    begins = [t.startswith("B-") for t in tags]
+    # Words (flattened over the batch) whose first piece is read by a window.
+    words = ids.values  # [words, pieces]
+    row = ids.value_rowids()
+    first = words.row_starts() - tf.gather(ids.merge_dims(-2, -1).row_splits, row)  # piece index in its text
+    kept = first < tf.gather(pieces.row_lengths(), row)
+    row, first = tf.boolean_mask(row, kept), tf.boolean_mask(first, kept)
+    word_start = tf.boolean_mask(tf.gather(starts.flat_values, words.row_starts()), kept)
+    word_end = tf.boolean_mask(tf.gather(limits.flat_values, words.row_limits() - 1), kept)
+    word_probs = tf.gather(probs, tf.gather(read_at.flat_values, tf.gather(pieces.row_starts(), row) + first))
+    tag = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
+    score = tf.reduce_max(word_probs, axis=-1)
 
-        start, end = char_offsets(text, entity_row, byte_start, byte_end)
+    # seqeval's reading: a tagged word starts an entity if it is B-, or follows O or another type or row.
+    type_of = tf.gather(tf.constant(type_ids, tf.int32), tag)
+    same_row = (tf.range(tf.size(row)) > 0) & (row == tf.roll(row, 1, axis=0))
+    prev_type = tf.where(same_row, tf.roll(type_of, 1, axis=0), -1)
+    inside = type_of >= 0
+    starts_entity = inside & (tf.gather(tf.constant(begins), tag) | (prev_type != type_of))
+    entity_of_word = tf.cumsum(tf.cast(starts_entity, tf.int32)) - 1
+    n = tf.reduce_sum(tf.cast(starts_entity, tf.int32))
+    segment = tf.boolean_mask(entity_of_word, inside)
+    byte_start = tf.math.unsorted_segment_min(tf.boolean_mask(word_start, inside), segment, n)
+    byte_end = tf.math.unsorted_segment_max(tf.boolean_mask(word_end, inside), segment, n)
+    entity_score = tf.math.unsorted_segment_mean(tf.boolean_mask(score, inside), segment, n)
+    entity_row = tf.boolean_mask(row, starts_entity)
+    entity_type = tf.gather(tf.constant(types), tf.boolean_mask(type_of, starts_entity))
+    entity_text = tf.strings.substr(tf.gather(text, entity_row), byte_start, byte_end - byte_start)
 
-        batch = tf.shape(text, out_type=tf.int64)[0]
+    start, end = char_offsets(text, entity_row, byte_start, byte_end)
 
-        def padded(values, pad):
-            return tf.RaggedTensor.from_value_rowids(values, entity_row, nrows=batch).to_tensor(pad)
+    batch = tf.shape(text, out_type=tf.int64)[0]
 
-        return {"entity_text": padded(entity_text, ""), "entity_type": padded(entity_type, ""),
-                "entity_start": padded(start, -1), "entity_end": padded(end, -1),
-                "entity_score": padded(entity_score, 0.0),
-                "num_entities": tf.math.bincount(tf.cast(entity_row, tf.int32), minlength=tf.cast(batch, tf.int32),
-                                                 maxlength=tf.cast(batch, tf.int32))}
+    def padded(values, pad):
+        return tf.RaggedTensor.from_value_rowids(values, entity_row, nrows=batch).to_tensor(pad)
+
+    return {"entity_text": padded(entity_text, ""), "entity_type": padded(entity_type, ""),
+            "entity_start": padded(start, -1), "entity_end": padded(end, -1),
+            "entity_score": padded(entity_score, 0.0),
+            "num_entities": tf.math.bincount(tf.cast(entity_row, tf.int32), minlength=tf.cast(batch, tf.int32),
+                                             maxlength=tf.cast(batch, tf.int32))}
 
 
 def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *,

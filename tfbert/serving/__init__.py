@@ -22,7 +22,8 @@ METADATA_FILE = Path("assets.extra") / "tfbert.json"
 # Serving kind (the export metadata's "serving") -> its client module.
 CLIENTS = {"classifier": "tfbert.serving.classifier", "tagger": "tfbert.serving.tagger",
            "regressor": "tfbert.serving.regressor", "multilabel": "tfbert.serving.multilabel",
-           "embedder": "tfbert.serving.embedder", "qa": "tfbert.serving.qa"}
+           "embedder": "tfbert.serving.embedder", "qa": "tfbert.serving.qa",
+           "multitask": "tfbert.serving.multitask"}
 # Exports written before the metadata file existed name their outputs in one asset file.
 _LEGACY_ASSETS = {"labels.txt": "classifier", "tags.txt": "tagger"}
 
@@ -87,9 +88,10 @@ def read_metadata(model_dir) -> dict:
                             "export (or one copied without its assets).")
 
 
-def read_labels(model_dir) -> list[str]:
-    """The output names of an export in id order: label names (classifiers) or tag names (taggers)."""
-    meta = read_metadata(model_dir)
+def read_labels(model_dir, metadata: dict | None = None) -> list[str]:
+    """The output names of an export in id order: label names (classifiers) or tag names (taggers), from
+    `metadata` if given (a multitask export's head), else the export's own."""
+    meta = read_metadata(model_dir) if metadata is None else metadata
     names = meta.get("labels") or meta.get("tags")
     if not names:
         raise ValueError(f"{resolve_model_dir(model_dir)}: the export lists no label or tag names.")
@@ -143,8 +145,18 @@ class ExportedModel:
         self.metadata = read_metadata(self.path) if metadata is None else metadata
         self._loaded = None
 
+    # Signature name -> the SavedModel's: a multitask export's head client (tfbert.serving.multitask) reads its
+    # serving_<head> as its serving_default. Empty: the SavedModel's own names.
+    signature_names: dict[str, str] = {}
+
     @property
     def signatures(self):
+        if self.signature_names:
+            loaded = self._load().signatures
+            return {mine: loaded[theirs] for mine, theirs in self.signature_names.items()}
+        return self._load().signatures
+
+    def _load(self):
         if self._loaded is None:
             import tensorflow as tf
             import tensorflow_text  # noqa: F401  registers the tokenizer ops the exported graph uses
@@ -158,7 +170,7 @@ class ExportedModel:
             if "serving_default" not in self._loaded.signatures:
                 raise ValueError(f"{self.path}: SavedModel has no 'serving_default' signature (signatures: "
                                  f"{', '.join(self._loaded.signatures) or 'none'}).")
-        return self._loaded.signatures
+        return self._loaded
 
     # The signature that takes (text, text_b): a model trained on sentence pairs has serving_pairs; a kind whose
     # pairs mean something else (the embedder's serving_similarity) names its own.
@@ -211,8 +223,15 @@ class ExportedModel:
         return []
 
 
-def load(path, metadata: dict | None = None) -> ExportedModel:
+def load(path, metadata: dict | None = None, head: str | None = None) -> ExportedModel:
     """Load the export at ``path`` (a version directory or a model base directory) with its task's client;
-    ``metadata``: what the export says about itself, when it is not (yet) in its assets.extra/tfbert.json."""
+    ``metadata``: what the export says about itself, when it is not (yet) in its assets.extra/tfbert.json.
+    ``head``: one head of a multitask export, through that head's own client (ValueError for another export)."""
     metadata = read_metadata(path) if metadata is None else metadata
-    return client_module(metadata.get("serving", "classifier")).CLIENT(path, metadata)
+    client = client_module(metadata.get("serving", "classifier")).CLIENT(path, metadata)
+    if head is None:
+        return client
+    if not hasattr(client, "head"):
+        raise ValueError(f"{client.path}: a single-task model ({metadata.get('task', metadata.get('serving'))}) has "
+                         f"no heads to choose from; leave out the head ({head!r}).")
+    return client.head(head)

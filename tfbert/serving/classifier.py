@@ -25,7 +25,7 @@ class ExportedClassifier(ExportedModel):
 
     def __init__(self, path, metadata: dict | None = None):
         super().__init__(path, metadata)
-        self.labels = read_labels(self.path)
+        self.labels = read_labels(self.path, self.metadata)
 
     def predict(self, texts, texts_b=None, batch_size: int = 256):
         """Classify ``texts`` (or (text, text_b) pairs); returns ``(probabilities, label_ids, labels)``.

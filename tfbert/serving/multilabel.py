@@ -21,7 +21,7 @@ class ExportedMultilabel(ExportedModel):
 
     def __init__(self, path, metadata: dict | None = None):
         super().__init__(path, metadata)
-        self.labels = read_labels(self.path)
+        self.labels = read_labels(self.path, self.metadata)
         self.thresholds = [float(t) for t in self.metadata.get("thresholds", [])]
 
     def predict(self, texts, batch_size: int = 256) -> tuple[np.ndarray, list[list[str]]]:

@@ -17,7 +17,7 @@ class ExportedTagger(ExportedModel):
 
     def __init__(self, path, metadata: dict | None = None):
         super().__init__(path, metadata)
-        self.tags = read_labels(self.path)
+        self.tags = read_labels(self.path, self.metadata)
 
     def entities(self, texts, batch_size: int = 256) -> list[list[dict]]:
         """Per text, its entities: {"text", "type", "start", "end", "score"} with text[start:end] == entity text

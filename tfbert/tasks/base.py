@@ -108,6 +108,17 @@ class Task(TaskSpec):
         on it; it also shows the formats a task reads."""
         raise NotImplementedError
 
+    def head(self, inputs: dict, outputs: dict, data, config, prefix: str = "", seed: int = 0):
+        """The task's head on a shared encoder: `inputs` (the encoder inputs dict) and `outputs` (its outputs dict)
+        -> the head's output tensor, its layers' names prefixed with `prefix`; for a multitask model
+        (tfbert.tasks.multitask) to hold the task. None: the task cannot be a member (the default)."""
+        return None
+
+    def serving_head(self, data, fitted: dict) -> dict:
+        """That head as a multitask export serves it (tfbert.export.multitask: serving kind, labels, thresholds or
+        target), from the data and what `after_training` fitted."""
+        raise NotImplementedError
+
     def summary_extras(self, data) -> dict:
         """Task-specific facts for metrics.json."""
         return {}

@@ -59,6 +59,10 @@ class TaskSpec:
         """Facts of the data that a resumed run must share (label names...): stored in the run folder."""
         return {}
 
+    def rows(self, data, split: str) -> int:
+        """The number of `unit`s in a split ("train", "valid", "test") of `load_data`'s result."""
+        return len(getattr(data, split))
+
 
 # --------------------------------------------------------------------------- classification (sentiment, classify)
 
@@ -488,9 +492,158 @@ class MlmSpec(TaskSpec):
         return f"{len(data.train)} train documents ({segments} segments) / {len(data.valid)} held-out documents"
 
 
+# --------------------------------------------------------------------------- multitask
+
+# The tasks a multitask model can hold: those with a head on single texts (Task.head: pooled, or per token for
+# ner), so that one tokenization and one encoder pass per request feed every head.
+MEMBER_TASKS = ("sentiment", "classify", "ner", "multilabel", "regression")
+# What a --tasks-file member may set besides its task's options; the loop settings are the run's.
+MEMBER_DATA = ("train_file", "valid_file", "test_file", "text_column", "label_column", "max_train_examples")
+HEAD_NAME = r"[a-z][a-z0-9_]{0,31}"
+
+
+@dataclass(frozen=True)
+class MultitaskOptions:
+    tasks: str = flag("sentiment,ner,multilabel", "comma-separated tasks trained together on one encoder, each on its "
+                                              f"built-in data (any of {', '.join(MEMBER_TASKS)}); --tasks-file for "
+                                              "your own files")
+    tasks_file: str | None = flag(None, "a JSON list of the members instead of --tasks, each {\"task\": ..., "
+                                        "\"name\": the head's name (default: the task), \"train_file\", "
+                                        "\"valid_file\", \"test_file\", \"text_column\", \"label_column\", "
+                                        "\"max_train_examples\" and the task's own options, e.g. \"pooling\"}")
+    sampling_temperature: float = flag(1.0, "batches are drawn from each member in proportion to n^(1/T), n its "
+                                            "training batches per epoch: 1 = proportional (every row once per "
+                                            "epoch); larger T draws small members more often. An epoch is the "
+                                            "members' batches summed either way")
+
+
+@dataclass
+class Member:
+    """One task of a multitask run: its head's name, spec, own settings (the run's, with its data and options and
+    its task's defaults) and data."""
+    name: str
+    spec: TaskSpec
+    config: Any
+    data: Any
+
+
+@dataclass
+class MultitaskData:
+    members: list[Member]
+    source: str  # where the members came from: --tasks or the --tasks-file path
+
+    @property
+    def notes(self) -> list[str]:  # the members' notes, read when logged (their datasets add truncation notes)
+        return [f"{m.name}: {note}" for m in self.members for note in m.data.notes]
+
+
+def _member_entries(config) -> tuple[list[dict], str]:
+    """The members as dicts ({"task", "name"?, data settings, options}) and where they came from."""
+    from tfbert.config import read_json_file
+    if config.tasks_file is None:
+        names = [t.strip() for t in config.tasks.split(",") if t.strip()]
+        return [{"task": t} for t in names], f"--tasks {config.tasks}"
+    path = config.tasks_file
+    entries = read_json_file(path, "--tasks-file")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"--tasks-file {path}: must hold a JSON list of objects, one per task, e.g. "
+                          '[{"task": "sentiment"}, {"task": "multilabel", "train_file": "tags.csv"}]')
+    return entries, str(path)
+
+
+class MultitaskSpec(TaskSpec):
+    name = "multitask"
+    description = ("several tasks trained together on one encoder, one export serving them all; default: the "
+                   "built-in sentiment tweets, Twitter NER and multi-label entity types (--tasks, --tasks-file)")
+    implementation = "tfbert.tasks.multitask:MultitaskTask"
+    # Classification's: the largest default member (the tweets) sets the pace; the members' own option defaults
+    # (multilabel's mean pooling, ...) still apply to their heads.
+    defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
+    # The mean of the members' monitored values (each higher-is-better), written by the multitask validation.
+    monitor = "val_multitask_score"
+    options = MultitaskOptions
+    augments = True
+
+    def check_config(self, config, log=print) -> None:
+        given = [n for n in ("train_file", "valid_file", "test_file", "train_dir", "valid_dir", "test_dir",
+                             "text_b_column") if getattr(config, n) is not None]
+        given += [n for n, default in (("text_column", "text"), ("label_column", "label"))
+                  if getattr(config, n) != default]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')}: --task multitask reads each member's data settings "
+                              "from --tasks-file (a JSON list, e.g. [{\"task\": \"classify\", \"train_file\": "
+                              "\"reviews.csv\", \"label_column\": \"stars\"}, {\"task\": \"multilabel\"}])")
+        if config.long_texts == "windows":
+            raise ConfigError("--long-texts windows: a multitask model reads one window per text; use truncate or "
+                              "head-tail")
+        if config.strategy == "multi_worker":
+            raise ConfigError("--strategy multi_worker: not yet for --task multitask (its validation runs every "
+                              "member's split in one callback); use mirrored or default")
+        if not config.sampling_temperature > 0:
+            raise ConfigError(f"--sampling-temperature must be > 0, not {config.sampling_temperature}")
+
+    def members(self, config, log=print) -> list[tuple[str, TaskSpec, Any]]:
+        """(head name, spec, settings) per member, checked; ConfigError naming the member and its source."""
+        import re
+        entries, source = _member_entries(config)
+        if len(entries) < 2:
+            raise ConfigError(f"{source}: a multitask model needs at least two tasks, not {len(entries)}")
+        out, seen = [], set()
+        for i, entry in enumerate(entries, 1):
+            task = entry.get("task")
+            where = f"{source}, task {i} ({task!r})"
+            if task not in MEMBER_TASKS:
+                raise ConfigError(f"{where}: a multitask model holds {', '.join(MEMBER_TASKS)} (tasks with a head "
+                                  "on single texts)")
+            member = CATALOG[task]()
+            name = entry.get("name", task)
+            if not isinstance(name, str) or not re.fullmatch(HEAD_NAME, name):
+                raise ConfigError(f"{where}: name {name!r} must match {HEAD_NAME} (it names the head's signature, "
+                                  "serving_<name>)")
+            if name in seen:
+                raise ConfigError(f"{where}: the head name {name!r} is taken; give each task a distinct \"name\"")
+            seen.add(name)
+            known = {f.name for f in fields(member.options)} if member.options else set()
+            unknown = sorted(set(entry) - {"task", "name", *MEMBER_DATA, *known})
+            if unknown:
+                raise ConfigError(f"{where}: unknown setting {unknown[0]!r}; a member sets {', '.join(MEMBER_DATA)} "
+                                  f"and its task's options ({', '.join(sorted(known))})")
+            options = {k: v for k, v in entry.items() if k in known}
+            data = {k: entry[k] for k in MEMBER_DATA if k in entry}
+            member_config = config.replace(task=task, options=options, **data).with_task_defaults(member, log)
+            try:
+                member_config.check()
+                member_config.check_task(member)
+                member.check_config(member_config, log)
+                if getattr(member_config, "teacher", None) is not None or getattr(member_config, "calibrate", False) \
+                        or getattr(member_config, "tune_threshold", "none") != "none":
+                    raise ConfigError("--teacher, --calibrate and --tune-threshold are not yet for multitask heads")
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
+            out.append((name, member, member_config))
+        return out
+
+    def load_data(self, config) -> MultitaskData:
+        members = [Member(name, member, member_config, member.load_data(member_config))
+                   for name, member, member_config in self.members(config, log=lambda *_: None)]
+        return MultitaskData(members, _member_entries(config)[1])
+
+    def describe(self, data: MultitaskData) -> str:
+        return "; ".join(f"{m.name} ({m.spec.name}): {m.spec.describe(m.data)}" for m in data.members)
+
+    def run_facts(self, data: MultitaskData) -> dict:
+        from tfbert.run_folder import data_fingerprint
+        return {"heads": {m.name: {"task": m.spec.name, **m.spec.run_facts(m.data),
+                                   "data": data_fingerprint(m.config.to_dict())} for m in data.members}}
+
+    def rows(self, data: MultitaskData, split: str) -> int:
+        return sum(m.spec.rows(m.data, split) for m in data.members)
+
+
 # The tasks of `python -m tfbert.train --task`: each exports a model that serves text.
 CATALOG: dict[str, type[TaskSpec]] = {cls.name: cls for cls in (SentimentSpec, ClassificationSpec, NerSpec,
-                                                                MultilabelSpec, RegressionSpec, QaSpec)}
+                                                                MultilabelSpec, RegressionSpec, QaSpec,
+                                                                MultitaskSpec)}
 """Name -> spec of the tasks of `python -m tfbert.train --task`; tfbert.tasks.TASKS maps them to their
 implementations."""
 # Every task the loop runs: also pre-training (`python -m tfbert.pretrain`), whose export is an encoder pair.

@@ -35,26 +35,41 @@ from tfbert.tasks.catalog import (
 SERVING_CHECK_TEXTS = 256
 
 
+def pooled_head(inputs: dict, outputs: dict, width: int, *, pooling: str = "pooled", dropout: float = 0.1,
+                seed: int = 0, prefix: str = ""):
+    """The pooled tasks' head (classification, multi-label, regression) on one encoder's `outputs`: pooling ->
+    Dropout -> Dense(width), float logits [batch, width]. `prefix` names its layers apart from the other heads of a
+    multitask model (tfbert.tasks.multitask), which share the encoder; a single-task model's are unprefixed (the
+    inference graph finds its "logits" layer by name)."""
+    if pooling not in POOLING:
+        raise ValueError(f"pooling must be one of {POOLING}, not {pooling!r}")
+    if pooling == "pooled":
+        x = outputs["pooled_output"]
+    elif pooling == "cls":
+        x = keras.layers.Lambda(lambda s: s[:, 0, :], name=f"{prefix}cls")(outputs["sequence_output"])
+    else:
+        mask = keras.layers.Lambda(lambda m: tf.cast(m, tf.float32)[:, :, None],
+                                   name=f"{prefix}mask")(inputs["input_mask"])
+        x = keras.layers.Lambda(lambda a: tf.reduce_sum(a[0] * a[1], 1) / tf.maximum(tf.reduce_sum(a[1], 1), 1.0),
+                                name=f"{prefix}mean_pool")([outputs["sequence_output"], mask])
+    x = keras.layers.Dropout(dropout, seed=seed, name=f"{prefix}head_dropout")(x)
+    return keras.layers.Dense(width, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
+                              name=f"{prefix}logits")(x)
+
+
+def encoder_inputs() -> dict:
+    return {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
+
+
 def build_classifier(encoder_handle: str, num_classes: int, *, dropout: float = 0.1, pooling: str = "pooled",
                      freeze_encoder: bool = False, freeze_word_embeddings: bool = False, seed: int = 0) -> keras.Model:
     """Encoder inputs dict -> logits [batch, num_classes]."""
     if pooling not in POOLING:
         raise ValueError(f"pooling must be one of {POOLING}, not {pooling!r}")
-    inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
+    inputs = encoder_inputs()
     encoder = encoder_layer(encoder_handle, freeze_encoder=freeze_encoder,
                             freeze_word_embeddings=freeze_word_embeddings)
-    outputs = encoder(inputs)
-    if pooling == "pooled":
-        x = outputs["pooled_output"]
-    elif pooling == "cls":
-        x = keras.layers.Lambda(lambda s: s[:, 0, :], name="cls")(outputs["sequence_output"])
-    else:
-        mask = keras.layers.Lambda(lambda m: tf.cast(m, tf.float32)[:, :, None], name="mask")(inputs["input_mask"])
-        x = keras.layers.Lambda(lambda a: tf.reduce_sum(a[0] * a[1], 1) / tf.maximum(tf.reduce_sum(a[1], 1), 1.0),
-                                name="mean_pool")([outputs["sequence_output"], mask])
-    x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(x)
-    logits = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
-                                name="logits")(x)
+    logits = pooled_head(inputs, encoder(inputs), num_classes, pooling=pooling, dropout=dropout, seed=seed)
     return keras.Model(inputs, logits, name="classifier")
 
 
@@ -117,6 +132,15 @@ class ClassificationTask(ClassificationSpec, Task):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
                                 freeze_encoder=config.freeze_encoder,
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
+
+    def head(self, inputs, outputs, data: TextDataset, config, prefix: str = "", seed: int = 0):
+        return pooled_head(inputs, outputs, len(data.labels), pooling=config.pooling, dropout=config.dropout,
+                           seed=seed, prefix=prefix)
+
+    def serving_head(self, data: TextDataset, fitted: dict) -> dict:
+        return {"serving": "classifier", "labels": list(data.labels),
+                "temperature": fitted.get("calibration", {}).get("temperature", 1.0),
+                "threshold": fitted.get("decision_threshold", {}).get("value")}
 
     def summary_extras(self, data: TextDataset) -> dict:
         return {"class_weights": self.weighting, **self.teacher_facts}  # what --class-weights auto chose

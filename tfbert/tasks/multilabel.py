@@ -27,7 +27,7 @@ from tfbert.files import write_table
 from tfbert.metrics.multilabel import format_multilabel_report, tune_thresholds
 from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.catalog import MultilabelSpec
-from tfbert.tasks.classification import build_classifier
+from tfbert.tasks.classification import build_classifier, pooled_head
 
 # Test texts the export runs in-process and in the fresh process to check it.
 CHECK_TEXTS = 32
@@ -108,6 +108,14 @@ class MultilabelTask(MultilabelSpec, Task):
         return build_classifier(encoder_handle, len(data.labels), dropout=config.dropout, pooling=config.pooling,
                                 freeze_encoder=config.freeze_encoder,
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
+
+    def head(self, inputs, outputs, data: MultilabelDataset, config, prefix: str = "", seed: int = 0):
+        return pooled_head(inputs, outputs, len(data.labels), pooling=config.pooling, dropout=config.dropout,
+                           seed=seed, prefix=prefix)
+
+    def serving_head(self, data: MultilabelDataset, fitted: dict) -> dict:
+        return {"serving": "multilabel", "labels": list(data.labels),
+                "thresholds": [fitted["thresholds"][name] for name in data.labels]}
 
     def compile_args(self, data: MultilabelDataset, config) -> dict:
         weights = positive_weights(data.targets(data.train)) if config.pos_weights == "balanced" else None

@@ -176,24 +176,31 @@ def tagging_dataset(pipe: TextPipeline, data: Aligned, batch_size: int, *, shuff
 # --------------------------------------------------------------------------- model, loss, metric
 
 
+def tag_head(outputs: dict, num_tags: int, *, dropout: float = 0.1, seed: int = 0, prefix: str = ""):
+    """The tagger's head on an encoder's outputs: Dropout -> Dense over sequence_output, logits [batch, seq, tags]."""
+    x = keras.layers.Dropout(dropout, seed=seed, name=f"{prefix}head_dropout")(outputs["sequence_output"])
+    return keras.layers.Dense(num_tags, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
+                              name=f"{prefix}tag_logits")(x)
+
+
 def build_tagger(encoder_handle: str, num_tags: int, *, dropout: float = 0.1, freeze_encoder: bool = False,
                  freeze_word_embeddings: bool = False, seed: int = 0) -> keras.Model:
     """Encoder inputs dict -> tag logits [batch, seq, num_tags] (one per wordpiece)."""
     inputs = {k: keras.Input(shape=(None,), dtype=tf.int32, name=k) for k in INPUT_KEYS}
     encoder = encoder_layer(encoder_handle, freeze_encoder=freeze_encoder,
                             freeze_word_embeddings=freeze_word_embeddings)
-    x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(encoder(inputs)["sequence_output"])
-    logits = keras.layers.Dense(num_tags, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
-                                name="tag_logits")(x)
-    return keras.Model(inputs, logits, name="tagger")
+    return keras.Model(inputs, tag_head(encoder(inputs), num_tags, dropout=dropout, seed=seed), name="tagger")
 
 
 def masked_tag_loss(labels, logits):
-    """Mean cross-entropy over the labelled positions only; padding does not dilute it."""
+    """Cross-entropy averaged over the batch's labelled positions only (padding does not dilute it), returned per
+    example as its share of that average times the batch size: Keras' mean over the batch gives the average, and a
+    sample weight applies per sentence (a multitask batch of another head weighs 0: tfbert.tasks.multitask)."""
     labels = tf.cast(labels, tf.int32)
     mask = tf.cast(labels != IGNORE, tf.float32)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(labels, 0), tf.cast(logits, tf.float32))
-    return tf.reduce_sum(ce * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    rows = tf.cast(tf.shape(labels)[0], tf.float32)
+    return tf.reduce_sum(ce * mask, axis=-1) * rows / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
 class TagAccuracy(keras.metrics.Mean):
@@ -286,6 +293,12 @@ class NerTask(NerSpec, Task):
         return build_tagger(encoder_handle, len(data.tags), dropout=config.dropout,
                             freeze_encoder=config.freeze_encoder,
                             freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
+
+    def head(self, inputs, outputs, data: NerDataset, config, prefix: str = "", seed: int = 0):
+        return tag_head(outputs, len(data.tags), dropout=config.dropout, seed=seed, prefix=prefix)
+
+    def serving_head(self, data: NerDataset, fitted: dict) -> dict:
+        return {"serving": "tagger", "tags": list(data.tags)}
 
     def compile_args(self, data: NerDataset, config) -> dict:
         return {"loss": masked_tag_loss, "metrics": [TagAccuracy()]}

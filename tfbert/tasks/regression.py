@@ -22,7 +22,7 @@ from tfbert.metrics.plots import plot_scatter
 from tfbert.metrics.regression import correlation, format_regression_report
 from tfbert.tasks.base import Datasets, Task
 from tfbert.tasks.catalog import RegressionSpec
-from tfbert.tasks.classification import build_classifier
+from tfbert.tasks.classification import build_classifier, pooled_head
 
 
 def validation_values(y_true, y_pred) -> dict[str, float]:
@@ -77,6 +77,13 @@ class RegressionTask(RegressionSpec, Task):
         return build_classifier(encoder_handle, 1, dropout=config.dropout, pooling=config.pooling,
                                 freeze_encoder=config.freeze_encoder,
                                 freeze_word_embeddings=config.freeze_word_embeddings, seed=config.seed)
+
+    def head(self, inputs, outputs, data: ScoredDataset, config, prefix: str = "", seed: int = 0):
+        return pooled_head(inputs, outputs, 1, pooling=config.pooling, dropout=config.dropout, seed=seed,
+                           prefix=prefix)
+
+    def serving_head(self, data: ScoredDataset, fitted: dict) -> dict:
+        return {"serving": "regressor", "target": {"mean": data.mean, "std": data.std}}
 
     def compile_args(self, data: ScoredDataset, config) -> dict:
         loss = keras.losses.Huber(delta=1.0) if config.loss == "huber" else keras.losses.MeanSquaredError()

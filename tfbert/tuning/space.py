@@ -17,7 +17,7 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
-from tfbert.config import ConfigError, RunConfig, flag_name, json_value_fits, setting_types
+from tfbert.config import ConfigError, RunConfig, flag_name, json_value_fits, read_json_file, setting_types
 
 __all__ = ["default_space", "read_space", "check_space", "hyperparameters", "decode", "apply", "show"]
 
@@ -46,13 +46,7 @@ def _round(x: float) -> float:
 
 def read_space(path) -> dict:
     path = Path(path)
-    try:
-        space = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--search-space {path}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--search-space {path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") \
-            from None
+    space = read_json_file(path, "--search-space")
     if not isinstance(space, dict) or not space:
         raise ConfigError(f"--search-space {path}: expected a JSON object of settings to search, e.g. "
                           '{"learning_rate": {"min": 1e-5, "max": 1e-4, "log": true}, "batch_size": [16, 32]}')
