@@ -154,6 +154,12 @@ def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_tas
         heads = {m["name"]: ({k: v for k, v in m.items() if k != "name"}, reported[m["name"]], ["--head", m["name"]])
                  for m in json.loads(Path(settings["tasks_file"]).read_text())}
         assert {x for line in lines for x in line} == {"text", *heads}  # without --head: every head's answer
+        for head in heads:  # ... from serving_default's one pass, as serving_<head> answers alone
+            assert predict.main([str(a) for a in ("--model", summary["export"], "--head", head, "first text", "",
+                                                  "John Smith flew to Paris")]) == 0
+            alone = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            assert all(_close({k: v for k, v in a.items() if k != "text"}, joint[head]) for a, joint in
+                       zip(alone, lines, strict=True)), (head, alone, lines)
         assert evaluate.main(["--model", summary["export"], "--test-file", settings["tasks_file"]]) == 2
         assert "--head NAME" in capsys.readouterr().err
     else:
@@ -169,6 +175,17 @@ def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_tas
         # What the run reports is what it ships: its metrics.json's test scores are the export's, as evaluate finds.
         assert set(scores) <= set(metrics), (sorted(scores), sorted(metrics))
         assert _same({k: metrics[k] for k in scores}, scores), (name, head, scores, metrics)
+
+
+def _close(a, b) -> bool:
+    """Equal JSON values but for floats, which may differ by 1e-4 (two signatures' float arithmetic)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_close, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, abs_tol=1e-4)
+    return a == b
 
 
 def _same(a, b) -> bool:

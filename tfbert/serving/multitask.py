@@ -31,14 +31,34 @@ class ExportedMultitask(ExportedModel):
         client._loaded = self._load()
         return client
 
+    def head_outputs(self, texts, batch_size: int = 256) -> dict[str, list[dict]]:
+        """Per head, its outputs batch by batch under its own names (as serving_<head> gives them), all from
+        serving_default: one tokenization and one encoder pass per batch for every head."""
+        signatures = self.signatures
+        owner = {f"{name}_{key}": (name, key) for name in self.heads
+                 for key in signatures[f"serving_{name}"].structured_outputs}
+        per_head = {name: [] for name in self.heads}
+        for out in self.outputs(texts, batch_size=batch_size):
+            batch = {name: {} for name in self.heads}
+            for joint_key, value in out.items():
+                name, key = owner[joint_key]
+                batch[name][key] = value
+            for name in self.heads:
+                per_head[name].append(batch[name])
+        return per_head
+
     def predict_records(self, texts, texts_b=None, batch_size: int = 256) -> list[dict]:
-        """Per text, each head's record keyed by head name. Runs each head's signature (one encoder pass per head
-        and batch); a server answering all heads at once calls serving_default."""
+        """Per text, each head's record (as the head's own client writes it) keyed by head name, from one
+        serving_default call per batch."""
         if texts_b is not None:
             raise ValueError(f"{self.path}: a multitask model reads single texts; --text-b/--text-b-column do not "
                              "apply.")
-        per_head = {name: self.head(name).predict_records(texts, batch_size=batch_size) for name in self.heads}
-        return [{name: records[i] for name, records in per_head.items()} for i in range(len(texts))]
+        per_head = {}
+        for name, batches in self.head_outputs(texts, batch_size).items():
+            client = self.head(name)
+            client.outputs = lambda *_, _batches=batches, **__: iter(_batches)  # its answers, already computed
+            per_head[name] = client.predict_records(texts, batch_size=batch_size)
+        return [{name: records[i] for name, records in per_head.items()} for i in range(len(per_head[self.heads[0]]))]
 
     def prediction_columns(self, records: list[dict]) -> dict[str, list]:
         columns = {}
