@@ -24,9 +24,10 @@ train: setup  ## fine-tune the default encoder on the built-in tweets and export
 
 # Test processes: most of a tiny-encoder test's time is single-threaded (imports, tracing, Python), so two workers
 # on two cores finish the suite in a little over half the time of one. Modules stay whole on one worker (loadscope):
-# their module fixtures train once. TEST_WORKERS=0 runs in this process.
+# their module fixtures train once. TEST_WORKERS=0 runs in this process. --durations: every CI log lists the 25
+# slowest tests and fixtures, where the suite's time goes.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations 25
 
 test: setup  ## the whole suite, slow integration tests included (what CI runs)
 	$(PYTEST) $(ARGS)
