@@ -9,7 +9,8 @@ tweets' 29,755 rows to --train-rows; NER and multi-label have 1,916). The test s
 entity micro-F1, multi-label micro-F1) are the exports' own, as each run reports them. Then, on the first seed's
 exports, serving: the joint export's serving_default (all three answers) against the three single exports' one
 after the other, on the same test tweets in batches of 64, interleaved over rounds; examples/s and the ratio.
-Runs already in --out are not run again, so an interrupted benchmark continues where it stopped.
+Runs already in --out are not run again, so an interrupted benchmark continues where it stopped; --table prints
+the docs' markdown table of --out and runs nothing.
 """
 from __future__ import annotations
 
@@ -90,6 +91,31 @@ def summarise(runs: dict) -> dict:
                     for head, metrics in heads.items()} for model, heads in table.items()}
 
 
+HEADLINE = {"sentiment": "macro_f1", "ner": "entity_f1", "multilabel": "micro_f1"}
+
+
+def table(runs: dict) -> str:
+    """Markdown: per model (single, joint variants) each head's headline test metric, mean +- sd, per seed, and the
+    paired difference from the single model on the seeds both ran."""
+    rows = ["| model | head | metric | seeds | mean +- sd | per seed | paired difference from single |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    models = sorted({key.split("/")[0] for key in runs}, key=lambda m: (m.startswith("joint"), m))
+    for model in ["single"] + [m for m in models if m.startswith("joint")]:
+        for head, metric in HEADLINE.items():
+            found = {int(key.split("/")[1]): r[head][metric] for key, r in runs.items()
+                     if key.split("/")[0] == (head if model == "single" else model) and head in r}
+            if not found:
+                continue
+            single = {int(key.split("/")[1]): r[head][metric] for key, r in runs.items()
+                      if key.split("/")[0] == head}
+            paired = [found[s] - single[s] for s in found if s in single]
+            stats = mean_sd(found.values())
+            diff = "-" if model == "single" or not paired else f"{sum(paired) / len(paired):+.3f} ({len(paired)} seeds)"
+            rows.append(f"| {model} | {head} | {metric} | {len(found)} | {stats['mean']:.3f} +- {stats['std']:.3f} | "
+                        f"{', '.join(f'{v:.3f}' for _, v in sorted(found.items()))} | {diff} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,7 +124,11 @@ def main(argv=None) -> int:
     ap.add_argument("--joint", default="default", help=f"multitask variants, of {', '.join(JOINT)}")
     ap.add_argument("--work", default="/tmp/tfbert-multitask", help="run folders and logs")
     ap.add_argument("--out", default=str(HERE / "results" / "multitask.json"))
+    ap.add_argument("--table", action="store_true", help="print the markdown table of --out; run nothing")
     a = ap.parse_args(argv)
+    if a.table:
+        print(table(json.loads(Path(a.out).read_text())["runs"]))
+        return 0
     variants = a.joint.split(",")
     unknown = [v for v in variants if v not in JOINT]
     if unknown:
@@ -129,7 +159,7 @@ def main(argv=None) -> int:
                    texts)
     print(f"serving: {json.dumps(cost)}")
     save({"serving": cost})
-    print(json.dumps(summarise(runs), indent=1))
+    print(table(runs))
     return 0
 
 
