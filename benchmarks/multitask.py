@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Joint training against single-task models on the same splits and seeds, and the serving cost (issue 32).
-    python benchmarks/multitask.py [--seeds 0,1,2] [--train-rows 2000] [--joint default,rate-1e-4]
+    python benchmarks/multitask.py [--seeds 0,1,2] [--train-rows 2000] [--joint default,rate-2e-4]
                                    [--work DIR] [--out benchmarks/results/multitask.json] [-- extra train flags]
 For each seed, four `python -m tfbert.train` runs on the built-in data with that --seed (so the same splits):
 sentiment, ner and multilabel alone, each with its own task's defaults, and --task multitask with the three
@@ -27,7 +27,7 @@ from measure import mean_sd, split_extra, train_cli, write_result  # noqa: E402
 
 SINGLE = ("sentiment", "ner", "multilabel")
 # name -> flags on top of --task multitask's defaults.
-JOINT = {"default": [], "rate-1e-4": ["--learning-rate", "1e-4", "--epochs", "6"],
+JOINT = {"default": [], "rate-2e-4": ["--learning-rate", "2e-4"], "rate-5e-5": ["--learning-rate", "5e-5"],
          "temperature-2": ["--sampling-temperature", "2"]}
 
 
@@ -136,11 +136,12 @@ def main(argv=None) -> int:
     out, work = Path(a.out), Path(a.work)
     previous = json.loads(out.read_text()) if out.is_file() else {}
     runs = previous.get("runs", {}) if previous.get("train_rows") == a.train_rows else {}
+    kept = {k: previous[k] for k in ("notes", "serving_v1") if k in previous and runs}
     seeds = [int(s) for s in a.seeds.split(",")]
 
     def save(extra_result: dict | None = None):
         write_result(out, {"train_rows": a.train_rows, "seeds": seeds, "extra_flags": extra, "runs": runs,
-                           "summary": summarise(runs), **(extra_result or {})})
+                           "summary": summarise(runs), **kept, **(extra_result or {})})
 
     for seed in seeds:
         jobs = [(task, task, []) for task in SINGLE] + [(f"joint-{v}", "multitask", JOINT[v]) for v in variants]
@@ -158,7 +159,7 @@ def main(argv=None) -> int:
     cost = serving({t: runs[f"{t}/{first}"]["export"] for t in SINGLE}, runs[f"joint-{variants[0]}/{first}"]["export"],
                    texts)
     print(f"serving: {json.dumps(cost)}")
-    save({"serving": cost})
+    save({"serving": {"model": f"joint-{variants[0]}/{first}", **cost}})
     print(table(runs))
     return 0
 

@@ -33,7 +33,7 @@ def test_each_member_keeps_its_own_task_defaults_and_options(tmp_path):
     assert [by_name[n].pooling for n in by_name] == ["pooled", "mean", "pooled"]
     assert by_name["mood"].class_weights == "balanced" and by_name["regression"].monitor == "pearson"
     assert by_name["regression"].train_file == "s.csv" and by_name["regression"].label_column == "score"
-    assert {c.learning_rate for c in by_name.values()} == {5e-5} and {c.task for c in by_name.values()} == \
+    assert {c.learning_rate for c in by_name.values()} == {spec("multitask").defaults["learning_rate"]} and {c.task for c in by_name.values()} == \
         {"sentiment", "multilabel", "regression"}
 
 
@@ -84,6 +84,17 @@ def test_draw_counts_are_proportional_at_temperature_one_and_flatten_above_it():
     share = np.sqrt([300, 20, 7]) / np.sqrt([300, 20, 7]).sum()
     assert np.abs(np.asarray(hot) - share * 327).max() < 1
     assert draw_counts([1000, 1], temperature=1e6)[1] >= 163  # near uniform; never below one batch
+
+
+def test_each_member_is_drawn_its_own_tasks_passes_over_the_default_epochs():
+    """sentiment (2 epochs alone), ner (12) and multilabel (10): an epoch holds 2/12, 12/12 and 10/12 of their
+    passes, so the multitask default (12 epochs) trains each as often as it trains alone."""
+    from tfbert.tasks.multitask import draw_counts, member_passes
+    own = [spec(t).defaults["epochs"] for t in ("sentiment", "ner", "multilabel")]
+    assert max(own) == spec("multitask").defaults["epochs"]
+    counts = draw_counts([930, 60, 60], passes=member_passes(own))
+    assert counts == [155, 60, 50]
+    assert [c * max(own) for c in counts] == [930 * 2, 60 * 12, 60 * 10]  # the single runs' batches
 
 
 def test_joint_batches_route_each_batch_to_its_head_with_zero_weight_elsewhere():

@@ -85,10 +85,15 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     task = TASKS[name]
     run = Path(summary["run_dir"])
     assert summary["task"] == name and summary["epochs_run"] == 1
-    # One training example per row; QA: per window of a question's context (train_windows); multitask: each
-    # member's batches, summed (proportional sampling draws each member's own count).
+    # One training example per row; QA: per window of a question's context (train_windows); multitask: the
+    # members' draws summed, each its batches per pass times its task's epochs over the largest member's.
     members = summary.get("members", {"": {"train_rows": summary.get("train_windows", summary["train_rows"])}})
-    assert summary["planned_steps_per_epoch"] == sum(-(-m["train_rows"] // 8) for m in members.values())
+    assert all(m.get("steps_per_pass", -(-m["train_rows"] // 8)) == -(-m["train_rows"] // 8) for m in members.values())
+    own = {h: TASKS[m["task"]].defaults["epochs"] for h, m in members.items() if "task" in m}
+    assert summary["planned_steps_per_epoch"] == sum(
+        m["batches_per_epoch"] if h in own else -(-m["train_rows"] // 8) for h, m in members.items())
+    assert all(abs(m["batches_per_epoch"] - m["steps_per_pass"] * own[h] / max(own.values())) <= 1
+               for h, m in members.items() if h in own)
     assert math.isfinite(summary[f"best_{task.monitor}"])  # the monitored value was logged (F1 or a correlation)
     for f in ("config.json", "run.json", "metrics.json", "history.csv", "training_curves.png",
               *TASK_PLOTS.get(name, [])):

@@ -511,10 +511,11 @@ class MultitaskOptions:
                                         "\"name\": the head's name (default: the task), \"train_file\", "
                                         "\"valid_file\", \"test_file\", \"text_column\", \"label_column\", "
                                         "\"max_train_examples\" and the task's own options, e.g. \"pooling\"}")
-    sampling_temperature: float = flag(1.0, "batches are drawn from each member in proportion to n^(1/T), n its "
-                                            "training batches per epoch: 1 = proportional (every row once per "
-                                            "epoch); larger T draws small members more often. An epoch is the "
-                                            "members' batches summed either way")
+    sampling_temperature: float = flag(1.0, "batches are drawn from each member in proportion to b^(1/T), b its "
+                                            "budget: its batches per pass times its task's own epochs over the "
+                                            "largest member's. 1 = each member as often as it trains alone over "
+                                            "the default epochs; larger T draws small budgets more often. An "
+                                            "epoch is the budgets summed either way")
 
 
 @dataclass
@@ -556,9 +557,11 @@ class MultitaskSpec(TaskSpec):
     description = ("several tasks trained together on one encoder, one export serving them all; default: the "
                    "built-in sentiment tweets, Twitter NER and multi-label entity types (--tasks, --tasks-file)")
     implementation = "tfbert.tasks.multitask:MultitaskTask"
-    # Classification's: the largest default member (the tweets) sets the pace; the members' own option defaults
-    # (multilabel's mean pooling, ...) still apply to their heads.
-    defaults = {"epochs": 2, "learning_rate": 5e-5, "patience": 3, "precision": "auto", "freeze_word_embeddings": True}
+    # 12 epochs, ner's (the most of any member): an epoch draws each member its own epochs / 12 of a pass
+    # (tfbert.tasks.multitask.member_passes), so each is trained as often as alone. One learning rate for all heads
+    # and patience 5: measured on the built-in members (docs/pages/tasks/multitask.md). The members' own option
+    # defaults (multilabel's mean pooling, ...) still apply to their heads.
+    defaults = {"epochs": 12, "learning_rate": 1e-4, "patience": 5, "precision": "auto", "freeze_word_embeddings": True}
     # The mean of the members' monitored values (each higher-is-better), written by the multitask validation.
     monitor = "val_multitask_score"
     options = MultitaskOptions

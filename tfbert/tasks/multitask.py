@@ -12,8 +12,9 @@ datasets, loss, validation metric, after-training fits and test scoring. This mo
 - Batches: each training batch comes from one member, as that member's own datasets make it; its targets go to
   its head (the other heads get zeros with sample weight 0, so a step trains the encoder and one head).
   Classification's class weights become that head's per-row sample weights. The members are drawn in a sequence
-  reshuffled each epoch, member i `draw_counts` times: proportional to its batches by default (every row once per
-  epoch), temperature-scaled with --sampling-temperature. The epoch's step count is exact, as the loop plans it.
+  reshuffled each epoch, member i `draw_counts` times: its batches per pass times its task's own default epochs
+  over the largest member's (`member_passes`), so over the default epochs each member gets the passes it gets
+  alone; temperature-scaled with --sampling-temperature. The epoch's step count is exact, as the loop plans it.
 - Validation: `MultitaskValidation` evaluates each member's head on the member's validation split with the member's
   compiled metrics and validation callback, writes val_<head>_<metric>, and val_multitask_score = the mean of the
   members' monitored values, which early stopping and the best checkpoint follow.
@@ -37,16 +38,24 @@ from tfbert.tasks.classification import encoder_inputs
 CHECK_TEXTS = 32  # test texts (of all members) the export checks in the fresh process
 
 
-def draw_counts(steps: list[int], temperature: float = 1.0) -> list[int]:
-    """Batches drawn from each member in one epoch: the members' batches summed, shared in proportion to
-    steps_i^(1/T) (rounded by largest remainder; at least one each). T = 1: each member's own batch count."""
-    steps = np.asarray(steps, np.float64)
-    share = steps ** (1.0 / temperature)
-    raw = share / share.sum() * steps.sum()
+def draw_counts(steps: list[int], temperature: float = 1.0, passes: list[float] | None = None) -> list[int]:
+    """Batches drawn from each member in one epoch. Member i's budget is steps_i x passes_i (its batches per pass
+    times its share of a pass per epoch; default 1 each); an epoch holds the budgets summed, shared in proportion to
+    budget_i^(1/T) (rounded by largest remainder; at least one each). T = 1: each member's own budget."""
+    budget = np.asarray(steps, np.float64) * (np.ones(len(steps)) if passes is None else np.asarray(passes))
+    share = budget ** (1.0 / temperature)
+    total = int(round(budget.sum()))
+    raw = share / share.sum() * total
     counts = np.floor(raw).astype(int)
-    for i in np.argsort(counts - raw, kind="stable")[: int(steps.sum()) - counts.sum()]:
+    for i in np.argsort(counts - raw, kind="stable")[: total - counts.sum()]:
         counts[i] += 1
     return np.maximum(counts, 1).tolist()
+
+
+def member_passes(epochs: list[int]) -> list[float]:
+    """Each member's share of a pass over its data per epoch: its task's own default epochs over the largest
+    member's, so that over that many epochs (the multitask default) every member is trained as often as alone."""
+    return [e / max(epochs) for e in epochs]
 
 
 def joint_batches(sets: list, weights: list, counts: list[int], seed: int):
@@ -147,7 +156,9 @@ class MultitaskTask(MultitaskSpec, Task):
         self.member_sets = {m.name: task.datasets(m.data, inputs, m.config, self._log(m, log))
                             for m, task in self._each(data)}
         steps = [self.member_sets[m.name].steps_per_epoch for m in data.members]
-        self.counts = dict(zip((m.name for m in data.members), draw_counts(steps, config.sampling_temperature)))
+        passes = member_passes([m.spec.defaults.get("epochs", config.epochs) for m in data.members])
+        self.counts = dict(zip((m.name for m in data.members),
+                               draw_counts(steps, config.sampling_temperature, passes)))
         log(f"multitask: {sum(self.counts.values())} batches an epoch, sampling temperature "
             f"{config.sampling_temperature}: " + ", ".join(
                 f"{name} {count} ({count / step:.2f} of its {step} per pass)"
