@@ -86,63 +86,16 @@ def test_draw_counts_are_proportional_at_temperature_one_and_flatten_above_it():
     assert draw_counts([1000, 1], temperature=1e6)[1] >= 163  # near uniform; never below one batch
 
 
-def test_each_member_is_drawn_its_own_tasks_passes_over_the_default_epochs():
+def test_each_member_is_drawn_the_passes_it_makes_alone_over_the_default_epochs():
     """sentiment (2 epochs alone), ner (12) and multilabel (10): an epoch holds 2/12, 12/12 and 10/12 of their
-    passes, so the multitask default (12 epochs) trains each as often as it trains alone."""
+    passes, so the multitask default (12 epochs) trains each as often as it trains alone; a member that --min-steps
+    would give more epochs alone (63 batches: 5 epochs to reach 300 steps) gets them here too."""
     from tfbert.tasks.multitask import draw_counts, member_passes
     own = [spec(t).defaults["epochs"] for t in ("sentiment", "ner", "multilabel")]
     assert max(own) == spec("multitask").defaults["epochs"]
-    counts = draw_counts([930, 60, 60], passes=member_passes(own))
+    counts = draw_counts([930, 60, 60], passes=member_passes([930, 60, 60], own, min_steps=300))
     assert counts == [155, 60, 50]
     assert [c * max(own) for c in counts] == [930 * 2, 60 * 12, 60 * 10]  # the single runs' batches
-
-
-def test_joint_batches_route_each_batch_to_its_head_with_zero_weight_elsewhere():
-    import tensorflow as tf
-
-    from tfbert.tasks.multitask import joint_batches
-
-    def member(rows, width, dtype, value, batches):
-        x = {k: tf.fill([rows * batches, 5], value) for k in ("input_word_ids", "input_mask", "input_type_ids")}
-        y = tf.zeros([rows * batches, *width], dtype) + tf.cast(value % 2, dtype)
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(rows)
-
-    sets = [("a", member(4, [], tf.int64, 1, 3)), ("b", member(2, [3], tf.float32, 2, 2))]
-    ds = joint_batches(sets, [np.array([0.5, 2.0], np.float32), None], [3, 2], seed=0)
-    assert ds.cardinality().numpy() == 5
-    orders = []
-    for _ in range(4):  # epochs: the same batches per member, in a reshuffled order
-        order = []
-        for x, y, w in ds:
-            own = "a" if int(x["input_word_ids"][0, 0]) == 1 else "b"
-            other = "b" if own == "a" else "a"
-            order.append(own)
-            assert y["a"].shape == (len(w["a"]),) and y["b"].shape == (len(w["b"]), 3)
-            assert not np.any(w[other].numpy()) and not np.any(y[other].numpy())
-            # Member a's class weights by its label (1 -> 2.0); member b unweighted.
-            assert np.all(w[own].numpy() == (2.0 if own == "a" else 1.0))
-        assert sorted(order) == ["a", "a", "a", "b", "b"]
-        orders.append("".join(order))
-    assert len(set(orders)) > 1
-
-
-def test_head_of_a_single_task_export_is_refused(trained):
-    from tfbert.serving import load
-    _, summary = trained
-    with pytest.raises(ValueError, match="a single-task model .* has no heads"):
-        load(summary["export"], head="sentiment")
-
-
-def test_the_tag_loss_is_per_sentence_so_a_zero_weight_batch_adds_nothing():
-    """masked_tag_loss through Keras' reduction: the mean over the batch's labelled positions as before, and 0 for
-    a batch of another head (sample weights 0), which Keras could not apply to a scalar loss."""
-    import tensorflow as tf
-    from tf_keras.src.losses import LossFunctionWrapper
-
-    from tfbert.tasks.ner import IGNORE, masked_tag_loss
-    labels = np.array([[1, 2, IGNORE, IGNORE], [0, IGNORE, 3, 1]])
-    logits = np.random.default_rng(0).normal(size=(2, 4, 5)).astype(np.float32)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(np.maximum(labels, 0), logits).numpy()
-    loss = LossFunctionWrapper(masked_tag_loss)
-    assert np.isclose(float(loss(labels, logits)), (ce * (labels != IGNORE)).sum() / (labels != IGNORE).sum())
-    assert float(loss(labels, logits, sample_weight=np.zeros(2))) == 0.0
+    floored = draw_counts([63, 60, 60], passes=member_passes([63, 60, 60], own, min_steps=300))
+    assert floored == [26, 60, 50] and floored[0] * 12 >= 300  # 5 of its passes over 12 epochs, as alone
+    assert member_passes([5, 5], [2, 2], min_steps=300) == [1.0, 1.0]  # both floored to 60 epochs: one pass each

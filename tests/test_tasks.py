@@ -89,7 +89,7 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
     # members' draws summed, each its batches per pass times its task's epochs over the largest member's.
     members = summary.get("members", {"": {"train_rows": summary.get("train_windows", summary["train_rows"])}})
     assert all(m.get("steps_per_pass", -(-m["train_rows"] // 8)) == -(-m["train_rows"] // 8) for m in members.values())
-    own = {h: TASKS[m["task"]].defaults["epochs"] for h, m in members.items() if "task" in m}
+    own = {h: TASKS[m["task"]].defaults["epochs"] for h, m in members.items() if "task" in m}  # min_steps 0 here
     assert summary["planned_steps_per_epoch"] == sum(
         m["batches_per_epoch"] if h in own else -(-m["train_rows"] // 8) for h, m in members.items())
     assert all(abs(m["batches_per_epoch"] - m["steps_per_pass"] * own[h] / max(own.values())) <= 1

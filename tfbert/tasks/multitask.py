@@ -12,9 +12,9 @@ datasets, loss, validation metric, after-training fits and test scoring. This mo
 - Batches: each training batch comes from one member, as that member's own datasets make it; its targets go to
   its head (the other heads get zeros with sample weight 0, so a step trains the encoder and one head).
   Classification's class weights become that head's per-row sample weights. The members are drawn in a sequence
-  reshuffled each epoch, member i `draw_counts` times: its batches per pass times its task's own default epochs
-  over the largest member's (`member_passes`), so over the default epochs each member gets the passes it gets
-  alone; temperature-scaled with --sampling-temperature. The epoch's step count is exact, as the loop plans it.
+  reshuffled each epoch, member i `draw_counts` times: its batches per pass times the passes it makes alone (its
+  task's default epochs, raised to reach --min-steps) over the most any member makes (`member_passes`), so over
+  the default epochs each member gets the passes it gets alone; temperature-scaled with --sampling-temperature. The epoch's step count is exact, as the loop plans it.
 - Validation: `MultitaskValidation` evaluates each member's head on the member's validation split with the member's
   compiled metrics and validation callback, writes val_<head>_<metric>, and val_multitask_score = the mean of the
   members' monitored values, which early stopping and the best checkpoint follow.
@@ -52,10 +52,12 @@ def draw_counts(steps: list[int], temperature: float = 1.0, passes: list[float] 
     return np.maximum(counts, 1).tolist()
 
 
-def member_passes(epochs: list[int]) -> list[float]:
-    """Each member's share of a pass over its data per epoch: its task's own default epochs over the largest
-    member's, so that over that many epochs (the multitask default) every member is trained as often as alone."""
-    return [e / max(epochs) for e in epochs]
+def member_passes(steps: list[int], epochs: list[int], min_steps: int = 0) -> list[float]:
+    """Each member's share of a pass over its data per epoch: the passes it makes alone (its task's default epochs,
+    raised to reach --min-steps as the loop raises them) over the most any member makes, so that over that many
+    epochs (the multitask default) every member is trained as often as alone."""
+    alone = [max(e, -(-min_steps // max(s, 1))) for s, e in zip(steps, epochs)]
+    return [a / max(alone) for a in alone]
 
 
 def joint_batches(sets: list, weights: list, counts: list[int], seed: int):
@@ -156,7 +158,8 @@ class MultitaskTask(MultitaskSpec, Task):
         self.member_sets = {m.name: task.datasets(m.data, inputs, m.config, self._log(m, log))
                             for m, task in self._each(data)}
         steps = [self.member_sets[m.name].steps_per_epoch for m in data.members]
-        passes = member_passes([m.spec.defaults.get("epochs", config.epochs) for m in data.members])
+        passes = member_passes(steps, [m.spec.defaults.get("epochs", config.epochs) for m in data.members],
+                               config.min_steps)
         self.counts = dict(zip((m.name for m in data.members),
                                draw_counts(steps, config.sampling_temperature, passes)))
         log(f"multitask: {sum(self.counts.values())} batches an epoch, sampling temperature "
