@@ -512,10 +512,11 @@ class MultitaskOptions:
                                         "\"valid_file\", \"test_file\", \"text_column\", \"label_column\", "
                                         "\"max_train_examples\" and the task's own options, e.g. \"pooling\"}")
     sampling_temperature: float = flag(1.0, "batches are drawn from each member in proportion to b^(1/T), b its "
-                                            "budget: its batches per pass times its task's own epochs over the "
-                                            "largest member's. 1 = each member as often as it trains alone over "
-                                            "the default epochs; larger T draws small budgets more often. An "
-                                            "epoch is the budgets summed either way")
+                                            "budget: its batches per pass times the passes it makes alone (its "
+                                            "task's epochs, raised to reach --min-steps) over the most any member "
+                                            "makes. 1 = each member as often as it trains alone over the default "
+                                            "epochs; larger T draws small budgets more often. An epoch is the "
+                                            "budgets summed either way")
 
 
 @dataclass
