@@ -47,6 +47,9 @@ def test_sigkill_mid_epoch_2_resumes_and_exports_once(tmp_path, tiny_pair, tweet
     proc.wait()
     assert epochs_logged() == 1  # killed inside epoch 2 (read once the process is gone: no race)
     assert _versions(tmp_path / "m") == []
+    # The plan is a fact a resume must share (like the data's SHA-256): 3 epochs of the batches the log announced.
+    planned = json.loads((history.parent / "run.json").read_text())["planned_steps"]
+    assert planned["total"] == 3 * planned["per_epoch"] and planned["per_epoch"] >= 90
 
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -110,8 +110,11 @@ def _run(config: RunConfig, task, data, strategy, base: Path, t_start: float, lo
         model.distribute_reduction_method = "first"
 
     run_dir = base / "runs" / "in-progress"
+    # The planned steps too: a resume whose plan differs (another tfbert's batching or sampling) would continue one
+    # learning-rate schedule on another's batches.
     facts = {"encoder_handles": {"preprocess": handles.preprocess, "encoder": handles.encoder},
-             "precision_used": handles.precision, **task.run_facts(data)}
+             "precision_used": handles.precision, "planned_steps": {"per_epoch": ds.steps_per_epoch,
+                                                                    "total": total_steps}, **task.run_facts(data)}
     fingerprint = data_fingerprint(config.to_dict())
     if fingerprint:  # a resume on edited data would train on rows the interrupted run never saw
         facts["data"] = fingerprint
