@@ -118,7 +118,8 @@ def test_help_documents_every_flag_with_its_default():
                  "--learning-rate", "--max-seq-length", "--dropout", "--encoder", "--freeze-encoder",
                  "--class-weights", "--pooling", "--min-steps"):
         assert flag in text, flag
-    assert "(default: 5e-05; ner: 0.0003; multilabel: 0.0001; qa: 0.0001)" in text and "(default: saved_models)" in text
+    assert "(default: 5e-05; ner: 0.0003; multilabel: 0.0001; qa: 0.0001; multitask: 0.0001)" in text and \
+        "(default: saved_models)" in text  # as many tasks at 1e-4 as at 5e-5: the default task's rate comes first
     assert "(default: pooled; multilabel: mean)" in text  # an option shared by tasks with different defaults
     assert "(default: auto; ner: fp32; qa: fp32)" in text and "(default: on; ner: off)" in text
     assert "(default: None)" not in text

@@ -396,7 +396,8 @@ def _default_text(name: str, default, task_defaults: dict[str, dict]) -> str:
         return " (default: on)" if default is True else ""
     values = {task: d[name] for task, d in task_defaults.items()}
     show = lambda v: ("on" if v else "off") if isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
-    common = max(set(values.values()), key=list(values.values()).count)
+    listed = list(values.values())
+    common = max(listed, key=listed.count)  # on a tie, the first task's (sentiment: the default job's)
     others = "; ".join(f"{t}: {show(v)}" for t, v in values.items() if v != common)
     return f" (default: {show(common)}{'; ' + others if others else ''})"
 
