@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -109,7 +110,8 @@ def table(runs: dict) -> str:
             single = {int(key.split("/")[1]): r[head][metric] for key, r in runs.items()
                       if key.split("/")[0] == head}
             paired = [found[s] - single[s] for s in found if s in single]
-            stats = mean_sd(found.values())
+            values = list(found.values())  # unrounded: mean_sd's 4 places would round 0.35254 to 0.352 here
+            stats = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
             diff = "-" if model == "single" or not paired else f"{sum(paired) / len(paired):+.3f} ({len(paired)} seeds)"
             rows.append(f"| {model} | {head} | {metric} | {len(found)} | {stats['mean']:.3f} +- {stats['std']:.3f} | "
                         f"{', '.join(f'{v:.3f}' for _, v in sorted(found.items()))} | {diff} |")
