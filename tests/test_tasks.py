@@ -163,7 +163,7 @@ def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_tas
             assert predict.main([str(a) for a in ("--model", summary["export"], "--head", head, "first text", "",
                                                   "John Smith flew to Paris")]) == 0
             alone = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-            assert all(_close({k: v for k, v in a.items() if k != "text"}, joint[head]) for a, joint in
+            assert all(_same({k: v for k, v in a.items() if k != "text"}, joint[head], 1e-4) for a, joint in
                        zip(alone, lines, strict=True)), (head, alone, lines)
         assert evaluate.main(["--model", summary["export"], "--test-file", settings["tasks_file"]]) == 2
         assert "--head NAME" in capsys.readouterr().err
@@ -182,23 +182,13 @@ def test_predict_and_evaluate_read_what_the_export_says_about_itself(trained_tas
         assert _same({k: metrics[k] for k in scores}, scores), (name, head, scores, metrics)
 
 
-def _close(a, b) -> bool:
-    """Equal JSON values but for floats, which may differ by 1e-4 (two signatures' float arithmetic)."""
+def _same(a, b, tol: float = 0.0) -> bool:
+    """Equal JSON values, NaN equal to NaN (an undefined score of a tiny model); floats within `tol` (two
+    signatures' float arithmetic)."""
     if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k], tol) for k in a)
     if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(map(_close, a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
     if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, abs_tol=1e-4)
-    return a == b
-
-
-def _same(a, b) -> bool:
-    """Equal JSON values, NaN equal to NaN (an undefined score of a tiny model)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
+        return math.isclose(a, b, rel_tol=0.0, abs_tol=tol) or (math.isnan(a) and math.isnan(b))
     return a == b
