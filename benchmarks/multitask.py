@@ -9,8 +9,8 @@ tweets' 29,755 rows to --train-rows; NER and multi-label have 1,916). The test s
 entity micro-F1, multi-label micro-F1) are the exports' own, as each run reports them. Then, on the first seed's
 exports, serving: the joint export's serving_default (all three answers) against the three single exports' one
 after the other, on the same test tweets in batches of 64, interleaved over rounds; examples/s and the ratio.
-Runs already in --out are not run again, so an interrupted benchmark continues where it stopped; --table prints
-the docs' markdown table of --out and runs nothing.
+Runs already in --out are not run again, so an interrupted benchmark continues where it stopped; --markdown prints
+the docs' table of --out and runs nothing.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def summarise(runs: dict) -> dict:
 HEADLINE = {"sentiment": "macro_f1", "ner": "entity_f1", "multilabel": "micro_f1"}
 
 
-def table(runs: dict) -> str:
+def markdown(runs: dict) -> str:
     """Markdown: per model (single, joint variants) each head's headline test metric, mean +- sd, per seed, and the
     paired difference from the single model on the seeds both ran."""
     rows = ["| model | head | metric | seeds | mean +- sd | per seed | paired difference from single |",
@@ -126,10 +126,10 @@ def main(argv=None) -> int:
     ap.add_argument("--joint", default="default", help=f"multitask variants, of {', '.join(JOINT)}")
     ap.add_argument("--work", default="/tmp/tfbert-multitask", help="run folders and logs")
     ap.add_argument("--out", default=str(HERE / "results" / "multitask.json"))
-    ap.add_argument("--table", action="store_true", help="print the markdown table of --out; run nothing")
+    ap.add_argument("--markdown", action="store_true", help="print the docs' table of --out and run nothing")
     a = ap.parse_args(argv)
-    if a.table:
-        print(table(json.loads(Path(a.out).read_text())["runs"]))
+    if a.markdown:
+        print(markdown(json.loads(Path(a.out).read_text())["runs"]))
         return 0
     variants = a.joint.split(",")
     unknown = [v for v in variants if v not in JOINT]
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
                    texts)
     print(f"serving: {json.dumps(cost)}")
     save({"serving": {"model": f"joint-{variants[0]}/{first}", **cost}})
-    print(table(runs))
+    print(markdown(runs))
     return 0
 
 

@@ -124,11 +124,11 @@ def test_interleaved_serving_times_every_single_call_of_every_round():
 
 
 def test_the_multitask_table_pairs_each_joint_head_with_its_single_model_by_seed():
-    table = importlib.import_module("multitask").table
+    markdown = importlib.import_module("multitask").markdown
     runs = {"sentiment/0": {"sentiment": {"macro_f1": 0.70}}, "sentiment/1": {"sentiment": {"macro_f1": 0.60}},
             "ner/0": {"ner": {"entity_f1": 0.50}},
             "joint-default/0": {"sentiment": {"macro_f1": 0.72}, "ner": {"entity_f1": 0.40}}}
-    lines = table(runs).splitlines()
+    lines = markdown(runs).splitlines()
     assert lines[2] == "| single | sentiment | macro_f1 | 2 | 0.650 +- 0.071 | 0.700, 0.600 | - |"
     assert "| joint-default | sentiment | macro_f1 | 1 | 0.720 +- 0.000 | 0.720 | +0.020 (1 seeds) |" in lines
     assert "| joint-default | ner | entity_f1 | 1 | 0.400 +- 0.000 | 0.400 | -0.100 (1 seeds) |" in lines
