@@ -301,16 +301,16 @@ def flag_name(name: str) -> str:
     return name.replace("_", "-")
 
 
-def read_json_file(path, flag: str):
+def read_json_file(path, flag: str, example: str = "a JSON file"):
     """A JSON file a flag names (--config, --tasks-file, --search-space); ConfigError naming the flag, the file and
-    what is wrong (missing, a folder, not UTF-8, the line and column of bad JSON)."""
+    what is wrong (missing, a folder: give `example`, not UTF-8, the line and column of bad JSON)."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{flag} {path}: file not found") from None
     except IsADirectoryError:
-        raise ConfigError(f"{flag} {path}: is a directory; give a JSON file") from None
+        raise ConfigError(f"{flag} {path}: is a directory; give {example}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{flag} {path}: byte {e.start} is not valid UTF-8") from None
     except json.JSONDecodeError as e:
@@ -320,10 +320,7 @@ def read_json_file(path, flag: str):
 def read_config_file(path) -> dict:
     """Settings from a JSON file (e.g. a run folder's config.json); unknown keys are an error naming them."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"--config {path}: is a directory; give a JSON file such as a run folder's "
-                          "runs/<N>/config.json")
-    settings = read_json_file(path, "--config")
+    settings = read_json_file(path, "--config", "a JSON file such as a run folder's runs/<N>/config.json")
     if not isinstance(settings, dict):
         raise ConfigError(f"--config {path}: expected a JSON object of settings, got {type(settings).__name__}")
     types = setting_types()

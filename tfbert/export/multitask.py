@@ -24,8 +24,10 @@ from tfbert.data.inputs import InputSettings
 from tfbert.data.windows import best_context
 from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, require_offsets, sorted_chunks, text_batches, window_chunks
 from tfbert.export.classifier import check_decision, classifier_outputs
+from tfbert.export.multilabel import OUTPUTS as MULTILABEL_OUTPUTS
 from tfbert.export.multilabel import multilabel_outputs
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
+from tfbert.export.regressor import OUTPUT as REGRESSOR_OUTPUT
 from tfbert.export.regressor import regressor_outputs
 from tfbert.export.tagger import OUTPUTS as TAGGER_OUTPUTS
 from tfbert.export.tagger import entities, tag_windows
@@ -155,9 +157,8 @@ def export_multitask(core, preprocess_handle: str, heads: dict[str, dict], base:
 
 
 def _output_keys(kind: str) -> tuple[str, ...]:
-    return {"classifier": ("probabilities", "label_id", "label"), "multilabel": ("probabilities", "labels",
-                                                                               "num_labels"),
-            "regressor": ("score",), "tagger": TAGGER_OUTPUTS}[kind]
+    return {"classifier": ("probabilities", "label_id", "label"), "multilabel": MULTILABEL_OUTPUTS,
+            "regressor": (REGRESSOR_OUTPUT,), "tagger": TAGGER_OUTPUTS}[kind]
 
 
 def _write(tmp: Path, core, preprocess_handle, heads, inputs: InputSettings, check_texts, log) -> None:

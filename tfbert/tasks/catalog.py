@@ -539,18 +539,22 @@ class MultitaskData:
         return [f"{m.name}: {note}" for m in self.members for note in m.data.notes]
 
 
-def _member_entries(config) -> tuple[list[dict], str]:
-    """The members as dicts ({"task", "name"?, data settings, options}) and where they came from."""
+def _member_source(config) -> str:
+    """Where the members come from: --tasks or the --tasks-file path."""
+    return f"--tasks {config.tasks}" if config.tasks_file is None else str(config.tasks_file)
+
+
+def _member_entries(config) -> list[dict]:
+    """The members as dicts ({"task", "name"?, data settings, options})."""
     from tfbert.config import read_json_file
     if config.tasks_file is None:
-        names = [t.strip() for t in config.tasks.split(",") if t.strip()]
-        return [{"task": t} for t in names], f"--tasks {config.tasks}"
+        return [{"task": t.strip()} for t in config.tasks.split(",") if t.strip()]
     path = config.tasks_file
     entries = read_json_file(path, "--tasks-file")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(f"--tasks-file {path}: must hold a JSON list of objects, one per task, e.g. "
                           '[{"task": "sentiment"}, {"task": "multilabel", "train_file": "tags.csv"}]')
-    return entries, str(path)
+    return entries
 
 
 class MultitaskSpec(TaskSpec):
@@ -589,7 +593,7 @@ class MultitaskSpec(TaskSpec):
     def members(self, config, log=print) -> list[tuple[str, TaskSpec, Any]]:
         """(head name, spec, settings) per member, checked; ConfigError naming the member and its source."""
         import re
-        entries, source = _member_entries(config)
+        entries, source = _member_entries(config), _member_source(config)
         if len(entries) < 2:
             raise ConfigError(f"{source}: a multitask model needs at least two tasks, not {len(entries)}")
         out, seen = [], set()
@@ -630,7 +634,7 @@ class MultitaskSpec(TaskSpec):
     def load_data(self, config) -> MultitaskData:
         members = [Member(name, member, member_config, member.load_data(member_config))
                    for name, member, member_config in self.members(config, log=lambda *_: None)]
-        return MultitaskData(members, _member_entries(config)[1])
+        return MultitaskData(members, _member_source(config))
 
     def describe(self, data: MultitaskData) -> str:
         return "; ".join(f"{m.name} ({m.spec.name}): {m.spec.describe(m.data)}" for m in data.members)
