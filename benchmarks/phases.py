@@ -84,8 +84,9 @@ def phase_train(spec: dict) -> dict:
     from tfbert.data.inputs import InputSettings
     from tfbert.data.pipeline import TextPipeline, steps_per_epoch
     from tfbert.export.classifier import export_classifier
+    from tfbert.export.serving_core import SERVING_CHECK_TEXTS
     from tfbert.optim import make_optimizer
-    from tfbert.tasks.classification import SERVING_CHECK_TEXTS, build_classifier
+    from tfbert.tasks.classification import build_classifier
 
     log = lambda *m: print(*m, file=sys.stderr, flush=True)
     work = Path(spec["work_dir"])

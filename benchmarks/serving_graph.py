@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     from tfbert.data.inputs import InputSettings
     from tfbert.encoders import inference_graph
     from tfbert.export.classifier import export_classifier
-    from tfbert.tasks.classification import SERVING_CHECK_TEXTS
+    from tfbert.export.serving_core import SERVING_CHECK_TEXTS
 
     data, handles, model = serving_ab.default_classifier(a.precision)
     texts = data.test["text"].tolist()

@@ -118,6 +118,10 @@ def test_task_trains_and_writes_its_run_folder_and_metadata(trained_task):
                    for n in summary["data_notes"]), (head, summary["data_notes"])
     meta = json.loads((Path(summary["export"]) / "assets.extra" / "tfbert.json").read_text())
     assert meta["task"] == name and meta["settings"]["task"] == name and meta["test_metrics"] == summary["test"]
+    # Every head but a span reader's is served by the forward-only inference graph of its tfbert-converted encoder,
+    # which answered as the trained model did (tfbert.export.serving_core); the run's metrics say so too.
+    served = json.loads((run / "metrics.json").read_text())["serving_graph"]
+    assert meta["serving_graph"] == served and served["graph"] == ("trained" if name == "qa" else "inference"), served
     assert meta["versions"]["tensorflow"].startswith("2.") and (meta.get("labels") or meta.get("tags")
                                                            or meta.get("outputs"))
 

@@ -54,7 +54,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(trained):
     assert json.loads((run / "config.json").read_text())["label_column"] == "mood"
     # The export serves the forward-only graph, checked against the trained model on the check texts + 45 tests.
     serving = json.loads((run / "metrics.json").read_text())["serving_graph"]
-    assert serving["graph"] == "inference" and serving["check_texts"] == 5 + 45 and serving["max_prob_diff"] < 1e-3
+    assert serving["graph"] == "inference" and serving["check_texts"] == 5 + 45 and serving["max_diff"] < 1e-3
 
 
 def test_export_serves_raw_strings_in_a_process_without_tfbert(trained):
@@ -135,7 +135,7 @@ def test_real_encoder_learns_sentiment_on_a_small_slice(tmp_path, tweets_csv):
     assert test["accuracy"] > majority + 0.15, (test["accuracy"], majority)
     # The real bf16 encoder's export serves the inference graph, within bf16 rounding of the trained model.
     serving = summary["serving_graph"]
-    assert serving["graph"] == "inference" and serving["max_prob_diff"] < 0.05 and serving["label_agreement"] > 0.95, serving
+    assert serving["graph"] == "inference" and serving["max_diff"] < 0.05 and serving["label_agreement"] > 0.95, serving
 
 
 def test_serving_sorts_by_length_in_chunks_and_answers_in_request_order(trained_export):

@@ -1,4 +1,4 @@
-"""A forward-only graph of a trained classifier, for the serving export.
+"""A forward-only graph of a trained model's encoder and heads, for the serving export.
 
 The trained core runs the TF Hub encoder as it was saved for training: float32 variables cast to bf16 on every
 call (the mixed policy), 3-D Dense/EinsumDense layers and LayerNorm as separate elementwise ops, and the whole
@@ -9,12 +9,14 @@ last layer for every token. The export instead lays the same trained weights out
 - 2-D [tokens, hidden] MatMul + BiasAdd (+ GELU), which grappler's oneDNN remapper fuses into one op;
 - LayerNorm as Keras' fused form (FusedBatchNormV3 over [1, tokens, hidden, 1]), which the remapper turns into
   oneDNN's layer norm, except for a few rows (a single text), where the two-pass elementwise form is faster;
-- in the last layer, only the [CLS] rows go through the attention output and feed-forward when the head reads
+- in the last layer, only the [CLS] rows go through the attention output and feed-forward when every head reads
   the pooled output or [CLS] alone.
+A head reads the pooled output, [CLS], the masked mean of the positions (the pooled tasks' heads) or every position
+(a tagger's); a multitask model's heads read one encoder pass (tfbert.export.multitask).
 LayerNorm, softmax and the residual stream stay float32. The mixed policy rounds residual sums, LayerNorm outputs
 and softmax to bf16; copying those rounding points moved this graph further from both the trained graph and a
 float32 evaluation of the same weights, so it does not. The export compares this graph with the trained core
-before using it (tfbert.export.classifier) and keeps the trained core if they disagree.
+before using it (tfbert.export.serving_core) and keeps the trained core if they disagree.
 
 Only encoders converted by tfbert qualify: their variable names and config (tfbert.json beside the encoder)
 are known. Any other TF Hub encoder is exported with the trained core, unchanged.
@@ -30,6 +32,7 @@ from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.convert import encoder_metadata
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu")
+READS = ("pooled", "cls", "mean", "tokens")  # what a head reads of the encoder's outputs
 # At or below this many token rows LayerNorm takes the elementwise form: the crossover lies between 165 rows
 # (faster elementwise) and 379 (faster fused), see docs/pages/benchmarks.md.
 SMALL_LAYER_NORM_ROWS = 256
@@ -43,8 +46,16 @@ class _Dense:
 
 
 @dataclass
+class Head:
+    """A head's logits layer: what it reads (READS) and its kernel and bias, float32."""
+    reads: str
+    kernel: np.ndarray
+    bias: np.ndarray
+
+
+@dataclass
 class _Block:
-    heads: int
+    attention_heads: int
     qkv: _Dense
     attention_output: _Dense
     attention_norm: tuple  # (gamma, beta) float32
@@ -60,18 +71,22 @@ def _find(weights: dict[str, np.ndarray], suffix: str) -> np.ndarray:
     return weights[hits[0]]
 
 
-class InferenceClassifier(tf.Module):
-    """Encoder inputs dict -> logits (float32): the trained classifier's forward pass, without dropout."""
+class InferenceGraph(tf.Module):
+    """Encoder inputs dict -> the heads' logits (float32), the trained model's forward pass without dropout: one
+    tensor for one head ([batch, width], or [batch, length, width] for a head reading tokens), a list in head order
+    for several (a multitask core's outputs)."""
 
-    def __init__(self, weights: dict[str, np.ndarray], head: tuple[np.ndarray, np.ndarray], *, num_layers: int,
-                 layer_norm_eps: float, activation: str = "gelu", pooling: str = "pooled", dtype=tf.bfloat16):
-        """weights: the encoder's variables by name (as saved by tfbert.encoders.convert); head: the logits kernel, bias."""
-        super().__init__(name="inference_classifier")
-        if pooling not in ("pooled", "cls", "mean"):
-            raise ValueError(f"pooling must be pooled, cls or mean, not {pooling!r}")
+    def __init__(self, weights: dict[str, np.ndarray], heads: list[Head], *, num_layers: int,
+                 layer_norm_eps: float, activation: str = "gelu", dtype=tf.bfloat16):
+        """weights: the encoder's variables by name (as saved by tfbert.encoders.convert); heads: the logits
+        layers, in the order of the trained model's outputs."""
+        super().__init__(name="inference_graph")
+        if not heads or any(h.reads not in READS for h in heads):
+            raise ValueError(f"every head must read one of {READS}, not {[h.reads for h in heads]}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
-        self.pooling, self.eps, self.compute_dtype, self.activation = pooling, layer_norm_eps, dtype, activation
+        self.reads = tuple(h.reads for h in heads)
+        self.eps, self.compute_dtype, self.activation = layer_norm_eps, dtype, activation
         low = lambda a: tf.cast(np.asarray(a, np.float32), dtype).numpy()  # noqa: E731
         dense = lambda kernel, bias: _Dense(low(kernel), low(bias))  # noqa: E731
         f32 = lambda name: np.asarray(_find(weights, name), np.float32)  # noqa: E731
@@ -87,12 +102,12 @@ class InferenceClassifier(tf.Module):
             attn = f"layer_{i}_self_attention/"
             q, k, v = (_find(weights, f"{attn}{n}/kernel") for n in ("query", "key", "value"))  # [H, heads, size]
             qb, kb, vb = (_find(weights, f"{attn}{n}/bias") for n in ("query", "key", "value"))
-            hidden, heads, size = q.shape
+            hidden, n_heads, size = q.shape
             scale = 1.0 / np.sqrt(size)
             qkv = np.concatenate([(q * scale).reshape(hidden, -1), k.reshape(hidden, -1), v.reshape(hidden, -1)], 1)
             qkv_bias = np.concatenate([(qb * scale).reshape(-1), kb.reshape(-1), vb.reshape(-1)])
             blocks.append(_Block(
-                heads=heads, qkv=dense(qkv, qkv_bias),
+                attention_heads=n_heads, qkv=dense(qkv, qkv_bias),
                 attention_output=dense(_find(weights, attn + "attention_output/kernel").reshape(-1, hidden),
                                        _find(weights, attn + "attention_output/bias")),
                 attention_norm=norm(f"layer_{i}_attention_layer_norm"),
@@ -102,8 +117,8 @@ class InferenceClassifier(tf.Module):
                 output_norm=norm(f"layer_{i}_output_layer_norm")))
         self.blocks = tuple(blocks)  # plain numpy inside: constants of the traced graph, not variables
         self.pooler = (dense(_find(weights, "pooler_transform/kernel"), _find(weights, "pooler_transform/bias"))
-                       if pooling == "pooled" else None)
-        self.head = _Dense(np.asarray(head[0], np.float32), np.asarray(head[1], np.float32))
+                       if "pooled" in self.reads else None)
+        self.heads = tuple(_Dense(np.asarray(h.kernel, np.float32), np.asarray(h.bias, np.float32)) for h in heads)
 
     def _dense(self, x, params: _Dense):
         kernel = tf.constant(params.kernel, self.compute_dtype)
@@ -160,27 +175,38 @@ class InferenceClassifier(tf.Module):
              + self.position[tf.newaxis, :length])
         x = self._layer_norm(tf.reshape(x, [batch * length, -1]), self.embedding_norm)  # [tokens, H] float32
         mask_bias = (1.0 - tf.cast(mask, tf.float32))[:, tf.newaxis, tf.newaxis, :] * -1e9
+        cls_only = all(r in ("pooled", "cls") for r in self.reads)  # the last layer's other rows go unread
         for i, block in enumerate(self.blocks):
-            cls_only = i == len(self.blocks) - 1 and self.pooling != "mean"
-            context = self._attention(self._dense(x, block.qkv), batch, length, block.heads, mask_bias, cls_only)
-            if cls_only:
+            last_cls_only = cls_only and i == len(self.blocks) - 1
+            context = self._attention(self._dense(x, block.qkv), batch, length, block.attention_heads, mask_bias, last_cls_only)
+            if last_cls_only:
                 x = tf.reshape(x, [batch, length, -1])[:, 0]
             x = self._layer_norm(x + tf.cast(self._dense(context, block.attention_output), tf.float32),
                                  block.attention_norm)
             h = self._activate(self._dense(x, block.intermediate))
             x = self._layer_norm(x + tf.cast(self._dense(h, block.output), tf.float32), block.output_norm)
-        if self.pooling == "mean":
+        cls = x if cls_only else tf.reshape(x, [batch, length, -1])[:, 0]  # x: [tokens, H] unless cls_only
+        read = {}  # what the heads read, each computed once
+        if "pooled" in self.reads:
+            read["pooled"] = tf.tanh(tf.cast(self._dense(cls, self.pooler), tf.float32))
+        if "mean" in self.reads:
             m = tf.cast(mask, tf.float32)[:, :, tf.newaxis]
-            x = tf.reduce_sum(tf.reshape(x, [batch, length, -1]) * m, 1) / tf.maximum(tf.reduce_sum(m, 1), 1.0)
-        elif self.pooling == "pooled":
-            x = tf.tanh(tf.cast(self._dense(x, self.pooler), tf.float32))
-        return tf.matmul(x, self.head.kernel) + self.head.bias
+            read["mean"] = (tf.reduce_sum(tf.reshape(x, [batch, length, -1]) * m, 1)
+                            / tf.maximum(tf.reduce_sum(m, 1), 1.0))
+        read["cls"], read["tokens"] = cls, x
+        logits = []
+        for reads, head in zip(self.reads, self.heads):
+            y = tf.matmul(read[reads], head.kernel) + head.bias
+            logits.append(tf.reshape(y, [batch, length, -1]) if reads == "tokens" else y)
+        return logits[0] if len(logits) == 1 else logits
 
 
-def inference_classifier(core, encoder_handle: str | None, pooling: str = "pooled") \
-        -> tuple[InferenceClassifier | None, str]:
-    """The forward-only graph for a classifier built by tfbert.tasks.classification.build_classifier with `pooling`,
-    or (None, why not). The export compares its answers with the core's, so a wrong `pooling` is served nowhere."""
+def inference_graph(core, encoder_handle: str | None, heads: list[tuple[str, str]]) \
+        -> tuple[InferenceGraph | None, str]:
+    """The forward-only graph of `core`, a model whose layer "encoder" is a tfbert-converted encoder and whose
+    outputs are the logits of `heads`: (what each reads, READS; its logits layer's name), in output order. Or
+    (None, why not). What a head reads is what the exporter is told, not read from the core: the export compares
+    the graph's answers with the core's (tfbert.export.serving_core), so a wrong one is served nowhere."""
     meta = encoder_metadata(encoder_handle) if encoder_handle else {}
     config = meta.get("config")
     if not config:
@@ -188,14 +214,15 @@ def inference_classifier(core, encoder_handle: str | None, pooling: str = "poole
     if config.get("hidden_act") not in ACTIVATIONS:
         return None, f"activation {config.get('hidden_act')!r} is not supported"
     try:
-        encoder, head = core.get_layer("encoder"), core.get_layer("logits")
-    except ValueError:
-        return None, "the model is not a tfbert classifier (no 'encoder' and 'logits' layers)"
+        encoder = core.get_layer("encoder")
+        layers = [(reads, core.get_layer(name)) for reads, name in heads]
+    except ValueError as e:
+        return None, f"the model has no such layer ({e})"
     weights = {w.name.rsplit(":", 1)[0]: w.numpy() for w in encoder.weights}
     try:
-        graph = InferenceClassifier(
-            weights, [w.numpy() for w in head.weights], num_layers=config["num_layers"],
-            layer_norm_eps=config["layer_norm_eps"], activation=config["hidden_act"], pooling=pooling,
+        graph = InferenceGraph(
+            weights, [Head(reads, *(w.numpy() for w in layer.weights)) for reads, layer in layers],
+            num_layers=config["num_layers"], layer_norm_eps=config["layer_norm_eps"], activation=config["hidden_act"],
             dtype=tf.bfloat16 if meta.get("precision") == "bf16" else tf.float32)
     except KeyError as e:
         return None, f"encoder variable {e.args[0]!r} not found"

@@ -13,8 +13,8 @@ length-sorted chunks and their logits are pooled back per text (TextPipeline.per
 the metadata's "windows" holds the window size, stride, --max-windows cap and pooling.
 The version is the next free integer; the model is written to a hidden temp dir beside it, loaded back in a
 fresh process that imports only tensorflow and tensorflow_text, and only then renamed into place.
-For an encoder converted by tfbert, the numeric part served is tfbert.encoders.inference_graph's forward-only graph, once
-it matches the trained core on the check texts (choose_serving_core); otherwise the trained core itself.
+For an encoder converted by tfbert, the numeric part served is the forward-only inference graph, once it matches
+the trained core on the check texts (tfbert.export.serving_core); otherwise the trained core itself.
 """
 from __future__ import annotations
 
@@ -34,18 +34,11 @@ from tfbert.export.publish import (
     text_signatures,
     verify_in_fresh_process,
 )
+from tfbert.export.serving_core import ServedHead, choose_serving_core
 
 LABELS_FILE = "labels.txt"
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
-# Largest probability difference allowed between the inference graph and the trained core (else: trained core).
-# bf16: both graphs round differently from float32 (measured on a fine-tuned MiniLM over 1,536 test tweets: the
-# trained graph 0.006 from a float32 evaluation of the same weights, the inference graph 0.007, and 0.008 from each
-# other; 0.021 on another run); a wrong weight layout moves probabilities by tenths.
-INFERENCE_GRAPH_TOLERANCE = {tf.float32: 1e-3, tf.bfloat16: 0.05}
-CHECK_BATCH = 32  # texts per call when comparing the two graphs
-
-
 class ClassifierServer(tf.Module):
     """Raw strings -> preprocess model -> trained classifier core -> softmax, label names."""
 
@@ -102,35 +95,6 @@ def check_decision(labels: list[str], temperature: float, threshold: float | Non
             raise ValueError(f"threshold must be between 0 and 1 (exclusive), not {threshold!r}")
 
 
-def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str], log=print,
-                        pooling: str = "pooled"):
-    """The forward-only inference graph (tfbert.encoders.inference_graph, with the core's `pooling`) if it matches
-    the trained core on `texts`, else the trained core. Returns (core to serve, facts for the run's metrics)."""
-    from tfbert.encoders.inference_graph import inference_classifier
-    graph, why = inference_classifier(core, encoder_handle, pooling)
-    if graph is not None:
-        trained, served = [], []
-        for start in range(0, len(texts), CHECK_BATCH):  # batches: 512-token inputs of a big encoder add up
-            batch = tf.constant(texts[start:start + CHECK_BATCH])
-            inputs = pipeline.encode(*([batch] if pipeline.n_segments == 1 else [batch, batch[::-1]]))
-            trained.append(tf.nn.softmax(tf.cast(core(inputs, training=False), tf.float32)).numpy())
-            served.append(tf.nn.softmax(graph(inputs)).numpy())
-        trained, served = np.concatenate(trained), np.concatenate(served)
-        diff = float(np.abs(trained - served).max())
-        bound = INFERENCE_GRAPH_TOLERANCE[graph.compute_dtype]
-        facts = {"max_prob_diff": diff, "label_agreement": float((trained.argmax(-1) == served.argmax(-1)).mean()),
-                 "check_texts": len(texts), "dtype": graph.compute_dtype.name}
-        if diff <= bound:
-            log(f"serving graph: forward-only inference graph ({graph.compute_dtype.name}), largest probability "
-                f"difference from the trained model {diff:.1e} over {len(texts)} texts")
-            return graph, {"graph": "inference", **facts}
-        why = f"it differs from the trained model by {diff:.2g} in probability, above {bound}"
-        log(f"WARNING: serving graph: keeping the trained Keras graph: {why}")
-        return core, {"graph": "trained", "reason": why, **facts}
-    log(f"serving graph: the trained Keras graph ({why})")
-    return core, {"graph": "trained", "reason": why}
-
-
 def export_classifier(core, preprocess_handle: str, labels: list[str], base: str | Path, *,
                       inputs: InputSettings = InputSettings(), has_pairs: bool = False,
                       encoder_handle: str | None = None, pooling: str = "pooled", check_texts=(), info=None,
@@ -164,7 +128,8 @@ def _write(tmp: Path, core, preprocess_handle, labels, inputs: InputSettings, ha
     server = ClassifierServer(preprocess_handle, core, labels, inputs, asset_source(tmp, LABELS_FILE, labels),
                               temperature=temperature, threshold=threshold)
     pipeline = server.pairs if has_pairs else server.single
-    server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts, log, pooling)
+    server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts,
+                                             [ServedHead("logits", pooling, "softmax")], log)
     info.update(facts)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures, calls)

@@ -12,9 +12,8 @@ the graph, in assets/thresholds.txt and in assets.extra/tfbert.json. The request
 the classifier's does (ClassifierServer._logits, inherited), with texts longer than the window cut as in
 training (--long-texts, in the metadata as "long_texts"; windows: logits pooled per text before the sigmoid).
 
-The numeric part served is the trained Keras core. The forward-only inference graph (tfbert.encoders.inference_graph)
-is classifier-only: choose_serving_core accepts it by comparing softmax probabilities and argmax labels, a check
-that says nothing about independent sigmoid outputs, so it is not used here.
+For an encoder converted by tfbert the numeric part served is the forward-only inference graph, once its sigmoid
+probabilities match the trained core's on the check texts (tfbert.export.serving_core); otherwise the trained core.
 """
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from tfbert.data.inputs import InputSettings
 from tfbert.export.base import CHECK_TEXTS
 from tfbert.export.classifier import LABELS_FILE, ClassifierServer
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
+from tfbert.export.serving_core import ServedHead, choose_serving_core
 
 THRESHOLDS_FILE = "thresholds.txt"
 OUTPUTS = ("probabilities", "labels", "num_labels")
@@ -58,25 +58,33 @@ def multilabel_outputs(logits, labels: list[str], thresholds) -> dict:
 
 
 def export_multilabel(core, preprocess_handle: str, labels: list[str], thresholds, base: str | Path, *,
-                      inputs: InputSettings = InputSettings(), check_texts=(), metadata: dict | None = None,
+                      inputs: InputSettings = InputSettings(), encoder_handle: str | None = None,
+                      pooling: str = "pooled", check_texts=(), info: dict | None = None, metadata: dict | None = None,
                       log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `metadata` goes
-    into assets.extra/tfbert.json with the label names and thresholds."""
+    into assets.extra/tfbert.json with the label names and thresholds; `info` (a dict), if given, receives which
+    graph is served (tfbert.export.serving_core, with the core's `encoder_handle` and `pooling`)."""
     thresholds = [float(t) for t in np.asarray(thresholds, np.float32)]
     if len(thresholds) != len(labels):
         raise ValueError(f"{len(labels)} labels but {len(thresholds)} thresholds")
     texts = CHECK_TEXTS + list(check_texts)
+    info = {} if info is None else info
+    served = ServedHead("logits", pooling, "sigmoid")
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, inputs, texts, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, inputs, texts, log,
+                                 encoder_handle, served, info),
         {"task": "multilabel", **(metadata or {}), "serving": "multilabel", "labels": list(labels),
-         "thresholds": thresholds, "signatures": ["serving_default"], "serving_graph": {"graph": "trained"},
+         "thresholds": thresholds, "signatures": ["serving_default"], "serving_graph": info,
          **inputs.metadata()}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, labels, thresholds, inputs: InputSettings, check_texts, log) -> None:
+def _write(tmp: Path, core, preprocess_handle, labels, thresholds, inputs: InputSettings, check_texts, log,
+           encoder_handle, served: ServedHead, info: dict) -> None:
     server = MultilabelServer(preprocess_handle, core, labels, thresholds, inputs,
                               asset_source(tmp, LABELS_FILE, labels),
                               asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]))
+    server.core, facts = choose_serving_core(core, encoder_handle, server.single, check_texts, [served], log)
+    info.update(facts)
     calls = {"serving_default": {"text": check_texts}}
     save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 

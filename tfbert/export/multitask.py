@@ -9,8 +9,9 @@ Each request is tokenized once and runs the encoder once, in the length-sorted c
 (tfbert.export.base.sorted_chunks): the core outputs the heads' logits side by side, [batch, sum of head widths],
 and each head's output stage (the same function its single-task server calls) reads its columns. The metadata's
 "heads" lists each head's task, serving kind, labels or target, thresholds and settings; "test_metrics" holds each
-head's. The numeric part served is the trained Keras core (the forward-only inference graph is built for
-single-head classifiers only).
+head's. For an encoder converted by tfbert the numeric part served is the forward-only inference graph with every
+head, once each head's answers match the trained core's on the check texts (tfbert.export.serving_core); otherwise
+the trained core. The metadata's "serving_graph" says which.
 """
 from __future__ import annotations
 
@@ -29,11 +30,14 @@ from tfbert.export.multilabel import multilabel_outputs
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
 from tfbert.export.regressor import OUTPUT as REGRESSOR_OUTPUT
 from tfbert.export.regressor import regressor_outputs
+from tfbert.export.serving_core import ServedHead, choose_serving_core
 from tfbert.export.tagger import OUTPUTS as TAGGER_OUTPUTS
 from tfbert.export.tagger import entities, tag_windows
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
-KINDS = ("classifier", "multilabel", "regressor", "tagger")
+# Serving kind -> how its logits become answers (what the inference graph is compared on).
+ANSWERS = {"classifier": "softmax", "multilabel": "sigmoid", "regressor": "identity", "tagger": "softmax"}
+KINDS = tuple(ANSWERS)
 
 
 def head_width(head: dict) -> int:
@@ -139,20 +143,30 @@ class MultitaskServer(tf.Module):
         return tf.function(lambda text: self.answers(text)[name], input_signature=[_TEXT]).get_concrete_function()
 
 
+def served_head(name: str, head: dict) -> ServedHead:
+    """A head's logits layer in the multitask core (tfbert.tasks.multitask names each head's layers "<name>_..."),
+    what it reads (a pooled head: its settings' pooling) and how its answers are compared."""
+    if head["serving"] == "tagger":
+        return ServedHead(f"{name}_tag_logits", "tokens", ANSWERS["tagger"])
+    return ServedHead(f"{name}_logits", head.get("settings", {}).get("pooling", "pooled"), ANSWERS[head["serving"]])
+
+
 def export_multitask(core, preprocess_handle: str, heads: dict[str, dict], base: str | Path, *,
-                     inputs: InputSettings = InputSettings(), check_texts=(), metadata: dict | None = None,
-                     log=print) -> Path:
+                     inputs: InputSettings = InputSettings(), encoder_handle: str | None = None, check_texts=(),
+                     info: dict | None = None, metadata: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` and returns its path. `heads`: name -> {"serving": classifier,
-    multilabel or regressor; "labels" (and "temperature", "threshold" / "thresholds"), or "target": {mean, std};
-    anything else the head's client reads (task, settings)}, in the order of `core`'s outputs."""
+    multilabel, regressor or tagger; "labels" (and "temperature", "threshold" / "thresholds"), "tags" or "target":
+    {mean, std}; anything else the head's client reads (task, settings)}, in the order of `core`'s outputs. `info`
+    (a dict), if given, receives which graph is served (tfbert.export.serving_core, with `encoder_handle`)."""
     texts = CHECK_TEXTS + list(check_texts)
+    info = {} if info is None else info
     outputs = [f"{name}_{key}" for name, head in heads.items() for key in _output_keys(head["serving"])]
     signatures = ["serving_default", *(f"serving_{name}" for name in heads)]
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, heads, inputs, texts, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, heads, inputs, texts, log, encoder_handle, info),
         {"task": "multitask", **(metadata or {}), "serving": "multitask",
          "heads": {name: {**head, "signatures": ["serving_default"]} for name, head in heads.items()},
-         "outputs": outputs, "signatures": signatures, "serving_graph": {"graph": "trained"}, **inputs.metadata()},
+         "outputs": outputs, "signatures": signatures, "serving_graph": info, **inputs.metadata()},
         log)
 
 
@@ -161,8 +175,12 @@ def _output_keys(kind: str) -> tuple[str, ...]:
             "regressor": (REGRESSOR_OUTPUT,), "tagger": TAGGER_OUTPUTS}[kind]
 
 
-def _write(tmp: Path, core, preprocess_handle, heads, inputs: InputSettings, check_texts, log) -> None:
+def _write(tmp: Path, core, preprocess_handle, heads, inputs: InputSettings, check_texts, log, encoder_handle,
+           info: dict) -> None:
     server = MultitaskServer(preprocess_handle, core, heads, inputs)
+    server.core, facts = choose_serving_core(core, encoder_handle, server.single, check_texts,
+                                             [served_head(name, head) for name, head in heads.items()], log)
+    info.update(facts)
     signatures = {"serving_default": server.serve.get_concrete_function(),
                   **{f"serving_{name}": server.head_signature(name) for name in heads}}
     calls = {name: {"text": check_texts} for name in signatures}

@@ -33,6 +33,8 @@ from tfbert.export.base import char_offsets, require_offsets, sorted_chunks, tex
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
 
 NEG = -1e9  # logit of positions that cannot hold an answer
+# The numeric part served: the trained core (tfbert.export.serving_core's inference graph has no span reader).
+SERVING_GRAPH = {"graph": "trained", "reason": "the forward-only inference graph has no span reader (its padding mask)"}
 MAX_WINDOWS = 256  # per context: 256 windows of 104 pieces (step 62 at 128) read ~16k wordpieces, ~12k words
 SERVE_CHUNK = 32  # windows per model call
 OUTPUTS = ("answer", "start", "end", "score", "has_answer")
@@ -168,7 +170,7 @@ def export_qa(core, preprocess_handle: str, layout: QaLayout, base: str | Path, 
         base, lambda tmp: _write(tmp, core, preprocess_handle, layout, no_answer, threshold, log),
         {"task": "qa", **(metadata or {}), "serving": "qa", "signatures": ["serving_default"],
          "inputs": ["question", "context"], "outputs": outputs, "no_answer": no_answer,
-         "threshold": float(threshold), "layout": layout.to_dict()}, log)
+         "threshold": float(threshold), "layout": layout.to_dict(), "serving_graph": SERVING_GRAPH}, log)
 
 
 def _as_lists(outputs: dict) -> dict:

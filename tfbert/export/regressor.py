@@ -5,8 +5,8 @@ Signatures:
   serving_pairs(text, text_b)          -> the same, for models trained on sentence pairs
 The core outputs standardised scores (the model trains on (label - mean) / std of the train split); the server
 maps them back with the mean and std held as constants in the graph, also written in the metadata ("target").
-The forward-only inference graph (tfbert.encoders.inference_graph) is built and checked for classifiers only, so a
-regressor serves its trained Keras core. Long texts are cut in the graph as in training (--long-texts, in the
+For an encoder converted by tfbert the numeric part served is the forward-only inference graph, once its
+standardised scores match the trained core's on the check texts (tfbert.export.serving_core). Long texts are cut in the graph as in training (--long-texts, in the
 metadata as "long_texts"); under windows a text's score is the average of its windows' (TextPipeline.per_text). Written to a hidden temp dir, loaded back in a fresh process that imports
 only tensorflow and tensorflow_text and compared with the in-process server, then published as the next version.
 """
@@ -22,6 +22,7 @@ from tfbert.data.inputs import InputSettings
 from tfbert.data.pipeline import TextPipeline
 from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks, text_batches
 from tfbert.export.publish import publish_next_version, save_server, text_signatures, verify_in_fresh_process
+from tfbert.export.serving_core import ServedHead, choose_serving_core
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
@@ -62,23 +63,31 @@ def regressor_outputs(standardised, mean: float, std: float) -> dict:
 
 
 def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,
-                     inputs: InputSettings = InputSettings(), has_pairs: bool = False, metadata: dict | None = None,
-                     log=print) -> Path:
+                     inputs: InputSettings = InputSettings(), has_pairs: bool = False,
+                     encoder_handle: str | None = None, pooling: str = "pooled", check_texts=(),
+                     info: dict | None = None, metadata: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `core`: encoder
-    inputs -> [batch, 1] standardised scores; `mean`, `std`: the train labels', to map them back."""
+    inputs -> [batch, 1] standardised scores; `mean`, `std`: the train labels', to map them back. `info` (a dict),
+    if given, receives which graph is served (tfbert.export.serving_core, with `encoder_handle` and `pooling`)."""
     if inputs.long_texts == "windows" and has_pairs:
         raise ValueError("long_texts windows reads single texts, not sentence pairs")
     signatures = ["serving_default"] + (["serving_pairs"] if has_pairs else [])
+    info = {} if info is None else info
+    served, texts = ServedHead("logits", pooling, "identity"), CHECK_TEXTS + list(check_texts)
     return publish_next_version(
-        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, inputs, has_pairs, log),
+        base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, inputs, has_pairs, log, encoder_handle,
+                                 served, texts, info),
         {"task": "regression", **(metadata or {}), "serving": "regressor", "labels": [OUTPUT],
          "signatures": signatures, "target": {"mean": float(mean), "std": float(std)}, **inputs.metadata(),
-         "serving_graph": {"graph": "trained", "reason": "the forward-only inference graph is built for "
-                                                         "classifiers only"}}, log)
+         "serving_graph": info}, log)
 
 
-def _write(tmp: Path, core, preprocess_handle, mean, std, inputs: InputSettings, has_pairs, log) -> None:
+def _write(tmp: Path, core, preprocess_handle, mean, std, inputs: InputSettings, has_pairs, log, encoder_handle,
+           served: ServedHead, check_texts: list[str], info: dict) -> None:
     server = RegressorServer(preprocess_handle, core, mean, std, inputs)
+    server.core, facts = choose_serving_core(core, encoder_handle, server.pairs if has_pairs else server.single,
+                                             check_texts, [served], log)
+    info.update(facts)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures, calls)
 

@@ -15,7 +15,9 @@ The texts' wordpieces run through the tagger as windows in length-sorted chunks 
 truncate a text is one window, its first max_seq_length - 2 wordpieces (words past it are not tagged); under
 windows (tfbert.data.windows.cut_windows, at most --max-windows per text) each word is tagged from the window where
 it has most context on both sides (best_context), stitched back per text in request order; the metadata records
-"long_texts" and "windows" (size, stride, max_windows, reach).
+"long_texts" and "windows" (size, stride, max_windows, reach). For an encoder converted by tfbert the numeric part
+served is the forward-only inference graph, once its tag probabilities match the trained core's at every wordpiece
+of the check texts (tfbert.export.serving_core).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from tfbert.data.tagged import entity_types
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
 from tfbert.export.base import SERVE_CHUNK, char_offsets, require_offsets, text_batches, window_chunks
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
+from tfbert.export.serving_core import ServedHead, choose_serving_core
 from tfbert.tasks.catalog import TAGGER_LONG_TEXTS
 
 TAGS_FILE = "tags.txt"
@@ -140,15 +143,20 @@ def entities(text, ids, starts, limits, pieces, probs, read_at, tags: list[str])
 
 
 def export_tagger(core, preprocess_handle: str, tags: list[str], base: str | Path, *,
-                  inputs: InputSettings = InputSettings(), metadata: dict | None = None, log=print) -> Path:
+                  inputs: InputSettings = InputSettings(), encoder_handle: str | None = None, check_texts=(),
+                  info: dict | None = None, metadata: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `inputs`:
-    long_texts truncate or windows (with their stride and cap, recorded in the metadata)."""
+    long_texts truncate or windows (with their stride and cap, recorded in the metadata). `info` (a dict), if
+    given, receives which graph is served (tfbert.export.serving_core, with the core's `encoder_handle`)."""
     recorded = inputs.metadata()
     if "windows" in recorded:  # a word's tag is read from its best window, not pooled over windows
         recorded["windows"]["pooling"] = BEST_CONTEXT
-    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, inputs, log),
+    info = {} if info is None else info
+    texts = CHECK_TEXTS + NON_ASCII_CHECK + list(check_texts)
+    return publish_next_version(base, lambda tmp: _write(tmp, core, preprocess_handle, tags, inputs, log,
+                                                         encoder_handle, texts, info),
                                 {"task": "ner", **(metadata or {}), "serving": "tagger", "tags": list(tags),
-                                 **recorded, "signatures": ["serving_default"]}, log)
+                                 **recorded, "signatures": ["serving_default"], "serving_graph": info}, log)
 
 
 def _as_lists(outputs: dict) -> dict:
@@ -164,8 +172,12 @@ def _same(got: dict, expected: dict) -> bool:
     return True
 
 
-def _write(tmp: Path, core, preprocess_handle, tags, inputs: InputSettings, log) -> None:
+def _write(tmp: Path, core, preprocess_handle, tags, inputs: InputSettings, log, encoder_handle,
+           check_texts: list[str], info: dict) -> None:
     server = TaggerServer(preprocess_handle, core, tags, inputs, asset_source(tmp, TAGS_FILE, tags))
+    server.core, facts = choose_serving_core(core, encoder_handle, server._pipe, check_texts,
+                                             [ServedHead("tag_logits", "tokens", "softmax")], log)
+    info.update(facts)
     calls = {"serving_default": {"text": CHECK_TEXTS}}
     save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
 

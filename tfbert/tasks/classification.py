@@ -19,6 +19,7 @@ from tfbert.data.tweets import load_tweets
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
 from tfbert.export.classifier import export_classifier
+from tfbert.export.serving_core import SERVING_CHECK_TEXTS
 from tfbert.files import write_table
 from tfbert.metrics.calibration import TEMPERATURE_RANGE, fit_on_validation
 from tfbert.metrics.classification import format_report
@@ -30,9 +31,6 @@ from tfbert.tasks.catalog import (
     ClassificationSpec,
     SentimentSpec,
 )
-
-# Test texts on which the export checks its inference graph against the trained model (tfbert.export).
-SERVING_CHECK_TEXTS = 256
 
 
 def pooled_head(inputs: dict, outputs: dict, width: int, *, pooling: str = "pooled", dropout: float = 0.1,

@@ -242,9 +242,11 @@ class MultitaskTask(MultitaskSpec, Task):
                           "settings": m.config.to_dict(), **task.summary_extras(m.data)}
                  for m, task in self._each(data)}
         core = keras.Model(self.inputs, [self.head_outputs[name] for name in heads], name="multitask_core")
+        facts = {}
         version = export_multitask(core, handles.preprocess, heads, base, inputs=inputs.settings,
-                                   check_texts=check_texts(data), metadata=metadata, log=log)
-        return version, {}
+                                   encoder_handle=handles.encoder, check_texts=check_texts(data), info=facts,
+                                   metadata=metadata, log=log)
+        return version, {"serving_graph": facts}
 
     def summary_extras(self, data: MultitaskData) -> dict:
         return {"members": {m.name: {"task": m.spec.name, "train_rows": m.spec.rows(m.data, "train"),

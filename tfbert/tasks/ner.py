@@ -23,6 +23,7 @@ from tfbert.data.tagged import NerDataset, load_ner_dataset
 from tfbert.data.windows import BEST_CONTEXT, best_context, cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
+from tfbert.export.serving_core import SERVING_CHECK_TEXTS
 from tfbert.export.tagger import export_tagger, require_offsets
 from tfbert.metrics.entities import entity_f1, format_ner_report
 from tfbert.tasks.base import Datasets, Task
@@ -321,8 +322,11 @@ class NerTask(NerSpec, Task):
 
     def export(self, model, handles, data: NerDataset, inputs, fitted: dict, base, config, metadata: dict,
                log=print):
-        return export_tagger(model, handles.preprocess, data.tags, base, inputs=inputs.settings, metadata=metadata,
-                             log=log), {}
+        facts = {}
+        version = export_tagger(model, handles.preprocess, data.tags, base, inputs=inputs.settings,
+                                encoder_handle=handles.encoder, check_texts=[" ".join(s.tokens) for s in data.test[:SERVING_CHECK_TEXTS]], info=facts,
+                                metadata=metadata, log=log)
+        return version, {"serving_graph": facts}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Sentences of the built-in Twitter NER corpus: train as CoNLL, valid and test as JSONL."""

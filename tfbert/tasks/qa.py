@@ -26,7 +26,7 @@ from tfbert.data.qa_builtin import load_builtin_dataset
 from tfbert.data.windows import cut_windows
 from tfbert.encoders.bert import INPUT_KEYS
 from tfbert.encoders.layer import encoder_layer
-from tfbert.export.qa import QaLayout, QaReader, context_pieces, export_qa, question_pieces
+from tfbert.export.qa import SERVING_GRAPH, QaLayout, QaReader, context_pieces, export_qa, question_pieces
 from tfbert.export.tagger import require_offsets
 from tfbert.metrics.qa import best_threshold, format_qa_report, qa_metrics
 from tfbert.tasks.base import Datasets, Task
@@ -245,7 +245,8 @@ class QaTask(QaSpec, Task):
     def export(self, model, handles, data: QaDataset, inputs, fitted: dict, base, config, metadata: dict,
                log=print):
         return export_qa(model, handles.preprocess, layout_of(config), base, no_answer=data.has_no_answer,
-                         threshold=fitted.get("no_answer_threshold", 0.0), metadata=metadata, log=log), {}
+                         threshold=fitted.get("no_answer_threshold", 0.0), metadata=metadata,
+                         log=log), {"serving_graph": SERVING_GRAPH}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Built-in tweet questions: train as SQuAD v2.0 JSON, valid and test as JSONL."""

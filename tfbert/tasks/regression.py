@@ -17,6 +17,7 @@ from tfbert.data.long_texts import log_truncation
 from tfbert.data.pipeline import TextPipeline, steps_per_epoch
 from tfbert.data.regression import ScoredDataset, tweet_scores
 from tfbert.export.regressor import export_regressor
+from tfbert.export.serving_core import SERVING_CHECK_TEXTS
 from tfbert.files import write_table
 from tfbert.metrics.plots import plot_scatter
 from tfbert.metrics.regression import correlation, format_regression_report
@@ -118,9 +119,12 @@ class RegressionTask(RegressionSpec, Task):
 
     def export(self, model, handles, data: ScoredDataset, inputs, fitted: dict, base, config, metadata: dict,
                log=print):
-        return export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std, inputs=inputs.settings,
-                                has_pairs=data.has_pairs, metadata=metadata,
-                                log=log), {"target": {"mean": data.mean, "std": data.std}}
+        facts = {}
+        version = export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std,
+                                   inputs=inputs.settings, has_pairs=data.has_pairs, encoder_handle=handles.encoder,
+                                   pooling=config.pooling, check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
+                                   info=facts, metadata=metadata, log=log)
+        return version, {"target": {"mean": data.mean, "std": data.std}, "serving_graph": facts}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets of the built-in corpus with their signed sentiment score (a third per label), as CSV files with
