@@ -38,9 +38,9 @@ def main(argv=None) -> int:
     texts = data.test["text"].tolist()
     work = Path(tempfile.mkdtemp(prefix="tfbert-serving-graph-"))
     info, exports = {}, {}
-    default_rows = inference_graph.SMALL_LAYER_NORM_ROWS
+    default_rows = dict(inference_graph.SMALL_LAYER_NORM_ROWS)
     for graph, handle in (("trained", None), ("inference", handles.encoder), ("fused-ln", handles.encoder)):
-        inference_graph.SMALL_LAYER_NORM_ROWS = 0 if graph == "fused-ln" else default_rows
+        inference_graph.SMALL_LAYER_NORM_ROWS = {k: 0 for k in default_rows} if graph == "fused-ln" else default_rows
         exports[graph] = export_classifier(model, handles.preprocess, data.labels, work / graph, inputs=InputSettings(128),
                                            encoder_handle=handle, check_texts=texts[:SERVING_CHECK_TEXTS],
                                            info=info.setdefault(graph, {}), log=lambda *_: None)

@@ -45,17 +45,19 @@ def _inputs(pair, pairs=False, texts=TEXTS):
 
 @pytest.mark.parametrize("pooling", ["pooled", "cls", "mean"])
 @pytest.mark.parametrize("pairs", [False, True])
-def test_fp32_inference_graph_equals_the_trained_core(tiny_pair, pooling, pairs):
+def test_fp32_inference_graph_equals_the_trained_core(tiny_pair, pooling, pairs, monkeypatch):
     """Same logits as the Keras core: fused QKV, folded scale, fused LayerNorm and the [CLS]-only last layer
     change the arithmetic, not the answer (padding, segment ids and every pooling included), on a batch small
     enough for the elementwise LayerNorm and on one large enough for the fused one."""
     core = _trained_like(tiny_pair, pooling)
+    small = SMALL_LAYER_NORM_ROWS[tf.bfloat16]  # float32 graphs are always elementwise: check bf16's two forms here
+    monkeypatch.setitem(SMALL_LAYER_NORM_ROWS, tf.float32, small)
     graph, why = inference_graph(core, str(tiny_pair / "encoder"), [(pooling, "logits")])
     assert graph is not None, why
     assert graph.compute_dtype == tf.float32 and graph.reads == (pooling,)
     for texts in (TEXTS, TEXTS * 2):
         batch = _inputs(tiny_pair, pairs, texts)
-        assert (np.prod(batch["input_mask"].shape) > SMALL_LAYER_NORM_ROWS) == (texts is not TEXTS)
+        assert (np.prod(batch["input_mask"].shape) > small) == (texts is not TEXTS)
         expected = core(batch, training=False).numpy()
         np.testing.assert_allclose(graph(batch).numpy(), expected, atol=2e-5 * max(1, np.abs(expected).max()))
     inputs = _inputs(tiny_pair, pairs)

@@ -7,8 +7,9 @@ last layer for every token. The export instead lays the same trained weights out
   oneDNN reorders a constant kernel into its blocked layout once instead of on every call;
 - query/key/value as one [hidden, 3 hidden] matmul, with the 1/sqrt(head size) scale folded into the query;
 - 2-D [tokens, hidden] MatMul + BiasAdd (+ GELU), which grappler's oneDNN remapper fuses into one op;
-- LayerNorm as Keras' fused form (FusedBatchNormV3 over [1, tokens, hidden, 1]), which the remapper turns into
-  oneDNN's layer norm, except for a few rows (a single text), where the two-pass elementwise form is faster;
+- in a bf16 graph, LayerNorm as Keras' fused form (FusedBatchNormV3 over [1, tokens, hidden, 1]), which the
+  remapper turns into oneDNN's layer norm, except for a few rows (a single text), where the two-pass elementwise
+  form is faster; a float32 graph keeps the elementwise form;
 - in the last layer, only the [CLS] rows go through the attention output and feed-forward when every head reads
   the pooled output or [CLS] alone.
 A head reads the pooled output, [CLS], the masked mean of the positions (the pooled tasks' heads) or every position
@@ -33,9 +34,11 @@ from tfbert.encoders.convert import encoder_metadata
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu")
 READS = ("pooled", "cls", "mean", "tokens")  # what a head reads of the encoder's outputs
-# At or below this many token rows LayerNorm takes the elementwise form: the crossover lies between 165 rows
-# (faster elementwise) and 379 (faster fused), see docs/pages/benchmarks.md.
-SMALL_LAYER_NORM_ROWS = 256
+# Per compute dtype: at or below this many token rows LayerNorm takes the elementwise form, above it the fused op;
+# None: always elementwise. bf16 (Xeon with AMX): the crossover lies between 165 rows (faster elementwise) and 379
+# (faster fused). fp32 (AVX2-only EPYC): elementwise was as fast or faster at every size up to 1,024 rows. See
+# docs/pages/benchmarks.md.
+SMALL_LAYER_NORM_ROWS = {tf.bfloat16: 256, tf.float32: None}
 
 
 @dataclass
@@ -129,9 +132,10 @@ class InferenceGraph(tf.Module):
         """LayerNorm over the last axis of a 2-D float32 tensor.
 
         A few rows (one text, a small batch) take the two-pass elementwise form: oneDNN's layer norm has a fixed
-        cost per call that dominates there. Many rows take one FusedBatchNormV3 (Keras' fused form), which the
-        remapper turns into oneDNN's layer norm, faster once there is work to spread. The raw op keeps the
-        encoder's own epsilon (tf.nn.fused_batch_norm raises it to at least 1.001e-5)."""
+        cost per call that dominates there. In a bf16 graph many rows take one FusedBatchNormV3 (Keras' fused
+        form), which the remapper turns into oneDNN's layer norm, faster once there is work to spread; a float32
+        graph stays elementwise (SMALL_LAYER_NORM_ROWS). The raw op keeps the encoder's own epsilon
+        (tf.nn.fused_batch_norm raises it to at least 1.001e-5)."""
         rows = tf.shape(x)[0]
         gamma, beta = tf.constant(params[0]), tf.constant(params[1])
 
@@ -146,7 +150,8 @@ class InferenceGraph(tf.Module):
                 data_format="NCHW", is_training=True).y
             return tf.reshape(y, tf.shape(x)) * gamma + beta
 
-        return tf.cond(rows <= SMALL_LAYER_NORM_ROWS, two_pass, fused)
+        small = SMALL_LAYER_NORM_ROWS[self.compute_dtype]
+        return two_pass() if small is None else tf.cond(rows <= small, two_pass, fused)
 
     def _activate(self, x):
         if self.activation == "relu":
