@@ -177,9 +177,9 @@ class InferenceGraph(tf.Module):
         ids, mask = inputs["input_word_ids"], inputs["input_mask"]
         batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
         x = (tf.gather(self.word, ids) + tf.gather(self.types, inputs["input_type_ids"])
-             + self.position[tf.newaxis, :length])
+             + tf.expand_dims(self.position[:length], 0))
         x = self._layer_norm(tf.reshape(x, [batch * length, -1]), self.embedding_norm)  # [tokens, H] float32
-        mask_bias = (1.0 - tf.cast(mask, tf.float32))[:, tf.newaxis, tf.newaxis, :] * -1e9
+        mask_bias = tf.reshape(1.0 - tf.cast(mask, tf.float32), [batch, 1, 1, length]) * -1e9
         cls_only = all(r in ("pooled", "cls") for r in self.reads)  # the last layer's other rows go unread
         for i, block in enumerate(self.blocks):
             last_cls_only = cls_only and i == len(self.blocks) - 1
@@ -195,7 +195,7 @@ class InferenceGraph(tf.Module):
         if "pooled" in self.reads:
             read["pooled"] = tf.tanh(tf.cast(self._dense(cls, self.pooler), tf.float32))
         if "mean" in self.reads:
-            m = tf.cast(mask, tf.float32)[:, :, tf.newaxis]
+            m = tf.expand_dims(tf.cast(mask, tf.float32), -1)
             read["mean"] = (tf.reduce_sum(tf.reshape(x, [batch, length, -1]) * m, 1)
                             / tf.maximum(tf.reduce_sum(m, 1), 1.0))
         read["cls"], read["tokens"] = cls, x
