@@ -129,7 +129,7 @@ def _write(tmp: Path, core, preprocess_handle, labels, inputs: InputSettings, ha
                               temperature=temperature, threshold=threshold)
     pipeline = server.pairs if has_pairs else server.single
     server.core, facts = choose_serving_core(core, encoder_handle, pipeline, check_texts,
-                                             [ServedHead("logits", pooling, "softmax")], log)
+                                             [ServedHead("logits", pooling, "classifier")], log)
     info.update(facts)
     signatures, calls = text_signatures(server, has_pairs, CHECK_TEXTS)
     save_server(tmp, server, signatures, calls)

@@ -69,7 +69,7 @@ def export_multilabel(core, preprocess_handle: str, labels: list[str], threshold
         raise ValueError(f"{len(labels)} labels but {len(thresholds)} thresholds")
     texts = CHECK_TEXTS + list(check_texts)
     info = {} if info is None else info
-    served = ServedHead("logits", pooling, "sigmoid")
+    served = ServedHead("logits", pooling, "multilabel")
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, inputs, texts, log,
                                  encoder_handle, served, info),

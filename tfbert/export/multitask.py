@@ -30,14 +30,12 @@ from tfbert.export.multilabel import multilabel_outputs
 from tfbert.export.publish import publish_next_version, save_server, verify_in_fresh_process
 from tfbert.export.regressor import OUTPUT as REGRESSOR_OUTPUT
 from tfbert.export.regressor import regressor_outputs
-from tfbert.export.serving_core import ServedHead, choose_serving_core
+from tfbert.export.serving_core import ANSWERS, ServedHead, choose_serving_core
 from tfbert.export.tagger import OUTPUTS as TAGGER_OUTPUTS
 from tfbert.export.tagger import entities, tag_windows
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
-# Serving kind -> how its logits become answers (what the inference graph is compared on).
-ANSWERS = {"classifier": "softmax", "multilabel": "sigmoid", "regressor": "identity", "tagger": "softmax"}
-KINDS = tuple(ANSWERS)
+KINDS = tuple(ANSWERS)  # the serving kinds a head can have
 
 
 def head_width(head: dict) -> int:
@@ -147,8 +145,8 @@ def served_head(name: str, head: dict) -> ServedHead:
     """A head's logits layer in the multitask core (tfbert.tasks.multitask names each head's layers "<name>_..."),
     what it reads (a pooled head: its settings' pooling) and how its answers are compared."""
     if head["serving"] == "tagger":
-        return ServedHead(f"{name}_tag_logits", "tokens", ANSWERS["tagger"])
-    return ServedHead(f"{name}_logits", head.get("settings", {}).get("pooling", "pooled"), ANSWERS[head["serving"]])
+        return ServedHead(f"{name}_tag_logits", "tokens", "tagger")
+    return ServedHead(f"{name}_logits", head.get("settings", {}).get("pooling", "pooled"), head["serving"])
 
 
 def export_multitask(core, preprocess_handle: str, heads: dict[str, dict], base: str | Path, *,

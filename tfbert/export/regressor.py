@@ -73,7 +73,7 @@ def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: fl
         raise ValueError("long_texts windows reads single texts, not sentence pairs")
     signatures = ["serving_default"] + (["serving_pairs"] if has_pairs else [])
     info = {} if info is None else info
-    served, texts = ServedHead("logits", pooling, "identity"), CHECK_TEXTS + list(check_texts)
+    served, texts = ServedHead("logits", pooling, "regressor"), CHECK_TEXTS + list(check_texts)
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, inputs, has_pairs, log, encoder_handle,
                                  served, texts, info),

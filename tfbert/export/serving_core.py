@@ -22,16 +22,20 @@ from tfbert.data.pipeline import TextPipeline
 INFERENCE_GRAPH_TOLERANCE = {tf.float32: 1e-3, tf.bfloat16: 0.05}
 CHECK_BATCH = 32  # texts per call when comparing the two graphs
 SERVING_CHECK_TEXTS = 256  # test texts a task adds to the export's own check texts for the comparison
-ANSWERS = {"softmax": lambda x: tf.nn.softmax(x, axis=-1), "sigmoid": tf.sigmoid, "identity": tf.identity}
+# Serving kind (the metadata's "serving") -> how a head's logits become its answers: what the two graphs are
+# compared on.
+ANSWERS = {"classifier": lambda x: tf.nn.softmax(x, axis=-1), "multilabel": tf.sigmoid, "regressor": tf.identity,
+           "tagger": lambda x: tf.nn.softmax(x, axis=-1)}
+LABELLED = ("classifier", "tagger")  # kinds whose answer is an argmax label (the label agreement)
 
 
 @dataclass(frozen=True)
 class ServedHead:
     """One output of the trained core: its logits layer's name, what it reads (pooled, cls, mean or tokens:
-    tfbert.encoders.inference_graph.READS) and how its logits become answers (softmax, sigmoid or identity)."""
+    tfbert.encoders.inference_graph.READS) and its serving kind (ANSWERS)."""
     layer: str
     reads: str
-    answer: str
+    kind: str
 
 
 def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline, texts: list[str],
@@ -50,11 +54,11 @@ def choose_serving_core(core, encoder_handle: str | None, pipeline: TextPipeline
         real = inputs["input_mask"].numpy() == 1
         trained = tf.nest.flatten(core(inputs, training=False))
         for head, a, b in zip(heads, trained, tf.nest.flatten(graph(inputs))):
-            a, b = (ANSWERS[head.answer](tf.cast(x, tf.float32)).numpy() for x in (a, b))
+            a, b = (ANSWERS[head.kind](tf.cast(x, tf.float32)).numpy() for x in (a, b))
             if head.reads == "tokens":
                 a, b = a[real], b[real]
             diff = max(diff, float(np.abs(a - b).max()))
-            if head.answer == "softmax":
+            if head.kind in LABELLED:
                 agree.append(a.argmax(-1) == b.argmax(-1))
     bound = INFERENCE_GRAPH_TOLERANCE[graph.compute_dtype]
     facts = {"max_diff": diff, "check_texts": len(texts), "dtype": graph.compute_dtype.name}

@@ -176,7 +176,7 @@ def _write(tmp: Path, core, preprocess_handle, tags, inputs: InputSettings, log,
            check_texts: list[str], info: dict) -> None:
     server = TaggerServer(preprocess_handle, core, tags, inputs, asset_source(tmp, TAGS_FILE, tags))
     server.core, facts = choose_serving_core(core, encoder_handle, server._pipe, check_texts,
-                                             [ServedHead("tag_logits", "tokens", "softmax")], log)
+                                             [ServedHead("tag_logits", "tokens", "tagger")], log)
     info.update(facts)
     calls = {"serving_default": {"text": CHECK_TEXTS}}
     save_server(tmp, server, {"serving_default": server.serve.get_concrete_function()}, calls)
