@@ -73,7 +73,8 @@ def trained(tmp_path_factory, tiny_pair, tweets_csv):
     """The tiny encoder fine-tuned on 450 real tweets through the public training loop (tfbert.fit), and exported.
 
     Its word embeddings train too: a random-init encoder's embedding table carries nothing worth freezing (the
-    real-encoder test in test_train.py runs the default, frozen)."""
+    real-encoder test in test_train.py runs the default, frozen). With --tflite: test_tflite.py reads its
+    assets.extra/model.tflite."""
     def build(out):
         from tfbert.fit import fit
         from tfbert.train import parse_config
@@ -81,7 +82,7 @@ def trained(tmp_path_factory, tiny_pair, tweets_csv):
             "--verbose", "0", "--task", "classify", "--no-freeze-word-embeddings", "--train-file", str(tweets_csv),
             "--text-column", "tweet", "--label-column", "mood", "--encoder", str(tiny_pair), "--batch-size", "16",
             "--learning-rate", "5e-3", "--pooling", "mean", "--epochs", "1", "--min-steps", "60", "--output-dir",
-            str(out), "--model-name", "moods"])
+            str(out), "--model-name", "moods", "--tflite"])
         return [str(out), fit(config, log=lambda *_: None)]
     out, summary = shared(tmp_path_factory, "out", build)
     return Path(out), summary

@@ -206,11 +206,11 @@ class InferenceGraph(tf.Module):
         return logits[0] if len(logits) == 1 else logits
 
 
-def inference_graph(core, encoder_handle: str | None, heads: list[tuple[str, str]]) \
+def inference_graph(core, encoder_handle: str | None, heads: list[tuple[str, str]], dtype=None) \
         -> tuple[InferenceGraph | None, str]:
     """The forward-only graph of `core`, a model whose layer "encoder" is a tfbert-converted encoder and whose
     outputs are the logits of `heads`: (what each reads, READS; its logits layer's name), in output order. Or
-    (None, why not). What a head reads is what the exporter is told, not read from the core: the export compares
+    (None, why not). `dtype`: the compute dtype (default: the encoder's precision, bf16 or float32). What a head reads is what the exporter is told, not read from the core: the export compares
     the graph's answers with the core's (tfbert.export.serving_core), so a wrong one is served nowhere."""
     meta = encoder_metadata(encoder_handle) if encoder_handle else {}
     config = meta.get("config")
@@ -228,7 +228,7 @@ def inference_graph(core, encoder_handle: str | None, heads: list[tuple[str, str
         graph = InferenceGraph(
             weights, [Head(reads, *(w.numpy() for w in layer.weights)) for reads, layer in layers],
             num_layers=config["num_layers"], layer_norm_eps=config["layer_norm_eps"], activation=config["hidden_act"],
-            dtype=tf.bfloat16 if meta.get("precision") == "bf16" else tf.float32)
+            dtype=dtype or (tf.bfloat16 if meta.get("precision") == "bf16" else tf.float32))
     except KeyError as e:
         return None, f"encoder variable {e.args[0]!r} not found"
     return graph, ""

@@ -99,7 +99,7 @@ def export_classifier(core, preprocess_handle: str, labels: list[str], base: str
                       inputs: InputSettings = InputSettings(), has_pairs: bool = False,
                       encoder_handle: str | None = None, pooling: str = "pooled", check_texts=(), info=None,
                       metadata: dict | None = None, temperature: float = 1.0, threshold: float | None = None,
-                      log=print) -> Path:
+                      tflite: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path.
 
     encoder_handle: the encoder the core was built on; for one converted by tfbert the export serves the
@@ -109,22 +109,29 @@ def export_classifier(core, preprocess_handle: str, labels: list[str], base: str
     assets.extra/tfbert.json (with the label names, signatures and the graph chosen). `temperature` and
     `threshold` (two labels only; None: the argmax) are applied in the graph and written to the metadata, as are
     the `inputs` (the window, and which wordpieces of a text longer than it are read: tfbert.data.inputs).
+    `tflite` (a dict), if given: also write assets.extra/model.tflite (tfbert.export.tflite; single texts cut by
+    truncation only); the dict receives its facts, which the metadata's "tflite" holds.
     """
     check_decision(labels, temperature, threshold)
     if inputs.long_texts == "windows" and has_pairs:
         raise ValueError("long_texts windows reads single texts, not sentence pairs")
+    if tflite is not None and (has_pairs or inputs.long_texts != "truncate"):
+        raise ValueError("the TFLite model reads single texts cut by truncation, not sentence pairs or --long-texts "
+                         f"{inputs.long_texts}")
     info = {} if info is None else info
     texts = CHECK_TEXTS + list(check_texts)
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, inputs, has_pairs, log, encoder_handle, texts,
-                                 info, temperature, threshold, pooling),
+                                 info, temperature, threshold, pooling, tflite),
         {"task": "classify", **(metadata or {}), "serving": "classifier", "labels": list(labels), "pooling": pooling,
          "temperature": float(temperature), "threshold": None if threshold is None else float(threshold),
-         **inputs.metadata(), "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info}, log)
+         **inputs.metadata(), "signatures": ["serving_default"] + (["serving_pairs"] if has_pairs else []), "serving_graph": info,
+         **({"tflite": tflite} if tflite is not None else {})}, log)
 
 
 def _write(tmp: Path, core, preprocess_handle, labels, inputs: InputSettings, has_pairs, log, encoder_handle,
-           check_texts: list[str], info: dict, temperature: float, threshold: float | None, pooling: str) -> None:
+           check_texts: list[str], info: dict, temperature: float, threshold: float | None, pooling: str,
+           lite: dict | None) -> None:
     server = ClassifierServer(preprocess_handle, core, labels, inputs, asset_source(tmp, LABELS_FILE, labels),
                               temperature=temperature, threshold=threshold)
     pipeline = server.pairs if has_pairs else server.single
@@ -141,3 +148,23 @@ def _write(tmp: Path, core, preprocess_handle, labels, inputs: InputSettings, ha
     if probs.shape != (len(CHECK_TEXTS), len(labels)) or not np.allclose(probs.sum(-1), 1, atol=1e-4) \
             or np.abs(probs - expected).max() > 1e-4 or not set(got["serving_default"]["label"]) <= set(labels):
         raise RuntimeError(f"exported model answers differ from the trained model (got {probs}, expected {expected})")
+    if lite is not None:
+        lite.update(_write_tflite(tmp, server, core, encoder_handle, pooling, inputs, check_texts, log))
+
+
+def _write_tflite(tmp: Path, server: ClassifierServer, core, encoder_handle, pooling: str, inputs: InputSettings,
+                  texts: list[str], log) -> dict:
+    """The .tflite from a float32 inference graph of the core: the one served, or one built for it (bf16 exports)."""
+    from tfbert.encoders.inference_graph import InferenceGraph, inference_graph
+    from tfbert.export.tflite import write_tflite
+    forward = server.core
+    if not (isinstance(forward, InferenceGraph) and forward.compute_dtype == tf.float32):
+        forward, why = inference_graph(core, encoder_handle, [(pooling, "logits")], dtype=tf.float32)
+        if forward is None:
+            log(f"WARNING: tflite: not written: no inference graph ({why})")
+            return {"written": False, "reason": f"no inference graph: {why}"}
+    expected = np.concatenate([server.serve(tf.constant(texts[i:i + 64]))["probabilities"].numpy()
+                               for i in range(0, len(texts), 64)])
+    threshold = None if server.threshold is None else float(server.threshold.numpy())
+    return write_tflite(tmp, forward, server.preprocess, max_seq_length=inputs.max_seq_length, expected=expected,
+                        texts=texts, temperature=float(server.temperature.numpy()), threshold=threshold, log=log)

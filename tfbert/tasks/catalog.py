@@ -88,6 +88,9 @@ class ClassificationOptions:
                                            "(softmax(log p / tau)) and the student's in the soft term")
     distill_weight: float = flag(0.5, "--teacher: the soft term's share alpha of the loss; 1 - alpha is the "
                                       "labels' (0: labels only, 1: the teacher only)")
+    tflite: bool = flag(False, "also write the version's assets.extra/model.tflite: tokenizer and classifier in one "
+                               "TensorFlow Lite model with int8 weights, for CPU serving without TensorFlow's "
+                               "runtime (single texts, --long-texts truncate)")
 
 
 def check_distillation(config) -> None:
@@ -112,6 +115,13 @@ def refuse_windowed_pairs(config) -> None:
                           "--long-texts truncate or head-tail")
 
 
+def check_tflite(config) -> None:
+    if config.tflite and (config.text_b_column is not None or config.long_texts != "truncate"):
+        given = "--text-b-column" if config.text_b_column is not None else f"--long-texts {config.long_texts}"
+        raise ConfigError(f"--tflite with {given}: the TFLite model reads single texts cut to the window "
+                          "(--long-texts truncate)")
+
+
 class ClassificationSpec(TaskSpec):
     name = "classify"
     description = "single-text or sentence-pair classification on your own files (--train-file required)"
@@ -127,6 +137,7 @@ class ClassificationSpec(TaskSpec):
         if self.name == "classify" and not config.train_file and not config.train_dir:
             raise ConfigError("--task classify needs --train-file or --train-dir")
         refuse_windowed_pairs(config)
+        check_tflite(config)
         check_distillation(config)
 
     def load_data(self, config):

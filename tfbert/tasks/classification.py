@@ -216,14 +216,15 @@ class ClassificationTask(ClassificationSpec, Task):
 
     def export(self, model, handles, data: TextDataset, inputs, fitted: dict, base, config, metadata: dict,
                log=print):
-        facts = {}
+        facts, lite = {}, ({} if config.tflite else None)
         version = export_classifier(model, handles.preprocess, data.labels, base, inputs=inputs.settings,
                                     has_pairs=data.has_pairs, encoder_handle=handles.encoder, pooling=config.pooling,
                                     check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
                                     info=facts, metadata={**metadata, **fitted, **self.teacher_facts},
                                     temperature=fitted.get("calibration", {}).get("temperature", 1.0),
-                                    threshold=fitted.get("decision_threshold", {}).get("value"), log=log)
-        return version, {"serving_graph": facts}
+                                    threshold=fitted.get("decision_threshold", {}).get("value"),
+                                    tflite=lite, log=log)
+        return version, {"serving_graph": facts, **({"tflite": lite} if lite is not None else {})}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets from the built-in corpus, balanced, as CSV files with non-default column names."""

@@ -1,0 +1,129 @@
+"""--tflite: the classifier export's assets.extra/model.tflite (tokenizer and int8 classifier in one TFLite model)
+answers raw texts as the SavedModel does, in a process with only tensorflow and tensorflow_text."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (text ops for loading exports in this process)
+
+from tfbert.config import ConfigError
+from tfbert.export.base import CHECK_TEXTS
+from tfbert.export.publish import fresh_process_env
+from tfbert.export.tflite import LiteClassifier, vocabulary, write_tflite
+from tfbert.tasks import spec
+from tfbert.train import parse_config
+
+RUN = r"""
+import json, sys
+import numpy as np
+import tensorflow_text as tf_text
+from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
+a = json.loads(sys.stdin.read())
+run = InterpreterWithCustomOps(model_path=a["path"], custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS
+                               ).get_signature_runner()
+out = {k: np.asarray(v).tolist() for k, v in run(text=np.array(a["texts"], dtype=object)).items()}
+assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
+print(json.dumps(out))
+"""
+
+
+class _Forward(tf.Module):
+    """A loaded export's inference graph as the callable LiteClassifier takes."""
+
+    def __init__(self, core):
+        super().__init__()
+        self.core = core
+
+    def __call__(self, inputs):
+        return self.core.forward(inputs)
+
+
+def _tweets(n=None):
+    from tfbert.data.tweets import load_tweets
+    texts = load_tweets()[0]["text"].tolist()
+    return texts if n is None else texts[:n]
+
+
+def test_the_tflite_answers_as_the_savedmodel_in_a_process_with_only_tensorflow_text(trained, trained_export):
+    _, summary = trained
+    meta = json.loads((trained_export / "assets.extra" / "tfbert.json").read_text())
+    facts = meta["tflite"]
+    assert facts["written"] and facts["weights"] == "int8 (dynamic range)" and facts["label_agreement"] >= 0.9
+    assert summary["tflite"] == facts  # metrics.json and the run summary carry the same facts
+    path = trained_export / facts["file"]
+    assert path.is_file() and facts["megabytes"] == round(path.stat().st_size / 2 ** 20, 2)
+
+    # Real tweets without U+FFFD (the tokenizers differ on it, below), and the exporter's hostile texts.
+    texts = [t for t in _tweets(300) if "\ufffd" not in t][:200] + CHECK_TEXTS
+    r = subprocess.run([sys.executable, "-c", RUN], input=json.dumps({"path": str(path), "texts": texts}),
+                       capture_output=True, text=True, timeout=300, env=fresh_process_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    lite = json.loads(r.stdout.strip().splitlines()[-1])
+    served = tf.saved_model.load(str(trained_export)).signatures["serving_default"](text=tf.constant(texts))
+    expected = served["probabilities"].numpy()
+    got = np.array(lite["probabilities"])
+    assert got.shape == expected.shape and np.allclose(got.sum(-1), 1, atol=1e-4)
+    assert expected.std(0).max() > 0.05  # the model answers differently for different texts: the check means something
+    # int8 weights move probabilities a little; the labels stay.
+    assert np.abs(got - expected).mean() < 0.02, np.abs(got - expected).mean()
+    assert (np.array(lite["label_id"]) == served["label_id"].numpy()).mean() >= 0.95
+
+
+def test_the_tflite_tokenizer_matches_the_export_on_the_tweets_except_the_replacement_character(tiny_pair):
+    """tensorflow_text's FastBertTokenizer (TFLite kernels) against the export's Hugging Face tokenization, on all
+    37,200 built-in tweets: they differ where a tweet has U+FFFD (Hugging Face drops it, FastBertTokenizer keeps an
+    [UNK]); with U+FFFD removed first, on 63 tweets (0.17%; private-use and unassigned code points)."""
+    import tensorflow_hub as hub
+    preprocess = hub.load(str(tiny_pair / "preprocess"))
+    vocab, lower_case = vocabulary(preprocess)
+    lite = LiteClassifier(None, vocab, lower_case, 128)
+    texts = _tweets()
+    differ = {"as they are": 0, "U+FFFD removed": 0}
+    for start in range(0, len(texts), 1024):
+        chunk = texts[start:start + 1024]
+        ours = preprocess.tokenize(tf.constant(chunk)).merge_dims(-2, -1).to_list()
+        for name, given in (("as they are", chunk), ("U+FFFD removed", [t.replace("\ufffd", "") for t in chunk])):
+            theirs = lite.tokenizer.tokenize(tf.constant(given))
+            theirs = (theirs.merge_dims(-2, -1) if theirs.ragged_rank > 1 else theirs).to_list()
+            differ[name] += sum(a != b for a, b in zip(ours, theirs))
+    assert differ["U+FFFD removed"] <= 0.005 * len(texts), differ
+    assert differ["as they are"] > 0.05 * len(texts), differ  # the documented difference is real
+
+
+def test_the_tflite_is_not_written_when_its_labels_disagree(trained_export, tmp_path, monkeypatch):
+    """Below the agreement floor the file is removed and the facts say why (the SavedModel is published anyway)."""
+    import tfbert.export.tflite as tflite
+    loaded = tf.saved_model.load(str(trained_export))
+    texts = _tweets(40)
+    expected = loaded.signatures["serving_default"](text=tf.constant(texts))["probabilities"].numpy()
+    monkeypatch.setattr(tflite, "MIN_LABEL_AGREEMENT", 1.01)  # no model reaches it
+    facts = write_tflite(tmp_path, _Forward(loaded.core), loaded.preprocess, max_seq_length=128, expected=expected,
+                         texts=texts, log=lambda *_: None)
+    assert facts["written"] is False and "below 101%" in facts["reason"] and facts["check_texts"] == 40
+    assert not (tmp_path / "assets.extra" / "model.tflite").exists()
+
+
+@pytest.mark.parametrize("flags, given", [(["--text-b-column", "b"], "--text-b-column"),
+                                          (["--long-texts", "head-tail"], "--long-texts head-tail")])
+def test_tflite_refuses_pairs_and_other_cuts(flags, given):
+    config = parse_config(["--task", "classify", "--train-file", "x.csv", "--tflite", *flags])
+    with pytest.raises(ConfigError, match=f"--tflite with {given}"):
+        spec("classify").check_config(config, log=lambda *_: None)
+
+
+def test_the_tflite_reads_the_windows_first_wordpieces(trained_export):
+    """A text longer than the window: the .tflite cuts it as training did (its first max_seq_length - 2 wordpieces),
+    so the long text and its cut prefix get the same answer."""
+    loaded = tf.saved_model.load(str(trained_export))
+    vocab, lower_case = vocabulary(loaded.preprocess)
+    lite = LiteClassifier(_Forward(loaded.core), vocab, lower_case, 16)
+    words = "good bad awful great fine movie day service food never again really".split()
+    long = " ".join(words * 3)
+    prefix = " ".join((words * 3)[:14])  # 14 one-wordpiece words: the window of 16
+    out = lite.serve(tf.constant([long, prefix, ""]))["probabilities"].numpy()
+    np.testing.assert_allclose(out[0], out[1], atol=1e-6)
+    assert Path(trained_export, "assets.extra", "model.tflite").is_file()
