@@ -209,14 +209,8 @@ def test_two_workers_split_the_batch_match_one_process_and_resume_after_a_kill(d
                 run.fail("the cluster to be interrupted did not finish its first epoch")
             time.sleep(0.05)
         run.kill(doomed[1])
-        # Without worker 1 the chief cannot finish a step: TF's coordination service misses worker 1's heartbeats
-        # and aborts the chief's collectives (UnavailableError, ~30 s). The cluster is then restarted whole, as a
-        # job scheduler would; the chief's process is killed too (it may linger at exit after the error).
-        chief_log = tmp_path / "killed-0.log"
-        while "UnavailableError" not in chief_log.read_text(errors="replace") and doomed[0].poll() is None:
-            if time.time() > deadline:
-                run.fail("the chief neither failed nor exited after worker 1 was killed")
-            time.sleep(0.5)
+        # Without worker 1 the chief cannot finish a step (its collectives wait for worker 1 until TF's coordination
+        # service gives up on it, ~30 s), so a job scheduler restarts the cluster whole: the chief is killed too.
         run.kill(doomed[0])
         in_progress = killed_base / "runs" / "in-progress"
         assert len(_history(in_progress)) == 1  # killed during epoch 2: it never finished

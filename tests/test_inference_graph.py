@@ -130,13 +130,14 @@ def test_export_serves_the_inference_graph_and_keeps_the_core_when_it_cannot(tin
     np.testing.assert_allclose(served["probabilities"].numpy(),
                                tf.nn.softmax(core(inputs, training=False)).numpy(), atol=1e-4)
 
-    # An encoder without tfbert's metadata (any other TF Hub model): the trained graph, said why.
+    # An encoder without tfbert's metadata (any other TF Hub model): the trained graph, said why (the export of a
+    # trained graph is the last case's).
     foreign = tmp_path / "foreign"
     shutil.copytree(tiny_pair / "encoder", foreign / "encoder")
-    info = {}
-    export_classifier(core, str(tiny_pair / "preprocess"), ["a", "b", "c"], tmp_path / "m", inputs=InputSettings(64),
-                      encoder_handle=str(foreign / "encoder"), info=info, log=lambda *_: None)
-    assert info == {"graph": "trained", "reason": "the encoder was not converted by tfbert"}
+    served, info = serving_core.choose_serving_core(core, str(foreign / "encoder"), None, TEXTS,
+                                                    [serving_core.ServedHead("logits", "pooled", "classifier")],
+                                                    log=lambda *_: None)
+    assert served is core and info == {"graph": "trained", "reason": "the encoder was not converted by tfbert"}
 
     # A graph that disagrees with the trained model is not exported.
     monkeypatch.setitem(serving_core.INFERENCE_GRAPH_TOLERANCE, tf.float32, -1.0)
@@ -145,7 +146,7 @@ def test_export_serves_the_inference_graph_and_keeps_the_core_when_it_cannot(tin
                       encoder_handle=str(tiny_pair / "encoder"), info=info, log=lines.append)
     assert info["graph"] == "trained" and "differ from the trained model's" in info["reason"]
     assert any(line.startswith("WARNING: serving graph") for line in lines)
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2", "3"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]
 
 
 def test_unknown_activation_or_missing_variables_are_refused(tiny_pair, tmp_path):
