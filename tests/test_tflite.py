@@ -94,12 +94,24 @@ def test_the_tflite_tokenizer_matches_the_export_on_the_tweets_except_the_replac
     assert differ["as they are"] > 0.05 * len(texts), differ  # the documented difference is real
 
 
-def test_the_tflite_is_not_written_when_its_labels_disagree(trained_export, tmp_path, monkeypatch):
-    """Below the agreement floor the file is removed and the facts say why (the SavedModel is published anyway)."""
+def test_the_tflite_is_not_written_when_its_labels_disagree_or_it_cannot_be_converted(trained_export, tmp_path,
+                                                                                       monkeypatch):
+    """Below the agreement floor the file is removed, and a failed conversion writes none; the facts say why (the
+    SavedModel is published anyway)."""
     import tfbert.export.tflite as tflite
     loaded = tf.saved_model.load(str(trained_export))
     texts = _tweets(40)
     expected = loaded.signatures["serving_default"](text=tf.constant(texts))["probabilities"].numpy()
+
+    def broken(module):
+        raise RuntimeError("op not supported\nmore detail")
+    with monkeypatch.context() as m:
+        m.setattr(tflite, "convert", broken)
+        facts = write_tflite(tmp_path, _Forward(loaded.core), loaded.preprocess, max_seq_length=128,
+                             expected=expected, texts=texts, log=lambda *_: None)
+    assert facts == {"written": False, "reason": "the conversion failed: RuntimeError: op not supported"}
+    assert not (tmp_path / "assets.extra").exists()
+
     monkeypatch.setattr(tflite, "MIN_LABEL_AGREEMENT", 1.01)  # no model reaches it
     facts = write_tflite(tmp_path, _Forward(loaded.core), loaded.preprocess, max_seq_length=128, expected=expected,
                          texts=texts, log=lambda *_: None)

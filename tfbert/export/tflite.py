@@ -19,7 +19,8 @@ The tokenizer is not the SavedModel's: FastBertTokenizer keeps U+FFFD (the repla
 private-use and unassigned code points as [UNK] where Hugging Face's tokenization, which the SavedModel
 reproduces, drops them. Before writing, the .tflite answers the export's check texts in a fresh process and is
 compared with the SavedModel; the metadata's "tflite" records how closely they agree, and below
-MIN_LABEL_AGREEMENT the file is not written (the SavedModel is published either way).
+MIN_LABEL_AGREEMENT, or when the conversion fails, the file is not written (the SavedModel is published either
+way). A call needs at least one text: TFLite's XNNPACK delegate fails on an empty batch.
 """
 from __future__ import annotations
 
@@ -129,12 +130,17 @@ def write_tflite(directory: Path, forward, preprocess, *, max_seq_length: int, e
                  texts: list[str], temperature: float = 1.0, threshold: float | None = None, log=print) -> dict:
     """Writes directory/assets.extra/model.tflite (the classifier, `forward` a float32 inference graph) if its
     answers on `texts` agree with the SavedModel's `expected` probabilities; returns the facts for the metadata."""
-    vocab, lower_case = vocabulary(preprocess)
-    module = LiteClassifier(forward, vocab, lower_case, max_seq_length, temperature, threshold)
     log("tflite: converting the classifier with its tokenizer (int8 weights)")
+    try:
+        vocab, lower_case = vocabulary(preprocess)
+        blob = convert(LiteClassifier(forward, vocab, lower_case, max_seq_length, temperature, threshold))
+    except Exception as e:  # an optional copy: its failure must not cost the SavedModel the run trained
+        why = f"the conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        log(f"WARNING: tflite: not written: {why}")
+        return {"written": False, "reason": why}
     path = Path(directory) / "assets.extra" / TFLITE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(convert(module))
+    path.write_bytes(blob)
     got = run_in_fresh_process(path, texts)
     probabilities = np.asarray(got["check"]["probabilities"], np.float32)
     edges_ok = all(np.asarray(got[k]["probabilities"]).shape == (n, expected.shape[1])
