@@ -210,8 +210,9 @@ def inference_graph(core, encoder_handle: str | None, heads: list[tuple[str, str
         -> tuple[InferenceGraph | None, str]:
     """The forward-only graph of `core`, a model whose layer "encoder" is a tfbert-converted encoder and whose
     outputs are the logits of `heads`: (what each reads, READS; its logits layer's name), in output order. Or
-    (None, why not). `dtype`: the compute dtype (default: the encoder's precision, bf16 or float32). What a head reads is what the exporter is told, not read from the core: the export compares
-    the graph's answers with the core's (tfbert.export.serving_core), so a wrong one is served nowhere."""
+    (None, why not). `dtype`: the compute dtype (default: the encoder's precision, bf16 or float32; the TFLite
+    copy asks for float32). What a head reads is what the exporter is told, not read from the core: the export
+    compares the graph's answers with the core's (tfbert.export.serving_core), so a wrong one is served nowhere."""
     meta = encoder_metadata(encoder_handle) if encoder_handle else {}
     config = meta.get("config")
     if not config:
