@@ -3,7 +3,6 @@ answers raw texts as the SavedModel does, in a process with only tensorflow and 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,7 +126,7 @@ def test_tflite_refuses_pairs_and_other_cuts(flags, given):
         spec("classify").check_config(config, log=lambda *_: None)
 
 
-def test_the_tflite_reads_the_windows_first_wordpieces(trained_export):
+def test_the_tflite_graph_cuts_at_the_window_and_applies_temperature_and_threshold(trained_export):
     """A text longer than the window: the .tflite cuts it as training did (its first max_seq_length - 2 wordpieces),
     so the long text and its cut prefix get the same answer."""
     loaded = tf.saved_model.load(str(trained_export))
@@ -138,4 +137,10 @@ def test_the_tflite_reads_the_windows_first_wordpieces(trained_export):
     prefix = " ".join((words * 3)[:14])  # 14 one-wordpiece words: the window of 16
     out = lite.serve(tf.constant([long, prefix, ""]))["probabilities"].numpy()
     np.testing.assert_allclose(out[0], out[1], atol=1e-6)
-    assert Path(trained_export, "assets.extra", "model.tflite").is_file()
+
+    # A calibrated temperature and a tuned threshold are applied as the SavedModel applies them.
+    tuned = LiteClassifier(_Forward(loaded.core), vocab, lower_case, 16, temperature=2.0, threshold=0.3)
+    got = tuned.serve(tf.constant([long, prefix, ""]))
+    probabilities = tf.nn.softmax(np.log(out) / 2.0, axis=-1).numpy()  # softmax(logits / T), from softmax(logits)
+    np.testing.assert_allclose(got["probabilities"].numpy(), probabilities, atol=1e-5)
+    assert got["label_id"].numpy().tolist() == (probabilities[:, 1] >= 0.3).astype(int).tolist()
