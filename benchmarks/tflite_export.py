@@ -16,6 +16,12 @@ With --peer-python (the peers' venv, benchmarks/reference/README.md), the ONNX R
 tokenizer) then serves the same test texts with the same rounds, and the JSON gets the goal's two ratios of issue
 30: the .tflite's texts/s at batches of 64 over the best peer's, and the best peer's one-text p50 over the
 .tflite's. Writes benchmarks/results/tflite_export.json.
+
+--bound (after a run with the peer; times nothing else): what bounds the throughput ratio. It measures this CPU's
+float32 matmul peak (a 4096 x 4096 matmul, best of 5, as benchmarks/phases.py does) and counts the matmul FLOPs per
+text of the timed batches (benchmarks/flops.py): padded to each batch of 64's longest, as the peer runs them, and
+in the SavedModel's length-sorted chunks of 16 with its [CLS]-only last layer; then the GFLOP/s each side reached
+and what 2x the peer would need. Adds "bound" to --out.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from measure import percentile, write_result
+from measure import checkout, percentile, write_result
 from serving_ab import onnx_peer
 
 HERE = Path(__file__).resolve().parent
@@ -45,8 +51,11 @@ def main(argv=None) -> int:
     ap.add_argument("--singles", type=int, default=64, help="single-text calls per round")
     ap.add_argument("--peer-python", help="the peers' venv python: also run the ONNX Runtime peer")
     ap.add_argument("--peer-model-dir", help="the peer's Hugging Face checkpoint (default: the embedded encoder's)")
+    ap.add_argument("--bound", action="store_true", help="add the FLOP bound to --out's run (needs its peer rows)")
     ap.add_argument("--out", default=str(HERE / "results" / "tflite_export.json"))
     a = ap.parse_args(argv)
+    if a.bound:
+        return bound(Path(a.out))
 
     import statistics
 
@@ -150,6 +159,59 @@ def main(argv=None) -> int:
               f"({g['b16_texts_per_sec_ratio']:.2f}x from batches of 16; needs 2x), one-text p50 "
               f"{g['single_p50_ratio']:.2f}x as fast (needs 1x)")
     write_result(a.out, result)
+    return 0
+
+
+def bound(out: Path) -> int:
+    import datetime
+
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_hub as hub
+    import tensorflow_text  # noqa: F401
+    from flops import flops_per_example
+
+    from tfbert.data.classification import load_dataset
+    from tfbert.encoders.convert import read_metadata
+    from tfbert.encoders.registry import resolve_encoder
+
+    result = json.loads(out.read_text())
+    if "peer" not in result:
+        sys.exit(f"{out}: no peer rows; run with --peer-python first")
+    meta = json.loads((Path(result["export"]) / "assets.extra" / "tfbert.json").read_text())
+    handles = resolve_encoder(meta["settings"]["encoder"], precision="fp32")
+    cfg, labels = read_metadata(Path(handles.encoder).parent)["config"], len(meta["labels"])
+    window = meta["settings"]["max_seq_length"]
+    texts = load_dataset(None, None, None, seed=meta["settings"]["seed"]).test["text"].tolist()[:512]  # timed b64s
+    pieces = hub.load(handles.preprocess).tokenize(tf.constant(texts)).merge_dims(-2, -1).row_lengths().numpy()
+    lengths = np.minimum(pieces, window - 2) + 2
+    padded = sorted_chunks = 0.0
+    for i in range(0, len(lengths), 64):
+        batch = np.sort(lengths[i:i + 64])
+        padded += len(batch) * flops_per_example(int(batch.max()), cfg, labels)
+        sorted_chunks += sum(len(batch[j:j + 16]) * flops_per_example(int(batch[j:j + 16].max()), cfg, labels,
+                                                                       cls_only_last_layer=True)
+                             for j in range(0, len(batch), 16))
+    padded, sorted_chunks = padded / len(lengths), sorted_chunks / len(lengths)
+    a, b = tf.random.normal([4096, 4096], seed=1), tf.random.normal([4096, 4096], seed=2)
+    tf.linalg.matmul(a, b)
+    rates = []
+    for _ in range(5):
+        t = time.perf_counter()
+        _ = tf.linalg.matmul(a, b).numpy()
+        rates.append(2 * 4096 ** 3 / (time.perf_counter() - t) / 1e9)
+    peer = result["peer"]["models"][result["goal"]["peer"]]["examples_per_s"]
+    saved = result["models"]["savedmodel"]["b64_texts_per_sec"]
+    result["bound"] = {"fp32_matmul_peak_gflops": max(rates), "peak_rates": rates,
+                       "gflop_per_text_padded_to_batch_longest": padded / 1e9,
+                       "gflop_per_text_sorted_chunks": sorted_chunks / 1e9,
+                       "savedmodel_b64_gflops": saved * sorted_chunks / 1e9,
+                       "peer_b64_gflops": peer * padded / 1e9,
+                       "gflops_for_2x_peer_in_sorted_chunks": 2 * peer * sorted_chunks / 1e9,
+                       "date": datetime.date.today().isoformat(), "checkout": checkout()}
+    for k, v in result["bound"].items():
+        print(f"{k}: {v if isinstance(v, (str, dict)) else np.round(v, 3).tolist()}")
+    write_result(out, result)
     return 0
 
 
