@@ -18,7 +18,7 @@ tokenizer) then serves the same test texts with the same rounds, and the JSON ge
 .tflite's. Writes benchmarks/results/tflite_export.json.
 
 --bound (after a run with the peer; times nothing else): what bounds the throughput ratio. It measures this CPU's
-float32 matmul peak (a 4096 x 4096 matmul, best of 5, as benchmarks/phases.py does) and counts the matmul FLOPs per
+float32 matmul peak (benchmarks/phases.py's: a 4096 x 4096 matmul, best of 5) and counts the matmul FLOPs per
 text of the timed batches (benchmarks/flops.py): padded to each batch of 64's longest, as the peer runs them, and
 in the SavedModel's length-sorted chunks of 16 with its [CLS]-only last layer; then the GFLOP/s each side reached
 and what 2x the peer would need. Adds "bound" to --out.
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
 
     from tfbert.data.classification import load_dataset
-    from tfbert.export.tflite import TFLITE_FILE, write_tflite
+    from tfbert.export.tflite import TFLITE_FILE, ExportedForward, write_tflite
 
     export = Path(a.export)
     meta = json.loads((export / "assets.extra" / "tfbert.json").read_text())
@@ -81,17 +81,9 @@ def main(argv=None) -> int:
     lite_path = export / "assets.extra" / TFLITE_FILE
     built = None
     if not lite_path.is_file():
-        class Forward(tf.Module):  # the loaded export's inference graph as a callable
-            def __init__(self, core):
-                super().__init__()
-                self.core = core
-
-            def __call__(self, inputs):
-                return self.core.forward(inputs)
-
         if meta.get("serving_graph", {}).get("dtype") != "float32":
             sys.exit(f"{export}: no {TFLITE_FILE}, and no float32 inference graph to build one from")
-        built = write_tflite(Path(a.work), Forward(loaded.core), loaded.preprocess,
+        built = write_tflite(Path(a.work), ExportedForward(loaded.core), loaded.preprocess,
                              max_seq_length=meta["settings"]["max_seq_length"], expected=saved[:256],
                              texts=texts[:256], temperature=meta["temperature"], threshold=meta["threshold"])
         lite_path = Path(a.work) / "assets.extra" / TFLITE_FILE
@@ -170,6 +162,7 @@ def bound(out: Path) -> int:
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401
     from flops import flops_per_example
+    from phases import phase_peak
 
     from tfbert.data.classification import load_dataset
     from tfbert.encoders.convert import read_metadata
@@ -193,16 +186,10 @@ def bound(out: Path) -> int:
                                                                        cls_only_last_layer=True)
                              for j in range(0, len(batch), 16))
     padded, sorted_chunks = padded / len(lengths), sorted_chunks / len(lengths)
-    a, b = tf.random.normal([4096, 4096], seed=1), tf.random.normal([4096, 4096], seed=2)
-    tf.linalg.matmul(a, b)
-    rates = []
-    for _ in range(5):
-        t = time.perf_counter()
-        _ = tf.linalg.matmul(a, b).numpy()
-        rates.append(2 * 4096 ** 3 / (time.perf_counter() - t) / 1e9)
+    peak = phase_peak({})  # 4096 x 4096, best of 5
     peer = result["peer"]["models"][result["goal"]["peer"]]["examples_per_s"]
     saved = result["models"]["savedmodel"]["b64_texts_per_sec"]
-    result["bound"] = {"fp32_matmul_peak_gflops": max(rates), "peak_rates": rates,
+    result["bound"] = {"fp32_matmul_peak_gflops": peak["fp32_gflops"], "peak_rates": peak["fp32_gflops_all"],
                        "gflop_per_text_padded_to_batch_longest": padded / 1e9,
                        "gflop_per_text_sorted_chunks": sorted_chunks / 1e9,
                        "savedmodel_b64_gflops": saved * sorted_chunks / 1e9,

@@ -12,7 +12,7 @@ import tensorflow_text  # noqa: F401  (text ops for loading exports in this proc
 from tfbert.config import ConfigError
 from tfbert.export.base import CHECK_TEXTS
 from tfbert.export.publish import fresh_process_env
-from tfbert.export.tflite import LiteClassifier, vocabulary, write_tflite
+from tfbert.export.tflite import ExportedForward, LiteClassifier, vocabulary, write_tflite
 from tfbert.tasks import spec
 from tfbert.train import parse_config
 
@@ -28,17 +28,6 @@ out = {k: np.asarray(v).tolist() for k, v in run(text=np.array(a["texts"], dtype
 assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
 print(json.dumps(out))
 """
-
-
-class _Forward(tf.Module):
-    """A loaded export's inference graph as the callable LiteClassifier takes."""
-
-    def __init__(self, core):
-        super().__init__()
-        self.core = core
-
-    def __call__(self, inputs):
-        return self.core.forward(inputs)
 
 
 def _tweets(n=None):
@@ -106,13 +95,13 @@ def test_the_tflite_is_not_written_when_its_labels_disagree_or_it_cannot_be_conv
         raise RuntimeError("op not supported\nmore detail")
     with monkeypatch.context() as m:
         m.setattr(tflite, "convert", broken)
-        facts = write_tflite(tmp_path, _Forward(loaded.core), loaded.preprocess, max_seq_length=128,
+        facts = write_tflite(tmp_path, ExportedForward(loaded.core), loaded.preprocess, max_seq_length=128,
                              expected=expected, texts=texts, log=lambda *_: None)
     assert facts == {"written": False, "reason": "the conversion failed: RuntimeError: op not supported"}
     assert not (tmp_path / "assets.extra").exists()
 
     monkeypatch.setattr(tflite, "MIN_LABEL_AGREEMENT", 1.01)  # no model reaches it
-    facts = write_tflite(tmp_path, _Forward(loaded.core), loaded.preprocess, max_seq_length=128, expected=expected,
+    facts = write_tflite(tmp_path, ExportedForward(loaded.core), loaded.preprocess, max_seq_length=128, expected=expected,
                          texts=texts, log=lambda *_: None)
     assert facts["written"] is False and "below 101%" in facts["reason"] and facts["check_texts"] == 40
     assert not (tmp_path / "assets.extra" / "model.tflite").exists()
@@ -131,7 +120,7 @@ def test_the_tflite_graph_cuts_at_the_window_and_applies_temperature_and_thresho
     so the long text and its cut prefix get the same answer."""
     loaded = tf.saved_model.load(str(trained_export))
     vocab, lower_case = vocabulary(loaded.preprocess)
-    lite = LiteClassifier(_Forward(loaded.core), vocab, lower_case, 16)
+    lite = LiteClassifier(ExportedForward(loaded.core), vocab, lower_case, 16)
     words = "good bad awful great fine movie day service food never again really".split()
     long = " ".join(words * 3)
     prefix = " ".join((words * 3)[:14])  # 14 one-wordpiece words: the window of 16
@@ -139,7 +128,7 @@ def test_the_tflite_graph_cuts_at_the_window_and_applies_temperature_and_thresho
     np.testing.assert_allclose(out[0], out[1], atol=1e-6)
 
     # A calibrated temperature and a tuned threshold are applied as the SavedModel applies them.
-    tuned = LiteClassifier(_Forward(loaded.core), vocab, lower_case, 16, temperature=2.0, threshold=0.3)
+    tuned = LiteClassifier(ExportedForward(loaded.core), vocab, lower_case, 16, temperature=2.0, threshold=0.3)
     got = tuned.serve(tf.constant([long, prefix, ""]))
     probabilities = tf.nn.softmax(np.log(out) / 2.0, axis=-1).numpy()  # softmax(logits / T), from softmax(logits)
     np.testing.assert_allclose(got["probabilities"].numpy(), probabilities, atol=1e-5)

@@ -125,8 +125,8 @@ def fresh_process_env() -> dict[str, str]:
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def _start_fresh_process() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _CHECK_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+def _start_fresh_process(script: str = _CHECK_SCRIPT) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=fresh_process_env())
 
 
@@ -149,15 +149,25 @@ def verify_in_fresh_process(path: Path, calls: dict[str, dict[str, list[str]]]) 
     """Runs `calls` (signature -> input -> texts) on the SavedModel at `path` in a fresh process (a prestarted one
     if there is one), with their edge requests (above); returns the calls' outputs as lists (signature -> output ->
     values)."""
-    proc = _prestarted.pop() if _prestarted else _start_fresh_process()
+    return _result(_prestarted.pop() if _prestarted else _start_fresh_process(),
+                   {"path": str(path), "calls": calls}, "exported model")
+
+
+def run_in_fresh_process(script: str, args: dict, what: str) -> dict:
+    """Runs `script` (it reads `args` as one JSON line from stdin and prints "RESULT" + JSON) in a fresh process
+    with fresh_process_env; returns the JSON. `what` names the model in the error when it fails."""
+    return _result(_start_fresh_process(script), args, what)
+
+
+def _result(proc: subprocess.Popen, args: dict, what: str) -> dict:
     try:
-        out, err = proc.communicate(json.dumps({"path": str(path), "calls": calls}) + "\n", timeout=600)
+        out, err = proc.communicate(json.dumps(args) + "\n", timeout=600)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
     lines = [line for line in out.splitlines() if line.startswith("RESULT")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"exported model failed to load/run in a fresh process:\n{err[-3000:]}")
+        raise RuntimeError(f"{what} failed to load/run in a fresh process:\n{err[-3000:]}")
     return json.loads(lines[-1][len("RESULT"):])
 
 

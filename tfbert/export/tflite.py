@@ -24,13 +24,12 @@ way). A call needs at least one text: TFLite's XNNPACK delegate fails on an empt
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from tfbert.export.publish import run_in_fresh_process
 
 TFLITE_FILE = "model.tflite"  # in the version's assets.extra/
 # Share of the check texts whose label the .tflite must give as the SavedModel does (else it is not written).
@@ -78,6 +77,18 @@ class LiteClassifier(tf.Module):
         return {"probabilities": probabilities, "label_id": label_id}
 
 
+class ExportedForward(tf.Module):
+    """A published export's inference graph (the `core` of tf.saved_model.load(version): `core.forward` takes the
+    encoder inputs) as the callable LiteClassifier takes: a .tflite of an export trained without --tflite."""
+
+    def __init__(self, core):
+        super().__init__()
+        self.core = core
+
+    def __call__(self, inputs):
+        return self.core.forward(inputs)
+
+
 def vocabulary(preprocess) -> tuple[list[str], bool]:
     """The vocabulary and casing of a loaded preprocess model that carries them (tfbert's converted ones do)."""
     if not (hasattr(preprocess, "vocab_file") and hasattr(preprocess, "do_lower_case")):
@@ -114,18 +125,6 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def run_in_fresh_process(path: Path, texts: list[str]) -> dict:
-    """The .tflite's outputs on `texts` (and the edge calls above) in a fresh process."""
-    from tfbert.export.publish import fresh_process_env
-    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT], input=json.dumps({"path": str(path),
-                                                                                    "texts": texts}) + "\n",
-                          capture_output=True, text=True, env=fresh_process_env(), timeout=600)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{path} failed to load/run in a fresh process:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT"):])
-
-
 def write_tflite(directory: Path, forward, preprocess, *, max_seq_length: int, expected: np.ndarray,
                  texts: list[str], temperature: float = 1.0, threshold: float | None = None, log=print) -> dict:
     """Writes directory/assets.extra/model.tflite (the classifier, `forward` a float32 inference graph) if its
@@ -135,13 +134,13 @@ def write_tflite(directory: Path, forward, preprocess, *, max_seq_length: int, e
         vocab, lower_case = vocabulary(preprocess)
         blob = convert(LiteClassifier(forward, vocab, lower_case, max_seq_length, temperature, threshold))
     except Exception as e:  # an optional copy: its failure must not cost the SavedModel the run trained
-        why = f"the conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        why = f"the conversion failed: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
         log(f"WARNING: tflite: not written: {why}")
         return {"written": False, "reason": why}
     path = Path(directory) / "assets.extra" / TFLITE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)
-    got = run_in_fresh_process(path, texts)
+    got = run_in_fresh_process(_CHECK_SCRIPT, {"path": str(path), "texts": texts}, str(path))
     probabilities = np.asarray(got["check"]["probabilities"], np.float32)
     edges_ok = all(np.asarray(got[k]["probabilities"]).shape == (n, expected.shape[1])
                    for k, n in (("first", 1), ("empty", 1), ("empties", 2)))
