@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Reduced-precision serving of the encoder's forward pass: tfbert's inference graph in TensorFlow against the same
-graph converted to TFLite, fp32 and with dynamic-range int8 weights (issue 30, item 3).
+graph converted to TFLite: fp32, with dynamic-range int8 weights, and fully integer (issue 30, item 3).
 
     python benchmarks/reduced_precision.py --export saved_models/sentiment/1 [--rounds 5] [--singles 32]
 
 --export: a sentiment/classify export of the embedded encoder that serves tfbert's forward-only inference graph
 (metrics.json: serving_graph.graph "inference"). Its graph (`core.forward`: encoder inputs -> logits) is converted
-with tf.lite.TFLiteConverter twice, as it is (fp32) and with Optimize.DEFAULT (int8 weights, activations quantized
-per call), and each runs in tf.lite.Interpreter with 2 threads. All three read the same token ids: tokenization is
+with tf.lite.TFLiteConverter three times: as it is (fp32); with Optimize.DEFAULT (int8 weights, activations quantized
+per call); and with Optimize.DEFAULT and a representative dataset (full-integer quantization: int8 weights and
+int8 activations whose ranges are calibrated on --calibration-texts training texts, float only where an op has no
+int8 kernel). Each runs in tf.lite.Interpreter with 2 threads. All three read the same token ids: tokenization is
 not timed (the preprocess model's tensorflow_text ops have no TFLite kernels). Quality: macro-F1 of each on the
 whole built-in test split (the run's seed-0 split), and how many labels differ from the TensorFlow graph's. Speed,
 interleaved over --rounds: batches of 16 test texts in file order (each padded to its longest, as one chunk of
@@ -33,6 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batches", type=int, default=16, help="batch-16 calls per round")
     ap.add_argument("--singles", type=int, default=32, help="batch-1 calls per round")
+    ap.add_argument("--calibration-texts", type=int, default=256,
+                    help="training texts that calibrate the full-integer model's activation ranges")
     ap.add_argument("--out", default=str(HERE / "results" / "reduced_precision.json"))
     a = ap.parse_args(argv)
 
@@ -62,11 +66,20 @@ def main(argv=None) -> int:
     chunks = [pipe.encode(tf.constant(texts[i:i + 16])) for i in range(0, len(texts), 16)]
     timed_chunks, singles = chunks[:a.batches], [pipe.encode(tf.constant([t])) for t in texts[:a.singles]]
 
+    train = data.train["text"].tolist()[:a.calibration_texts]
+    calibration = [{k: v.numpy() for k, v in pipe.encode(tf.constant(train[i:i + 16])).items()}
+                   for i in range(0, len(train), 16)]
+    width = max(x["input_word_ids"].shape[1] for x in calibration)  # the calibrator needs one input shape
+    calibration = [{k: np.pad(v, [(0, 0), (0, width - v.shape[1])]) for k, v in x.items()} for x in calibration]
+
     models, sizes = {}, {}
-    for name, optimize in (("tflite fp32", False), ("tflite int8 (dynamic range)", True)):
+    for name, optimize, representative in (("tflite fp32", False, None), ("tflite int8 (dynamic range)", True, None),
+                                           ("tflite int8 (full integer)", True, calibration)):
         converter = tf.lite.TFLiteConverter.from_concrete_functions([forward], loaded.core)
         if optimize:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if representative:
+            converter.representative_dataset = lambda r=representative: iter(r)
         blob = converter.convert()
         sizes[name] = len(blob) / 2 ** 20
         runner = tf.lite.Interpreter(model_content=blob, num_threads=2).get_signature_runner()
@@ -74,7 +87,7 @@ def main(argv=None) -> int:
     calls = {"tensorflow inference graph": lambda x: loaded.core.forward(x).numpy(), **models}
 
     result = {"export": a.export, "precision": handles.precision, "rounds": a.rounds, "test_texts": len(texts),
-              "tflite_mb": sizes, "models": {}}
+              "calibration_texts": len(train), "tflite_mb": sizes, "models": {}}
     predictions = {k: np.concatenate([c(x) for x in chunks]).argmax(-1) for k, c in calls.items()}
     reference = predictions["tensorflow inference graph"]
     times = {k: ([], [], []) for k in calls}
