@@ -53,6 +53,8 @@ RECIPES = {
     "balanced-head-tail": ["--class-weights", "balanced", "--long-texts", "head-tail"],
     # At 2,000 rows the default floor (--min-steps 300) plans 5-6 epochs; 1,000 steps is 16, what 600 rows get.
     "balanced-1000-steps": ["--class-weights", "balanced", "--min-steps", "1000"],
+    # The 10% validation split of 2,000 rows at 5% has about 10 of the smallest class: at least 25 (a third at most).
+    "balanced-valid-25": ["--class-weights", "balanced", "--valid-min-per-class", "25"],
 }
 
 

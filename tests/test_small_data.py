@@ -39,3 +39,22 @@ def test_a_flat_skewed_run_trains_its_min_steps_and_warns_that_it_collapsed(tmp_
     assert any(line.startswith("WARNING: the run never left the constant answer") for line in lines)
     assert any("early stopping off" in line for line in lines)
     assert json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())["constant_baseline"] == baseline
+
+
+def test_valid_min_per_class_tops_up_the_split_from_training_without_overlap(tmp_path):
+    from tfbert.data.classification import load_dataset
+    rows = [(f"a {i}", "a") for i in range(800)] + [(f"b {i}", "b") for i in range(150)] + \
+           [(f"c {i}", "c") for i in range(50)]
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(rows[:2] + rows[-2:], columns=["text", "label"]).to_csv(tmp_path / "test.csv", index=False)
+    plain = load_dataset(tmp_path / "train.csv", None, tmp_path / "test.csv")
+    assert plain.valid["label"].value_counts().to_dict() == {"a": 80, "b": 15, "c": 5}  # the stratified 10%
+    floored = load_dataset(tmp_path / "train.csv", None, tmp_path / "test.csv", valid_min_per_class=25)
+    valid, train = (d["label"].value_counts().to_dict() for d in (floored.valid, floored.train))
+    # b reaches 25; c (50 rows) stops at a third, 16; a already has more; nothing is lost or seen twice.
+    assert valid == {"a": 80, "b": 25, "c": 16} and train == {"a": 720, "b": 125, "c": 34}
+    assert not set(floored.valid["text"]) & set(floored.train["text"])
+    assert set(plain.valid["text"]) <= set(floored.valid["text"])
+    assert any("b +10, c +11" in note for note in floored.notes)
+    assert parse_config(["--task", "classify", "--train-file", "x.csv", "--valid-min-per-class", "25"]
+                        ).valid_min_per_class == 25

@@ -90,6 +90,25 @@ def _split_off(df: pd.DataFrame, n_out: int, seed: int, what: str, notes: list[s
     return kept, out
 
 
+def _top_up_valid(train: pd.DataFrame, valid: pd.DataFrame, floor: int, seed: int, notes: list[str]):
+    """Moves training rows into the validation split until every class has `floor` rows there, taking at most a
+    third of a class's rows: a small split with a handful of a class makes macro-F1, the early-stopping metric,
+    jump with one or two texts."""
+    moved, rng = {}, np.random.default_rng(seed)
+    for label, n_valid in valid["label"].value_counts().reindex(train["label"].unique(), fill_value=0).items():
+        pool = train.index[train["label"] == label]
+        want = min(floor, (len(pool) + n_valid) // 3) - n_valid
+        if want > 0:
+            moved[label] = rng.choice(pool, size=want, replace=False)
+    if not moved:
+        return train, valid
+    take = np.concatenate(list(moved.values()))
+    notes.append("Moved training rows to the validation split so that each class has up to "
+                 f"{floor} there (--valid-min-per-class): " + ", ".join(f"{lab} +{len(i)}" for lab, i in moved.items())
+                 + ".")
+    return train.drop(index=take), pd.concat([valid, train.loc[take]])
+
+
 def _n_for(fraction: float, n: int) -> int:
     return max(1, int(round(fraction * n))) if fraction > 0 else 0
 
@@ -109,6 +128,7 @@ def load_dataset(
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     max_train_examples: int | None = None,
+    valid_min_per_class: int = 0,
     min_rows: int = 1,
     train_dir=None,
     valid_dir=None,
@@ -120,7 +140,8 @@ def load_dataset(
     ``*_dir`` is a folder of class folders of .txt files (tfbert.data.folders), read instead of that split's file.
     ``text_column`` may name several columns ("title,body"): their texts are joined (tables.TEXT_JOINER).
     Missing valid/test files are split off the train data, stratified by label and
-    seeded. ``max_train_examples`` subsamples train only. Raises :class:`DataError`
+    seeded; ``valid_min_per_class`` then moves training rows to the split valid until every class has that many there
+    (at most a third of a class). ``max_train_examples`` subsamples train only. Raises :class:`DataError`
     with a fix-it message for any data problem; everything done to the data is
     described in ``TextDataset.notes``.
     """
@@ -175,6 +196,9 @@ def load_dataset(
         frames["train"], frames["test"] = _split_off(frames["train"], _n_for(test_fraction, n), seed, "test", notes)
     if "valid" not in frames:
         frames["train"], frames["valid"] = _split_off(frames["train"], _n_for(valid_fraction, n), seed, "valid", notes)
+        if valid_min_per_class > 0:
+            frames["train"], frames["valid"] = _top_up_valid(frames["train"], frames["valid"], valid_min_per_class,
+                                                             seed, notes)
     for split in ("valid", "test"):
         if split in folders:
             _refuse_unseen_classes(frames[split], folders[split], train_path, labels)

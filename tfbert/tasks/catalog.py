@@ -88,6 +88,9 @@ class ClassificationOptions:
                                            "(softmax(log p / tau)) and the student's in the soft term")
     distill_weight: float = flag(0.5, "--teacher: the soft term's share alpha of the loss; 1 - alpha is the "
                                       "labels' (0: labels only, 1: the teacher only)")
+    valid_min_per_class: int = flag(0, "without --valid-file: move training rows to the validation split until "
+                                       "every class has this many there (at most a third of a class), so that "
+                                       "early stopping's macro-F1 does not turn on one or two texts; 0: off")
     tflite: bool = flag(False, "also write the version's assets.extra/model.tflite: tokenizer and classifier in one "
                                "TensorFlow Lite model with int8 weights, for CPU serving without TensorFlow's "
                                "runtime (single texts, --long-texts truncate)")
@@ -138,13 +141,16 @@ class ClassificationSpec(TaskSpec):
             raise ConfigError("--task classify needs --train-file or --train-dir")
         refuse_windowed_pairs(config)
         check_tflite(config)
+        if config.valid_min_per_class < 0:
+            raise ConfigError(f"--valid-min-per-class must be 0 or more, not {config.valid_min_per_class}")
         check_distillation(config)
 
     def load_data(self, config):
         from tfbert.data.classification import load_dataset
         data = load_dataset(config.train_file, config.valid_file, config.test_file, text_column=config.text_column,
                             label_column=config.label_column, text_b_column=config.text_b_column, seed=config.seed,
-                            max_train_examples=config.max_train_examples, min_rows=config.batch_size,
+                            max_train_examples=config.max_train_examples,
+                            valid_min_per_class=config.valid_min_per_class, min_rows=config.batch_size,
                             train_dir=config.train_dir, valid_dir=config.valid_dir, test_dir=config.test_dir)
         if config.tune_threshold != "none":  # refused before training, not after it
             if len(data.labels) != 2:
