@@ -4,8 +4,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from tfbert.config import ConfigError
 from tfbert.fit import COLLAPSE_MARGIN, early_stopping_hold, fit
+from tfbert.tasks import TASKS
 from tfbert.train import parse_config
 
 
@@ -56,5 +59,9 @@ def test_valid_min_per_class_tops_up_the_split_from_training_without_overlap(tmp
     assert not set(floored.valid["text"]) & set(floored.train["text"])
     assert set(plain.valid["text"]) <= set(floored.valid["text"])
     assert any("b +10, c +11" in note for note in floored.notes)
-    assert parse_config(["--task", "classify", "--train-file", "x.csv", "--valid-min-per-class", "25"]
-                        ).valid_min_per_class == 25
+    spec, flags = TASKS["classify"](), ["--task", "classify", "--train-file", "x.csv", "--valid-min-per-class"]
+    spec.check_config(parse_config([*flags, "25"]).with_task_defaults(spec))
+    for more, message in ((["-1"], "must be 0 or more, not -1"),
+                          (["25", "--valid-file", "v.csv"], "--valid-file v.csv was given")):
+        with pytest.raises(ConfigError, match=message):
+            spec.check_config(parse_config([*flags, *more]).with_task_defaults(spec))

@@ -143,6 +143,10 @@ class ClassificationSpec(TaskSpec):
         check_tflite(config)
         if config.valid_min_per_class < 0:
             raise ConfigError(f"--valid-min-per-class must be 0 or more, not {config.valid_min_per_class}")
+        if config.valid_min_per_class and (config.valid_file or config.valid_dir):
+            given = f"--valid-file {config.valid_file}" if config.valid_file else f"--valid-dir {config.valid_dir}"
+            raise ConfigError(f"--valid-min-per-class shapes the validation split cut from the training data; {given} "
+                              "was given, so there is none to shape: drop one of the two")
         check_distillation(config)
 
     def load_data(self, config):
