@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
 
     from tfbert.data.classification import load_dataset
-    from tfbert.export.tflite import TFLITE_FILE, ExportedForward, write_tflite
+    from tfbert.export.tflite import TFLITE_FILE, ClassifierAnswers, ExportedForward, write_tflite
 
     export = Path(a.export)
     meta = json.loads((export / "assets.extra" / "tfbert.json").read_text())
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             sys.exit(f"{export}: no {TFLITE_FILE}, and no float32 inference graph to build one from")
         built = write_tflite(Path(a.work), ExportedForward(loaded.core), loaded.preprocess,
                              max_seq_length=meta["settings"]["max_seq_length"], expected=saved[:256],
-                             texts=texts[:256], temperature=meta["temperature"], threshold=meta["threshold"])
+                             texts=texts[:256], answers=ClassifierAnswers(meta["temperature"], meta["threshold"]))
         lite_path = Path(a.work) / "assets.extra" / TFLITE_FILE
     runner = InterpreterWithCustomOps(model_path=str(lite_path), num_threads=2,
                                       custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS

@@ -6,6 +6,8 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,27 @@ def write_hf_checkpoint(directory: Path, vocab_file: Path, *, layers=1, hidden=8
     (directory / "config.json").write_text(json.dumps(config))
     shutil.copy(vocab_file, directory / "vocab.txt")
     return directory
+
+
+# A .tflite's answers in a process with only tensorflow and tensorflow_text (tfbert.export.tflite's usage).
+TFLITE_RUN = r"""
+import json, sys
+import numpy as np
+import tensorflow_text as tf_text
+from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
+a = json.loads(sys.stdin.read())
+run = InterpreterWithCustomOps(model_path=a["path"], custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS
+                               ).get_signature_runner()
+out = {k: np.asarray(v).tolist() for k, v in run(text=np.array(a["texts"], dtype=object)).items()}
+assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
+print(json.dumps(out))
+"""
+
+
+def run_tflite(path, texts) -> dict:
+    """A .tflite's answers to `texts` in a process with only tensorflow and tensorflow_text."""
+    from tfbert.export.publish import fresh_process_env
+    r = subprocess.run([sys.executable, "-c", TFLITE_RUN], input=json.dumps({"path": str(path), "texts": texts}),
+                       capture_output=True, text=True, timeout=300, env=fresh_process_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])

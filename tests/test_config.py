@@ -164,8 +164,9 @@ def test_task_options_are_flags_read_as_attributes_and_dropped_for_other_tasks(t
     with pytest.raises(AttributeError, match="pooling"):
         ner.pooling
     text = " ".join(build_parser().format_help().split())
-    # --pooling is one flag shared by every task that has it: one group named after all of them.
-    assert re.search(r"options of --task sentiment and classify( and \w+)*: --pooling", text)
+    # --pooling and --tflite are flags shared by every task that has them: one group named after all of them.
+    assert re.search(r"options of --task sentiment and classify and multilabel and regression: --tflite .{0,300}"
+                     r"--pooling \{pooled,cls,mean\}", text)
 
 
 @pytest.mark.parametrize("module", ["train", "predict", "evaluate", "embed", "tune", "pretrain", "encoders.convert",

@@ -159,6 +159,12 @@ def test_compiled_micro_f1_and_weighted_loss():
         tf.keras.losses.binary_crossentropy(y, logits, from_logits=True).numpy(), rel=1e-4)
 
 
+def _tweets(n: int) -> list[str]:
+    """Built-in tweets without U+FFFD (which the .tflite's tokenizer reads as [UNK]: tfbert.export.tflite)."""
+    from tfbert.data.tweets import load_tweets
+    return [t for t in load_tweets()[0]["text"].head(2 * n) if "\ufffd" not in t][:n]
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, tiny_pair):
     """A tiny untrained multi-label model exported with thresholds that split its own probabilities."""
@@ -171,7 +177,7 @@ def exported(tmp_path_factory, tiny_pair):
 
     handles = resolve_encoder(str(tiny_pair), log=lambda *_: None)
     labels = ["Ünïcödé label", "b", "c", "d"]
-    core = build_classifier(handles.encoder, len(labels), seed=1)
+    core = build_classifier(handles.encoder, len(labels), seed=1, pooling="mean")  # the task's default: spread answers
     core.get_layer("logits").set_weights([w * 40 for w in core.get_layer("logits").get_weights()])  # spread them
     texts = TEXTS + ["", "Zoë 👍🏽 日本語", "word " * 300]
     pipe = TextPipeline(load_preprocess(handles), 128)
@@ -179,7 +185,9 @@ def exported(tmp_path_factory, tiny_pair):
     thresholds = np.median(in_process, axis=0)
     base = tmp_path_factory.mktemp("export") / "multi"
     version = export_multilabel(core, handles.preprocess, labels, thresholds, base, inputs=InputSettings(128),
-                                metadata={"settings": {"label_separator": "|"}}, log=lambda *_: None)
+                                encoder_handle=handles.encoder, pooling="mean",
+                                metadata={"settings": {"label_separator": "|"}},
+                                check_texts=_tweets(100), tflite={}, log=lambda *_: None)
     return version, labels, texts, in_process, thresholds
 
 
@@ -226,3 +234,18 @@ def test_evaluate_file_reads_the_training_format_and_refuses_unknown_labels(expo
     write_table(path, pd.DataFrame({"t": texts[:2], "y": ["b", "b|zzz"]}))
     with pytest.raises(DataError, match=r"'zzz' \(1 rows: data row 2"):
         model.evaluate_file(path, text_column="t", label_column="y")
+
+
+def test_the_tflite_answers_the_served_probabilities_and_label_sets(exported):
+    """--tflite on a multi-label export: sigmoid probabilities and, per label, whether it reaches its threshold, in
+    a process with only tensorflow and tensorflow_text (tests/test_tflite.py's RUN)."""
+    from conftest import run_tflite
+    version, labels, texts, in_process, thresholds = exported
+    meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
+    assert meta["tflite"]["written"] and meta["tflite"]["label_agreement"] >= 0.9, meta["tflite"]
+    got = run_tflite(version / meta["tflite"]["file"], texts)
+    probabilities = np.array(got["probabilities"])
+    assert probabilities.shape == in_process.shape and np.abs(probabilities - in_process).mean() < 0.02
+    assert np.array(got["chosen"]).tolist() == (probabilities >= thresholds.astype(np.float32)).astype(int).tolist()
+    assert got["num_labels"] == np.array(got["chosen"]).sum(1).tolist()
+    assert 0 < np.array(got["chosen"]).mean() < 1  # the thresholds split the answers: the check means something

@@ -49,6 +49,8 @@ def test_each_member_keeps_its_own_task_defaults_and_options(tmp_path):
      "task 1 ('sentiment'): unknown setting 'label_separator'"),
     ([{"task": "classify"}, {"task": "multilabel"}], "task 1 ('classify'): --task classify needs --train-file"),
     ([{"task": "sentiment", "calibrate": True}, {"task": "multilabel"}], "--calibrate"),
+    ([{"task": "sentiment"}, {"task": "multilabel", "tflite": True}], "task 2 ('multilabel'): --teacher, --calibrate, "
+                                                                      "--tune-threshold and --tflite are not yet"),
 ])
 def test_a_bad_tasks_file_is_refused_naming_the_file_and_member(tmp_path, entries, message):
     with pytest.raises(ConfigError) as e:

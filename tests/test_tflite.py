@@ -1,33 +1,19 @@
-"""--tflite: the classifier export's assets.extra/model.tflite (tokenizer and int8 classifier in one TFLite model)
-answers raw texts as the SavedModel does, in a process with only tensorflow and tensorflow_text."""
+"""--tflite: an export's assets.extra/model.tflite (tokenizer and int8 model in one TFLite model) answers raw texts as
+the SavedModel does, in a process with only tensorflow and tensorflow_text: classifier, regressor (multi-label: in
+test_multilabel.py)."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (text ops for loading exports in this process)
+from conftest import run_tflite
 
 from tfbert.config import ConfigError
 from tfbert.export.base import CHECK_TEXTS
-from tfbert.export.publish import fresh_process_env
-from tfbert.export.tflite import ExportedForward, LiteClassifier, vocabulary, write_tflite
+from tfbert.export.tflite import ClassifierAnswers, ExportedForward, LiteModel, vocabulary, write_tflite
 from tfbert.tasks import spec
 from tfbert.train import parse_config
-
-RUN = r"""
-import json, sys
-import numpy as np
-import tensorflow_text as tf_text
-from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
-a = json.loads(sys.stdin.read())
-run = InterpreterWithCustomOps(model_path=a["path"], custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS
-                               ).get_signature_runner()
-out = {k: np.asarray(v).tolist() for k, v in run(text=np.array(a["texts"], dtype=object)).items()}
-assert not [m for m in sys.modules if m.split('.')[0] in ('tfbert', 'tensorflow_hub', 'tf_keras')]
-print(json.dumps(out))
-"""
 
 
 def _tweets(n=None):
@@ -47,10 +33,7 @@ def test_the_tflite_answers_as_the_savedmodel_in_a_process_with_only_tensorflow_
 
     # Real tweets without U+FFFD (the tokenizers differ on it, below), and the exporter's hostile texts.
     texts = [t for t in _tweets(300) if "\ufffd" not in t][:200] + CHECK_TEXTS
-    r = subprocess.run([sys.executable, "-c", RUN], input=json.dumps({"path": str(path), "texts": texts}),
-                       capture_output=True, text=True, timeout=300, env=fresh_process_env())
-    assert r.returncode == 0, r.stderr[-3000:]
-    lite = json.loads(r.stdout.strip().splitlines()[-1])
+    lite = run_tflite(path, texts)
     served = tf.saved_model.load(str(trained_export)).signatures["serving_default"](text=tf.constant(texts))
     expected = served["probabilities"].numpy()
     got = np.array(lite["probabilities"])
@@ -68,7 +51,7 @@ def test_the_tflite_tokenizer_matches_the_export_on_the_tweets_except_the_replac
     import tensorflow_hub as hub
     preprocess = hub.load(str(tiny_pair / "preprocess"))
     vocab, lower_case = vocabulary(preprocess)
-    lite = LiteClassifier(None, vocab, lower_case, 128)
+    lite = LiteModel(None, vocab, lower_case, 128)
     texts = _tweets()
     differ = {"as they are": 0, "U+FFFD removed": 0}
     for start in range(0, len(texts), 1024):
@@ -120,7 +103,7 @@ def test_the_tflite_graph_cuts_at_the_window_and_applies_temperature_and_thresho
     so the long text and its cut prefix get the same answer."""
     loaded = tf.saved_model.load(str(trained_export))
     vocab, lower_case = vocabulary(loaded.preprocess)
-    lite = LiteClassifier(ExportedForward(loaded.core), vocab, lower_case, 16)
+    lite = LiteModel(ExportedForward(loaded.core), vocab, lower_case, 16)
     words = "good bad awful great fine movie day service food never again really".split()
     long = " ".join(words * 3)
     prefix = " ".join((words * 3)[:14])  # 14 one-wordpiece words: the window of 16
@@ -128,8 +111,47 @@ def test_the_tflite_graph_cuts_at_the_window_and_applies_temperature_and_thresho
     np.testing.assert_allclose(out[0], out[1], atol=1e-6)
 
     # A calibrated temperature and a tuned threshold are applied as the SavedModel applies them.
-    tuned = LiteClassifier(ExportedForward(loaded.core), vocab, lower_case, 16, temperature=2.0, threshold=0.3)
+    tuned = LiteModel(ExportedForward(loaded.core), vocab, lower_case, 16, ClassifierAnswers(2.0, 0.3))
     got = tuned.serve(tf.constant([long, prefix, ""]))
     probabilities = tf.nn.softmax(np.log(out) / 2.0, axis=-1).numpy()  # softmax(logits / T), from softmax(logits)
     np.testing.assert_allclose(got["probabilities"].numpy(), probabilities, atol=1e-5)
     assert got["label_id"].numpy().tolist() == (probabilities[:, 1] >= 0.3).astype(int).tolist()
+
+
+def test_a_regressor_tflite_scores_in_label_units_as_the_savedmodel(tiny_pair, tmp_path):
+    """--tflite on a regression export: the standardised output mapped back with the training labels' mean and
+    std (3 and 2 here), as serving_default maps it."""
+    from tfbert.config import RunConfig
+    from tfbert.data.inputs import InputSettings
+    from tfbert.encoders.registry import resolve_encoder
+    from tfbert.export.regressor import export_regressor
+    from tfbert.tasks.regression import RegressionTask
+    handles = resolve_encoder(str(tiny_pair), log=lambda *_: None)
+    task = RegressionTask()
+    config = RunConfig(task="regression", options={"pooling": "mean"}).with_task_defaults(task)
+    model = task.build_model(handles.encoder, None, config)
+    model.get_layer("logits").set_weights([w * 50 for w in model.get_layer("logits").get_weights()])  # spread them
+    texts = [t for t in _tweets(120) if "\ufffd" not in t][:100]
+    lite = {}
+    version = export_regressor(model, handles.preprocess, tmp_path / "scores", mean=3.0, std=2.0,
+                               inputs=InputSettings(64), encoder_handle=handles.encoder, pooling="mean",
+                               check_texts=texts, tflite=lite, log=lambda *_: None)
+    meta = json.loads((version / "assets.extra" / "tfbert.json").read_text())
+    assert meta["tflite"] == lite and lite["written"] and "label_agreement" not in lite
+    assert lite["mean_diff_in_std"] == pytest.approx(lite["mean_diff"] / 2.0)
+    got = np.array(run_tflite(version / lite["file"], texts)["score"])
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(texts))["score"].numpy()
+    assert served.std() > 0.5  # the model answers differently for different texts: the check means something
+    # int8 weights move the scores by a few thousandths of the labels' spread (0.005 against an std of 1.3 here)
+    assert got.shape == served.shape and np.abs(got - served).mean() < 0.02 * served.std()
+
+
+def test_tflite_is_refused_where_the_task_reads_pairs_or_cuts_otherwise():
+    for task, flags, given in (("regression", ["--text-b-column", "b"], "--text-b-column"),
+                               ("multilabel", ["--long-texts", "windows"], "--long-texts windows")):
+        config = parse_config(["--task", task, "--train-file", "x.csv", "--tflite", *flags])
+        with pytest.raises(ConfigError, match=f"--tflite with {given}"):
+            spec(task).check_config(config.with_task_defaults(spec(task)), log=lambda *_: None)
+    # multi-label ignores --text-b-column (a warning), so --tflite stands
+    config = parse_config(["--task", "multilabel", "--tflite", "--text-b-column", "b"])
+    spec("multilabel").check_config(config.with_task_defaults(spec("multilabel")), log=lambda *_: None)

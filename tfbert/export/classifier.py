@@ -35,6 +35,7 @@ from tfbert.export.publish import (
     verify_in_fresh_process,
 )
 from tfbert.export.serving_core import ServedHead, choose_serving_core
+from tfbert.export.tflite import ClassifierAnswers, export_tflite, refuse_tflite_cut
 
 LABELS_FILE = "labels.txt"
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -115,9 +116,7 @@ def export_classifier(core, preprocess_handle: str, labels: list[str], base: str
     check_decision(labels, temperature, threshold)
     if inputs.long_texts == "windows" and has_pairs:
         raise ValueError("long_texts windows reads single texts, not sentence pairs")
-    if tflite is not None and (has_pairs or inputs.long_texts != "truncate"):
-        raise ValueError("the TFLite model reads single texts cut by truncation, not sentence pairs or --long-texts "
-                         f"{inputs.long_texts}")
+    refuse_tflite_cut(tflite, inputs, has_pairs)
     info = {} if info is None else info
     texts = CHECK_TEXTS + list(check_texts)
     return publish_next_version(
@@ -149,22 +148,7 @@ def _write(tmp: Path, core, preprocess_handle, labels, inputs: InputSettings, ha
             or np.abs(probs - expected).max() > 1e-4 or not set(got["serving_default"]["label"]) <= set(labels):
         raise RuntimeError(f"exported model answers differ from the trained model (got {probs}, expected {expected})")
     if lite is not None:
-        lite.update(_write_tflite(tmp, server, core, encoder_handle, pooling, inputs, check_texts, log))
-
-
-def _write_tflite(tmp: Path, server: ClassifierServer, core, encoder_handle, pooling: str, inputs: InputSettings,
-                  texts: list[str], log) -> dict:
-    """The .tflite from a float32 inference graph of the core: the one served, or one built for it (bf16 exports)."""
-    from tfbert.encoders.inference_graph import InferenceGraph, inference_graph
-    from tfbert.export.tflite import write_tflite
-    forward = server.core
-    if not (isinstance(forward, InferenceGraph) and forward.compute_dtype == tf.float32):
-        forward, why = inference_graph(core, encoder_handle, [(pooling, "logits")], dtype=tf.float32)
-        if forward is None:
-            log(f"WARNING: tflite: not written: no inference graph ({why})")
-            return {"written": False, "reason": f"no inference graph: {why}"}
-    expected = np.concatenate([server.serve(tf.constant(texts[i:i + 64]))["probabilities"].numpy()
-                               for i in range(0, len(texts), 64)])
-    threshold = None if server.threshold is None else float(server.threshold.numpy())
-    return write_tflite(tmp, forward, server.preprocess, max_seq_length=inputs.max_seq_length, expected=expected,
-                        texts=texts, temperature=float(server.temperature.numpy()), threshold=threshold, log=log)
+        answers = ClassifierAnswers(float(server.temperature.numpy()),
+                                    None if server.threshold is None else float(server.threshold.numpy()))
+        lite.update(export_tflite(tmp, server, core, encoder_handle, pooling, inputs.max_seq_length, answers,
+                                  check_texts, log))

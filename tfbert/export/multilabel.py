@@ -27,6 +27,7 @@ from tfbert.export.base import CHECK_TEXTS
 from tfbert.export.classifier import LABELS_FILE, ClassifierServer
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 from tfbert.export.serving_core import ServedHead, choose_serving_core
+from tfbert.export.tflite import MultilabelAnswers, export_tflite, refuse_tflite_cut
 
 THRESHOLDS_FILE = "thresholds.txt"
 OUTPUTS = ("probabilities", "labels", "num_labels")
@@ -60,26 +61,29 @@ def multilabel_outputs(logits, labels: list[str], thresholds) -> dict:
 def export_multilabel(core, preprocess_handle: str, labels: list[str], thresholds, base: str | Path, *,
                       inputs: InputSettings = InputSettings(), encoder_handle: str | None = None,
                       pooling: str = "pooled", check_texts=(), info: dict | None = None, metadata: dict | None = None,
-                      log=print) -> Path:
+                      tflite: dict | None = None, log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `metadata` goes
     into assets.extra/tfbert.json with the label names and thresholds; `info` (a dict), if given, receives which
-    graph is served (tfbert.export.serving_core, with the core's `encoder_handle` and `pooling`)."""
+    graph is served (tfbert.export.serving_core, with the core's `encoder_handle` and `pooling`). `tflite` (a dict),
+    if given: also write assets.extra/model.tflite (tfbert.export.tflite; --long-texts truncate only); the dict
+    receives its facts, which the metadata's "tflite" holds."""
     thresholds = [float(t) for t in np.asarray(thresholds, np.float32)]
     if len(thresholds) != len(labels):
         raise ValueError(f"{len(labels)} labels but {len(thresholds)} thresholds")
+    refuse_tflite_cut(tflite, inputs)
     texts = CHECK_TEXTS + list(check_texts)
     info = {} if info is None else info
     served = ServedHead("logits", pooling, "multilabel")
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, labels, thresholds, inputs, texts, log,
-                                 encoder_handle, served, info),
+                                 encoder_handle, served, info, tflite),
         {"task": "multilabel", **(metadata or {}), "serving": "multilabel", "labels": list(labels),
          "thresholds": thresholds, "signatures": ["serving_default"], "serving_graph": info,
-         **inputs.metadata()}, log)
+         **inputs.metadata(), **({"tflite": tflite} if tflite is not None else {})}, log)
 
 
 def _write(tmp: Path, core, preprocess_handle, labels, thresholds, inputs: InputSettings, check_texts, log,
-           encoder_handle, served: ServedHead, info: dict) -> None:
+           encoder_handle, served: ServedHead, info: dict, lite: dict | None) -> None:
     server = MultilabelServer(preprocess_handle, core, labels, thresholds, inputs,
                               asset_source(tmp, LABELS_FILE, labels),
                               asset_source(tmp, THRESHOLDS_FILE, [repr(t) for t in thresholds]))
@@ -99,3 +103,6 @@ def _write(tmp: Path, core, preprocess_handle, labels, thresholds, inputs: Input
     if probs.shape != want.shape or np.abs(probs - want).max() > 1e-4 or not sets_ok:
         raise RuntimeError(f"exported model answers differ from the trained model (got {got}, expected "
                            f"{want.tolist()})")
+    if lite is not None:
+        lite.update(export_tflite(tmp, server, core, encoder_handle, served.reads, inputs.max_seq_length,
+                                  MultilabelAnswers(thresholds), check_texts, log))

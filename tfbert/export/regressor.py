@@ -23,6 +23,7 @@ from tfbert.data.pipeline import TextPipeline
 from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks, text_batches
 from tfbert.export.publish import publish_next_version, save_server, text_signatures, verify_in_fresh_process
 from tfbert.export.serving_core import ServedHead, choose_serving_core
+from tfbert.export.tflite import RegressorAnswers, export_tflite, refuse_tflite_cut
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
@@ -65,25 +66,29 @@ def regressor_outputs(standardised, mean: float, std: float) -> dict:
 def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,
                      inputs: InputSettings = InputSettings(), has_pairs: bool = False,
                      encoder_handle: str | None = None, pooling: str = "pooled", check_texts=(),
-                     info: dict | None = None, metadata: dict | None = None, log=print) -> Path:
+                     info: dict | None = None, metadata: dict | None = None, tflite: dict | None = None,
+                     log=print) -> Path:
     """Writes the next version under `base` (= <output-dir>/<model-name>) and returns its path. `core`: encoder
     inputs -> [batch, 1] standardised scores; `mean`, `std`: the train labels', to map them back. `info` (a dict),
-    if given, receives which graph is served (tfbert.export.serving_core, with `encoder_handle` and `pooling`)."""
+    if given, receives which graph is served (tfbert.export.serving_core, with `encoder_handle` and `pooling`).
+    `tflite` (a dict), if given: also write assets.extra/model.tflite (tfbert.export.tflite; single texts cut by
+    truncation only); the dict receives its facts, which the metadata's "tflite" holds."""
     if inputs.long_texts == "windows" and has_pairs:
         raise ValueError("long_texts windows reads single texts, not sentence pairs")
+    refuse_tflite_cut(tflite, inputs, has_pairs)
     signatures = ["serving_default"] + (["serving_pairs"] if has_pairs else [])
     info = {} if info is None else info
     served, texts = ServedHead("logits", pooling, "regressor"), CHECK_TEXTS + list(check_texts)
     return publish_next_version(
         base, lambda tmp: _write(tmp, core, preprocess_handle, mean, std, inputs, has_pairs, log, encoder_handle,
-                                 served, texts, info),
+                                 served, texts, info, tflite),
         {"task": "regression", **(metadata or {}), "serving": "regressor", "labels": [OUTPUT],
          "signatures": signatures, "target": {"mean": float(mean), "std": float(std)}, **inputs.metadata(),
-         "serving_graph": info}, log)
+         "serving_graph": info, **({"tflite": tflite} if tflite is not None else {})}, log)
 
 
 def _write(tmp: Path, core, preprocess_handle, mean, std, inputs: InputSettings, has_pairs, log, encoder_handle,
-           served: ServedHead, check_texts: list[str], info: dict) -> None:
+           served: ServedHead, check_texts: list[str], info: dict, lite: dict | None) -> None:
     server = RegressorServer(preprocess_handle, core, mean, std, inputs)
     server.core, facts = choose_serving_core(core, encoder_handle, server.pairs if has_pairs else server.single,
                                              check_texts, [served], log)
@@ -93,11 +98,14 @@ def _write(tmp: Path, core, preprocess_handle, mean, std, inputs: InputSettings,
 
     log("checking the export in a fresh process (tensorflow + tensorflow_text only)")
     got = verify_in_fresh_process(tmp, calls)
-    for name, inputs in calls.items():
+    for name, request in calls.items():
         fn = server.serve if name == "serving_default" else server.serve_pairs
-        expected = fn(*(tf.constant(v) for v in inputs.values()))[OUTPUT].numpy()
+        expected = fn(*(tf.constant(v) for v in request.values()))[OUTPUT].numpy()
         scores = np.array(got[name][OUTPUT], dtype=np.float64)
         if scores.shape != (len(CHECK_TEXTS),) or not np.isfinite(scores).all() \
                 or np.abs(scores - expected).max() > 1e-4 * max(1.0, abs(std)):
             raise RuntimeError(f"exported model answers differ from the trained model in {name} (got {scores}, "
                                f"expected {expected})")
+    if lite is not None:
+        lite.update(export_tflite(tmp, server, core, encoder_handle, served.reads, inputs.max_seq_length,
+                                  RegressorAnswers(mean, std), check_texts, log))

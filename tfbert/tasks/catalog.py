@@ -70,7 +70,16 @@ POOLING = ("pooled", "cls", "mean")
 
 
 @dataclass(frozen=True)
-class ClassificationOptions:
+class TfliteOption:
+    """The pooled-head tasks' (classification, multi-label, regression) --tflite: one flag, one exporter
+    (tfbert.export.tflite)."""
+    tflite: bool = flag(False, "also write the version's assets.extra/model.tflite: tokenizer and model in one "
+                               "TensorFlow Lite model with int8 weights, for CPU serving without TensorFlow's "
+                               "runtime (single texts, --long-texts truncate)")
+
+
+@dataclass(frozen=True)
+class ClassificationOptions(TfliteOption):
     pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
                         choices=POOLING)
     class_weights: str = flag("auto", "balanced: weight the loss by inverse class frequency; auto: balanced when "
@@ -91,9 +100,6 @@ class ClassificationOptions:
     valid_min_per_class: int = flag(0, "without --valid-file: move training rows to the validation split until "
                                        "every class has this many there (at most a third of a class), so that "
                                        "early stopping's macro-F1 does not turn on one or two texts; 0: off")
-    tflite: bool = flag(False, "also write the version's assets.extra/model.tflite: tokenizer and classifier in one "
-                               "TensorFlow Lite model with int8 weights, for CPU serving without TensorFlow's "
-                               "runtime (single texts, --long-texts truncate)")
 
 
 def check_distillation(config) -> None:
@@ -118,9 +124,11 @@ def refuse_windowed_pairs(config) -> None:
                           "--long-texts truncate or head-tail")
 
 
-def check_tflite(config) -> None:
-    if config.tflite and (config.text_b_column is not None or config.long_texts != "truncate"):
-        given = "--text-b-column" if config.text_b_column is not None else f"--long-texts {config.long_texts}"
+def check_tflite(config, pairs: bool = True) -> None:
+    """`pairs`: whether the task reads --text-b-column (multi-label ignores it)."""
+    paired = pairs and config.text_b_column is not None
+    if config.tflite and (paired or config.long_texts != "truncate"):
+        given = "--text-b-column" if paired else f"--long-texts {config.long_texts}"
         raise ConfigError(f"--tflite with {given}: the TFLite model reads single texts cut to the window "
                           "(--long-texts truncate)")
 
@@ -226,7 +234,7 @@ class NerSpec(TaskSpec):
 
 
 @dataclass(frozen=True)
-class MultilabelOptions:
+class MultilabelOptions(TfliteOption):
     # Shared with classification (one --pooling flag: same help and choices). Mean by default here: on the built-in
     # data, pooled_output with plain BCE stayed at the label priors for 5 epochs (test micro-F1 0.13), while the
     # mean-pooled default encoder's frozen vectors already carry the entity types (logistic regression: 0.42).
@@ -258,6 +266,7 @@ class MultilabelSpec(TaskSpec):
     augments = True
 
     def check_config(self, config, log=print) -> None:
+        check_tflite(config, pairs=False)
         if config.text_b_column is not None:
             log("warning: --text-b-column does not apply to --task multilabel; ignored")
         if not config.train_file and (config.label_separator or config.label_columns):
@@ -286,7 +295,7 @@ MONITORS = ("spearman", "pearson", "neg_rmse")
 
 
 @dataclass(frozen=True)
-class RegressionOptions:
+class RegressionOptions(TfliteOption):
     pooling: str = flag("pooled", "pooled_output of the encoder, the [CLS] vector, or the mean over tokens",
                         choices=POOLING)
     loss: str = flag("mse", "training loss on the standardised labels: mse, or huber (squared within one standard "
@@ -308,6 +317,7 @@ class RegressionSpec(TaskSpec):
 
     def check_config(self, config, log=print) -> None:
         refuse_windowed_pairs(config)
+        check_tflite(config)
 
     def monitor_of(self, config) -> str:
         return f"val_{config.monitor}"  # --monitor
@@ -645,8 +655,10 @@ class MultitaskSpec(TaskSpec):
                 member_config.check_task(member)
                 member.check_config(member_config, log)
                 if getattr(member_config, "teacher", None) is not None or getattr(member_config, "calibrate", False) \
-                        or getattr(member_config, "tune_threshold", "none") != "none":
-                    raise ConfigError("--teacher, --calibrate and --tune-threshold are not yet for multitask heads")
+                        or getattr(member_config, "tune_threshold", "none") != "none" \
+                        or getattr(member_config, "tflite", False):
+                    raise ConfigError("--teacher, --calibrate, --tune-threshold and --tflite are not yet for multitask "
+                                      "heads")
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
             out.append((name, member, member_config))

@@ -160,12 +160,12 @@ class MultilabelTask(MultilabelSpec, Task):
     def export(self, model, handles, data: MultilabelDataset, inputs, fitted: dict, base, config, metadata: dict,
                log=print):
         thresholds = [fitted["thresholds"][name] for name in data.labels]
-        facts = {}
+        facts, lite = {}, ({} if config.tflite else None)
         version = export_multilabel(model, handles.preprocess, data.labels, thresholds, base, inputs=inputs.settings,
                                     encoder_handle=handles.encoder, pooling=config.pooling,
                                     check_texts=data.test["text"].tolist()[:CHECK_TEXTS], info=facts,
-                                    metadata=metadata, log=log)
-        return version, {"serving_graph": facts}
+                                    metadata=metadata, tflite=lite, log=log)
+        return version, {"serving_graph": facts, **({"tflite": lite} if lite is not None else {})}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets of the built-in corpus with the entity types they mention, as CSV files whose label column holds

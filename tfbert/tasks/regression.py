@@ -119,12 +119,13 @@ class RegressionTask(RegressionSpec, Task):
 
     def export(self, model, handles, data: ScoredDataset, inputs, fitted: dict, base, config, metadata: dict,
                log=print):
-        facts = {}
+        facts, lite = {}, ({} if config.tflite else None)
         version = export_regressor(model, handles.preprocess, base, mean=data.mean, std=data.std,
                                    inputs=inputs.settings, has_pairs=data.has_pairs, encoder_handle=handles.encoder,
                                    pooling=config.pooling, check_texts=data.test["text"].astype(str).tolist()[:SERVING_CHECK_TEXTS],
-                                   info=facts, metadata=metadata, log=log)
-        return version, {"target": {"mean": data.mean, "std": data.std}, "serving_graph": facts}
+                                   info=facts, metadata=metadata, tflite=lite, log=log)
+        return version, {"target": {"mean": data.mean, "std": data.std}, "serving_graph": facts,
+                         **({"tflite": lite} if lite is not None else {})}
 
     def example_data(self, directory, rows: int = 48) -> dict:
         """Tweets of the built-in corpus with their signed sentiment score (a third per label), as CSV files with
