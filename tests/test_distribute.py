@@ -24,17 +24,18 @@ import pandas as pd
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tfbert.train import fine_tune
+from tfbert.config import make_config
+from tfbert.fit import fit
 encoder, data, out = sys.argv[1:4]
 result = {}
-for strategy in ("default", "mirrored"):
+for strategy in ("default", "mirrored"):  # the training loop alone: exporting is the same under both
     logs = []
-    s = fine_tune(log=logs.append, task="classify", train_file=data, text_column="tweet", label_column="mood",
-                  encoder=encoder, strategy=strategy, dropout=0.0, batch_size=16, learning_rate=5e-3, epochs=2,
-                  min_steps=0, max_train_examples=128, pooling="mean", verbose=0, output_dir=out,
-                  model_name=strategy)
-    history = pd.read_csv(s["run_dir"] + "/history.csv")
-    result[strategy] = {"loss": history["loss"].tolist(), "accuracy": s["test"]["accuracy"],
+    s = fit(make_config(dict(task="classify", train_file=data, text_column="tweet", label_column="mood",
+                             encoder=encoder, strategy=strategy, dropout=0.0, batch_size=16, learning_rate=5e-3,
+                             epochs=2, min_steps=0, max_train_examples=128, pooling="mean", verbose=0,
+                             output_dir=out, model_name=strategy)), log=logs.append, export=False)
+    history = pd.read_csv(str(s["run_dir"]) + "/history.csv")
+    result[strategy] = {"loss": history["loss"].tolist(),
                         "replicas": [line for line in logs if line.startswith("strategy")]}
 print("RESULT " + json.dumps(result))
 """
