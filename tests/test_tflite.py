@@ -11,7 +11,14 @@ from conftest import run_tflite
 
 from tfbert.config import ConfigError
 from tfbert.export.base import CHECK_TEXTS
-from tfbert.export.tflite import ClassifierAnswers, ExportedForward, LiteModel, vocabulary, write_tflite
+from tfbert.export.tflite import (
+    ClassifierAnswers,
+    ExportedForward,
+    LiteModel,
+    RegressorAnswers,
+    vocabulary,
+    write_tflite,
+)
 from tfbert.tasks import spec
 from tfbert.train import parse_config
 
@@ -118,7 +125,7 @@ def test_the_tflite_graph_cuts_at_the_window_and_applies_temperature_and_thresho
     assert got["label_id"].numpy().tolist() == (probabilities[:, 1] >= 0.3).astype(int).tolist()
 
 
-def test_a_regressor_tflite_scores_in_label_units_as_the_savedmodel(tiny_pair, tmp_path):
+def test_a_regressor_tflite_scores_in_label_units_as_the_savedmodel(tiny_pair, tmp_path, monkeypatch):
     """--tflite on a regression export: the standardised output mapped back with the training labels' mean and
     std (3 and 2 here), as serving_default maps it."""
     from tfbert.config import RunConfig
@@ -144,6 +151,16 @@ def test_a_regressor_tflite_scores_in_label_units_as_the_savedmodel(tiny_pair, t
     assert served.std() > 0.5  # the model answers differently for different texts: the check means something
     # int8 weights move the scores by a few thousandths of the labels' spread (0.005 against an std of 1.3 here)
     assert got.shape == served.shape and np.abs(got - served).mean() < 0.02 * served.std()
+
+    # Beyond the bound on the mean difference (here: any difference) the file is not written, and the facts say why.
+    import tfbert.export.tflite as tflite
+    monkeypatch.setattr(tflite, "MAX_MEAN_SCORE_DIFF", 0.0)
+    loaded = tf.saved_model.load(str(version))
+    facts = write_tflite(tmp_path / "again", ExportedForward(loaded.core), loaded.preprocess, max_seq_length=64,
+                         expected=served, texts=texts, answers=RegressorAnswers(3.0, 2.0), log=lambda *_: None)
+    assert facts["written"] is False and facts["mean_diff_in_std"] > 0
+    assert f"label standard deviations on average over {len(texts)} texts, above 0.0" in facts["reason"]
+    assert not (tmp_path / "again" / "assets.extra" / "model.tflite").exists()
 
 
 def test_tflite_is_refused_where_the_task_reads_pairs_or_cuts_otherwise():
