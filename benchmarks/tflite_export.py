@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
 
     from tfbert.data.classification import load_dataset
-    from tfbert.export.tflite import TFLITE_FILE, ClassifierAnswers, ExportedForward, write_tflite
+    from tfbert.export.classifier import ClassifierAnswers
+    from tfbert.export.tflite import TFLITE_FILE, ExportedForward, write_tflite
 
     export = Path(a.export)
     meta = json.loads((export / "assets.extra" / "tfbert.json").read_text())

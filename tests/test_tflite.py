@@ -11,14 +11,9 @@ from conftest import run_tflite
 
 from tfbert.config import ConfigError
 from tfbert.export.base import CHECK_TEXTS
-from tfbert.export.tflite import (
-    ClassifierAnswers,
-    ExportedForward,
-    LiteModel,
-    RegressorAnswers,
-    vocabulary,
-    write_tflite,
-)
+from tfbert.export.classifier import ClassifierAnswers
+from tfbert.export.regressor import RegressorAnswers
+from tfbert.export.tflite import ExportedForward, LiteModel, vocabulary, write_tflite
 from tfbert.tasks import spec
 from tfbert.train import parse_config
 
@@ -58,7 +53,7 @@ def test_the_tflite_tokenizer_matches_the_export_on_the_tweets_except_the_replac
     import tensorflow_hub as hub
     preprocess = hub.load(str(tiny_pair / "preprocess"))
     vocab, lower_case = vocabulary(preprocess)
-    lite = LiteModel(None, vocab, lower_case, 128)
+    lite = LiteModel(None, vocab, lower_case, 128, ClassifierAnswers())
     texts = _tweets()
     differ = {"as they are": 0, "U+FFFD removed": 0}
     for start in range(0, len(texts), 1024):
@@ -86,13 +81,13 @@ def test_the_tflite_is_not_written_when_its_labels_disagree_or_it_cannot_be_conv
     with monkeypatch.context() as m:
         m.setattr(tflite, "convert", broken)
         facts = write_tflite(tmp_path, ExportedForward(loaded.core), loaded.preprocess, max_seq_length=128,
-                             expected=expected, texts=texts, log=lambda *_: None)
+                             expected=expected, texts=texts, answers=ClassifierAnswers(), log=lambda *_: None)
     assert facts == {"written": False, "reason": "the conversion failed: RuntimeError: op not supported"}
     assert not (tmp_path / "assets.extra").exists()
 
     monkeypatch.setattr(tflite, "MIN_LABEL_AGREEMENT", 1.01)  # no model reaches it
     facts = write_tflite(tmp_path, ExportedForward(loaded.core), loaded.preprocess, max_seq_length=128, expected=expected,
-                         texts=texts, log=lambda *_: None)
+                         texts=texts, answers=ClassifierAnswers(), log=lambda *_: None)
     assert facts["written"] is False and "below 101%" in facts["reason"] and facts["check_texts"] == 40
     assert not (tmp_path / "assets.extra" / "model.tflite").exists()
 
@@ -110,7 +105,7 @@ def test_the_tflite_graph_cuts_at_the_window_and_applies_temperature_and_thresho
     so the long text and its cut prefix get the same answer."""
     loaded = tf.saved_model.load(str(trained_export))
     vocab, lower_case = vocabulary(loaded.preprocess)
-    lite = LiteModel(ExportedForward(loaded.core), vocab, lower_case, 16)
+    lite = LiteModel(ExportedForward(loaded.core), vocab, lower_case, 16, ClassifierAnswers())
     words = "good bad awful great fine movie day service food never again really".split()
     long = " ".join(words * 3)
     prefix = " ".join((words * 3)[:14])  # 14 one-wordpiece words: the window of 16

@@ -140,7 +140,7 @@ def load_dataset(
     ``*_dir`` is a folder of class folders of .txt files (tfbert.data.folders), read instead of that split's file.
     ``text_column`` may name several columns ("title,body"): their texts are joined (tables.TEXT_JOINER).
     Missing valid/test files are split off the train data, stratified by label and
-    seeded; ``valid_min_per_class`` then moves training rows to the split valid until every class has that many there
+    seeded; ``valid_min_per_class`` then moves training rows to the validation split until every class has that many there
     (at most a third of a class). ``max_train_examples`` subsamples train only. Raises :class:`DataError`
     with a fix-it message for any data problem; everything done to the data is
     described in ``TextDataset.notes``.

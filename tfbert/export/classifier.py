@@ -35,7 +35,7 @@ from tfbert.export.publish import (
     verify_in_fresh_process,
 )
 from tfbert.export.serving_core import ServedHead, choose_serving_core
-from tfbert.export.tflite import ClassifierAnswers, export_tflite, refuse_tflite_cut
+from tfbert.export.tflite import export_tflite, refuse_tflite_cut
 
 LABELS_FILE = "labels.txt"
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -78,12 +78,34 @@ class ClassifierServer(tf.Module):
 
 def classifier_outputs(logits, labels: list[str], temperature, threshold=None) -> dict:
     """The classifier's answers from its logits (also a multitask export's classifier heads)."""
+    probabilities, label_id = classifier_decision(logits, temperature, threshold)
+    return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(tf.constant(labels), label_id)}
+
+
+def classifier_decision(logits, temperature, threshold=None):
+    """softmax(logits / T) and the label id (also the .tflite's: tfbert.export.tflite)."""
     probabilities = tf.nn.softmax(logits / temperature, axis=-1)
     if threshold is None:
         label_id = tf.argmax(probabilities, axis=-1)
     else:  # two labels: the second one exactly when its probability reaches the threshold
         label_id = tf.cast(probabilities[:, 1] >= threshold, tf.int64)
-    return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(tf.constant(labels), label_id)}
+    return probabilities, label_id
+
+
+class ClassifierAnswers:
+    """The .tflite's head (tfbert.export.tflite.LiteModel): logits -> softmax(logits / T) and the label id (the
+    argmax, or the tuned threshold on the second label)."""
+    kind, compared = "classifier", "probabilities"
+
+    def __init__(self, temperature: float = 1.0, threshold: float | None = None):
+        self.temperature, self.threshold = float(temperature), threshold
+
+    def __call__(self, logits):
+        probabilities, label_id = classifier_decision(tf.cast(logits, tf.float32), self.temperature, self.threshold)
+        return {"probabilities": probabilities, "label_id": label_id}
+
+    def decisions(self, probabilities: np.ndarray) -> np.ndarray:
+        return probabilities.argmax(-1) if self.threshold is None else probabilities[:, 1] >= self.threshold
 
 
 def check_decision(labels: list[str], temperature: float, threshold: float | None) -> None:

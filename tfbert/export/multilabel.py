@@ -27,7 +27,7 @@ from tfbert.export.base import CHECK_TEXTS
 from tfbert.export.classifier import LABELS_FILE, ClassifierServer
 from tfbert.export.publish import asset_source, publish_next_version, save_server, verify_in_fresh_process
 from tfbert.export.serving_core import ServedHead, choose_serving_core
-from tfbert.export.tflite import MultilabelAnswers, export_tflite, refuse_tflite_cut
+from tfbert.export.tflite import export_tflite, refuse_tflite_cut
 
 THRESHOLDS_FILE = "thresholds.txt"
 OUTPUTS = ("probabilities", "labels", "num_labels")
@@ -49,13 +49,36 @@ class MultilabelServer(ClassifierServer):
 
 def multilabel_outputs(logits, labels: list[str], thresholds) -> dict:
     """Sigmoid scores and the thresholded label sets (also a multitask export's multi-label heads)."""
-    probabilities = tf.sigmoid(logits)
-    chosen = probabilities >= tf.constant(np.asarray(thresholds, np.float32))[None, :]
+    probabilities, chosen = multilabel_choice(logits, thresholds)
     where = tf.where(chosen)  # [k, 2] (row, label), row-major: each row's labels in label order
     batch = tf.shape(probabilities, out_type=tf.int64)[0]
     names = tf.RaggedTensor.from_value_rowids(tf.gather(tf.constant(labels), where[:, 1]), where[:, 0], nrows=batch)
     return {"probabilities": probabilities, "labels": names.to_tensor(""),
             "num_labels": tf.reduce_sum(tf.cast(chosen, tf.int32), axis=1)}
+
+
+def multilabel_choice(logits, thresholds):
+    """Sigmoid scores and, per label, whether it reaches its threshold (also the .tflite's: tfbert.export.tflite)."""
+    probabilities = tf.sigmoid(logits)
+    return probabilities, probabilities >= tf.constant(np.asarray(thresholds, np.float32))[None, :]
+
+
+class MultilabelAnswers:
+    """The .tflite's head (tfbert.export.tflite.LiteModel): logits -> sigmoid probabilities, chosen (1 where a
+    label's probability reaches its threshold), num_labels. The SavedModel's label names as strings need ragged ops
+    TFLite has no kernels for: `chosen` is in label order."""
+    kind, compared = "multilabel", "probabilities"
+
+    def __init__(self, thresholds):
+        self.thresholds = np.asarray(thresholds, np.float32)
+
+    def __call__(self, logits):
+        probabilities, chosen = multilabel_choice(tf.cast(logits, tf.float32), self.thresholds)
+        chosen = tf.cast(chosen, tf.int32)
+        return {"probabilities": probabilities, "chosen": chosen, "num_labels": tf.reduce_sum(chosen, axis=1)}
+
+    def decisions(self, probabilities: np.ndarray) -> np.ndarray:
+        return probabilities >= self.thresholds[None, :]
 
 
 def export_multilabel(core, preprocess_handle: str, labels: list[str], thresholds, base: str | Path, *,

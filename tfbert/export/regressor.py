@@ -23,7 +23,7 @@ from tfbert.data.pipeline import TextPipeline
 from tfbert.export.base import CHECK_TEXTS, SERVE_CHUNK, sorted_chunks, text_batches
 from tfbert.export.publish import publish_next_version, save_server, text_signatures, verify_in_fresh_process
 from tfbert.export.serving_core import ServedHead, choose_serving_core
-from tfbert.export.tflite import RegressorAnswers, export_tflite, refuse_tflite_cut
+from tfbert.export.tflite import export_tflite, refuse_tflite_cut
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
@@ -61,6 +61,20 @@ class RegressorServer(tf.Module):
 def regressor_outputs(standardised, mean: float, std: float) -> dict:
     """Standardised values [batch] -> scores in label units (also a multitask export's regression heads)."""
     return {OUTPUT: standardised * tf.constant(std, tf.float32) + tf.constant(mean, tf.float32)}
+
+
+class RegressorAnswers:
+    """The .tflite's head (tfbert.export.tflite.LiteModel): standardised logits [batch, 1] -> score [batch] in the
+    label's units."""
+    kind, compared = "regressor", "score"
+
+    def __init__(self, mean: float, std: float):
+        self.mean, self.std = float(mean), float(std)
+
+    def __call__(self, logits):
+        return regressor_outputs(tf.cast(logits, tf.float32)[:, 0], self.mean, self.std)
+
+    decisions = None
 
 
 def export_regressor(core, preprocess_handle: str, base: str | Path, *, mean: float, std: float,

@@ -48,64 +48,16 @@ WEIGHTS = "int8 (dynamic range)"
 TOKENIZER = "tensorflow_text FastBertTokenizer"
 
 
-class ClassifierAnswers:
-    """Logits -> softmax(logits / T) and the label id (the argmax, or the tuned threshold on the second label)."""
-    kind, compared = "classifier", "probabilities"
-
-    def __init__(self, temperature: float = 1.0, threshold: float | None = None):
-        self.temperature, self.threshold = float(temperature), threshold
-
-    def __call__(self, logits):
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32) / self.temperature, axis=-1)
-        if self.threshold is None:
-            label_id = tf.argmax(probabilities, axis=-1)
-        else:
-            label_id = tf.cast(probabilities[:, 1] >= self.threshold, tf.int64)
-        return {"probabilities": probabilities, "label_id": label_id}
-
-    def decisions(self, probabilities: np.ndarray) -> np.ndarray:
-        return probabilities.argmax(-1) if self.threshold is None else probabilities[:, 1] >= self.threshold
-
-
-class MultilabelAnswers:
-    """Logits -> sigmoid probabilities, chosen (1 where a label's probability reaches its threshold), num_labels.
-    The SavedModel's label names as strings need ragged ops TFLite has no kernels for: `chosen` is in label order."""
-    kind, compared = "multilabel", "probabilities"
-
-    def __init__(self, thresholds):
-        self.thresholds = np.asarray(thresholds, np.float32)
-
-    def __call__(self, logits):
-        probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
-        chosen = tf.cast(probabilities >= tf.constant(self.thresholds)[None, :], tf.int32)
-        return {"probabilities": probabilities, "chosen": chosen, "num_labels": tf.reduce_sum(chosen, axis=1)}
-
-    def decisions(self, probabilities: np.ndarray) -> np.ndarray:
-        return probabilities >= self.thresholds[None, :]
-
-
-class RegressorAnswers:
-    """Standardised logits [batch, 1] -> score [batch] in the label's units."""
-    kind, compared = "regressor", "score"
-
-    def __init__(self, mean: float, std: float):
-        self.mean, self.std = float(mean), float(std)
-
-    def __call__(self, logits):
-        return {"score": tf.cast(logits, tf.float32)[:, 0] * self.std + self.mean}
-
-    decisions = None
-
-
 class LiteModel(tf.Module):
-    """text [batch] -> the head's answers (`answers`: ClassifierAnswers, MultilabelAnswers or RegressorAnswers), in
-    ops TFLite (with tensorflow_text's kernels) runs. `forward`: a float32 inference graph, encoder inputs ->
-    logits."""
+    """text [batch] -> the head's answers, in ops TFLite (with tensorflow_text's kernels) runs. `forward`: a float32
+    inference graph, encoder inputs -> logits; `answers`: logits -> outputs, with `compared` (the output compared
+    with the SavedModel's) and `decisions` (numpy: its decisions, or None for a score). Each exporter has its own:
+    classifier.ClassifierAnswers, multilabel.MultilabelAnswers, regressor.RegressorAnswers."""
 
-    def __init__(self, forward, vocab: list[str], lower_case: bool, max_seq_length: int, answers=None):
+    def __init__(self, forward, vocab: list[str], lower_case: bool, max_seq_length: int, answers):
         super().__init__()
         import tensorflow_text as tf_text
-        self.forward, self.answers = forward, answers or ClassifierAnswers()
+        self.forward, self.answers = forward, answers
         self.tokenizer = tf_text.FastBertTokenizer(vocab=vocab, token_out_type=tf.int64,
                                                    lower_case_nfd_strip_accents=lower_case)
         self.cls_id, self.sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
@@ -179,11 +131,10 @@ print("RESULT" + json.dumps(out))
 
 
 def write_tflite(directory: Path, forward, preprocess, *, max_seq_length: int, expected: np.ndarray,
-                 texts: list[str], answers=None, log=print) -> dict:
-    """Writes directory/assets.extra/model.tflite (`forward` a float32 inference graph, `answers` its head: a
-    classifier's by default) if its answers on `texts` agree with the SavedModel's `expected` ones (its
-    `answers.compared` output); returns the facts for the metadata."""
-    answers = answers or ClassifierAnswers()
+                 texts: list[str], answers, log=print) -> dict:
+    """Writes directory/assets.extra/model.tflite (`forward` a float32 inference graph, `answers` its head's, as
+    LiteModel takes) if its answers on `texts` agree with the SavedModel's `expected` ones (its `answers.compared`
+    output); returns the facts for the metadata."""
     log("tflite: converting the model with its tokenizer (int8 weights)")
     try:
         vocab, lower_case = vocabulary(preprocess)
